@@ -1,0 +1,109 @@
+//! The outgoing byte queue: headers and small frames batched into one buffer, large payloads
+//! queued as the caller's own `Bytes` so a vectored write sends them without a copy.
+//!
+//! The caller drains it with `chunks()` (feed them to `writev`) and `consume(n)` after a write of
+//! `n` bytes, partial writes included.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::command::Command;
+use crate::frame::{encode_header, flags};
+
+/// Payloads up to this size are copied into the batch buffer; larger ones travel by reference.
+/// libzmq copies whatever fits in its 8 KiB batch; copying is cheaper than an iovec below that.
+pub const COPY_THRESHOLD: usize = 8 << 10;
+
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// Sealed chunks, in send order, ahead of `batch`.
+    queued: VecDeque<Bytes>,
+    /// Headers and small payloads not yet sealed into `queued`.
+    batch: BytesMut,
+    /// Total bytes waiting in `queued` and `batch`.
+    pending: usize,
+}
+
+impl Encoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends raw bytes (the greeting).
+    pub fn push_raw(&mut self, raw: &[u8]) {
+        self.batch.extend_from_slice(raw);
+        self.pending += raw.len();
+    }
+
+    pub fn push_command(&mut self, command: &Command) {
+        let before = self.batch.len();
+        command.encode(&mut self.batch);
+        self.pending += self.batch.len() - before;
+    }
+
+    /// Appends one data frame. `more` sets the MORE flag.
+    pub fn push_frame(&mut self, body: &Bytes, more: bool) {
+        let flag_bits = if more { flags::MORE } else { 0 };
+        let before = self.batch.len();
+        encode_header(&mut self.batch, flag_bits, body.len());
+        self.pending += self.batch.len() - before + body.len();
+        if body.len() <= COPY_THRESHOLD {
+            self.batch.put_slice(body);
+        } else {
+            self.seal();
+            self.queued.push_back(body.clone());
+        }
+    }
+
+    /// Appends every frame of a message, MORE on all but the last.
+    pub fn push_message(&mut self, frames: &[Bytes]) {
+        let last = frames.len().saturating_sub(1);
+        for (i, frame) in frames.iter().enumerate() {
+            self.push_frame(frame, i < last);
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// The waiting bytes as a sequence of slices, in order, for one vectored write.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.queued.iter().map(|b| &b[..]).chain((!self.batch.is_empty()).then_some(&self.batch[..]))
+    }
+
+    /// Drops the first `n` bytes after they were written.
+    pub fn consume(&mut self, mut n: usize) {
+        n = n.min(self.pending);
+        self.pending -= n;
+        while n > 0 {
+            let Some(front) = self.queued.front_mut() else {
+                self.batch.advance(n);
+                break;
+            };
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.queued.pop_front();
+        }
+        if self.pending == 0 {
+            // Everything went out: rewind so the next batch reuses the buffer from its start.
+            self.batch.clear();
+        }
+    }
+
+    /// Moves the batch buffer into the queue so a by-reference payload can follow it in order.
+    fn seal(&mut self) {
+        if !self.batch.is_empty() {
+            self.queued.push_back(self.batch.split().freeze());
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Typed errors, scoped by blast radius.
+//!
+//! Every error here closes exactly one connection: the one whose bytes caused it. Nothing in this
+//! crate returns `io::Error` or a string error; callers match on variants to count and log them.
+
+use core::fmt;
+
+use bytes::Bytes;
+
+use crate::greeting::Mechanism;
+use crate::socket_type::SocketType;
+
+/// The 64-byte greeting was not one we can speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GreetingError {
+    /// Byte 0 must be `0xFF` (RFC 23 §2.3 "signature"). Anything else is not ZMTP 2.0+.
+    BadSignature { byte: u8 },
+    /// Byte 9's low bit is 0: a ZMTP 1.0 peer (RFC 23 "backwards interoperability").
+    Zmtp10,
+    /// Major version below 3 (ZMTP 2.0 and older). We never downgrade (libzmq#1273).
+    UnsupportedVersion { major: u8, minor: u8 },
+    /// The peer asked for a security mechanism we were not configured for.
+    MechanismMismatch { ours: Mechanism, theirs: Mechanism },
+}
+
+/// A frame header broke a rule or a configured limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A data frame declared more bytes than `Limits::max_frame_size`.
+    FrameTooLarge { declared: u64, limit: usize },
+    /// The frames of one message would add up to more than `Limits::max_message_size`.
+    MessageTooLarge { declared: u64, limit: usize },
+    /// One message would hold more frames than `Limits::max_frames`.
+    TooManyFrames { limit: usize },
+    /// A command frame declared more bytes than `Limits::max_command_size`.
+    CommandTooLarge { declared: u64, limit: usize },
+}
+
+/// A command body could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The command frame was empty: no name-length byte.
+    Empty,
+    /// The name length byte points past the end of the frame.
+    TruncatedName { name_len: usize, available: usize },
+    /// A READY property name ran past the end of the command.
+    TruncatedPropertyName { name_len: usize, available: usize },
+    /// A READY property value length was missing or ran past the end of the command.
+    TruncatedPropertyValue { value_len: u64, available: usize },
+    /// A READY property had an empty name (RFC 23: name is 1..255 octets).
+    EmptyPropertyName,
+    /// The READY metadata as a whole was larger than `Limits::max_metadata_size`.
+    MetadataTooLarge { size: usize, limit: usize },
+    /// PING without its 2-byte TTL.
+    TruncatedPing { available: usize },
+    /// ERROR whose reason length points past the end of the command.
+    TruncatedError { reason_len: usize, available: usize },
+}
+
+/// Why a session ended. Each is fatal for the one connection only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    Greeting(GreetingError),
+    Frame(FrameError),
+    Command(CommandError),
+    /// The first frame after the greeting was not a READY (or ERROR) command.
+    ExpectedReady {
+        got: UnexpectedFrame,
+    },
+    /// READY carried a `Socket-Type` value that no ZMTP socket type has.
+    UnknownSocketType {
+        value: Bytes,
+    },
+    /// READY carried no `Socket-Type` (RFC 23: the sender SHALL specify it).
+    MissingSocketType,
+    /// The peer's socket type cannot talk to ours (RFC 23 "socket type pairs").
+    IncompatibleSocketType {
+        ours: SocketType,
+        theirs: SocketType,
+    },
+    /// The peer sent an ERROR command; `reason` is what it said.
+    PeerError {
+        reason: Bytes,
+    },
+    /// The handshake did not complete in time.
+    HandshakeTimeout,
+    /// No traffic arrived within the heartbeat timeout (or the TTL the peer asked for).
+    HeartbeatTimeout,
+}
+
+/// What arrived where READY was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnexpectedFrame {
+    /// A data (message) frame.
+    Message,
+    /// A command other than READY or ERROR.
+    Command,
+}
+
+/// `Session::send` was called before the handshake completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotReady;
+
+impl From<GreetingError> for Error {
+    fn from(e: GreetingError) -> Self {
+        Error::Greeting(e)
+    }
+}
+
+impl From<FrameError> for Error {
+    fn from(e: FrameError) -> Self {
+        Error::Frame(e)
+    }
+}
+
+impl From<CommandError> for Error {
+    fn from(e: CommandError) -> Self {
+        Error::Command(e)
+    }
+}
+
+impl fmt::Display for GreetingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadSignature { byte } => write!(f, "not a ZMTP greeting (first byte {byte:#04x})"),
+            Self::Zmtp10 => f.write_str("ZMTP 1.0 peer refused"),
+            Self::UnsupportedVersion { major, minor } => {
+                write!(f, "ZMTP {major}.{minor} refused (need 3.x or later)")
+            }
+            Self::MechanismMismatch { ours, theirs } => {
+                write!(f, "mechanism {theirs} refused (configured for {ours})")
+            }
+        }
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FrameTooLarge { declared, limit } => {
+                write!(f, "frame of {declared} bytes exceeds the {limit}-byte limit")
+            }
+            Self::MessageTooLarge { declared, limit } => {
+                write!(f, "message of {declared}+ bytes exceeds the {limit}-byte limit")
+            }
+            Self::TooManyFrames { limit } => write!(f, "message has more than {limit} frames"),
+            Self::CommandTooLarge { declared, limit } => {
+                write!(f, "command of {declared} bytes exceeds the {limit}-byte limit")
+            }
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("empty command frame"),
+            Self::TruncatedName { name_len, available } => {
+                write!(f, "command name of {name_len} bytes, {available} available")
+            }
+            Self::TruncatedPropertyName { name_len, available } => {
+                write!(f, "property name of {name_len} bytes, {available} available")
+            }
+            Self::TruncatedPropertyValue { value_len, available } => {
+                write!(f, "property value of {value_len} bytes, {available} available")
+            }
+            Self::EmptyPropertyName => f.write_str("empty property name"),
+            Self::MetadataTooLarge { size, limit } => {
+                write!(f, "metadata of {size} bytes exceeds the {limit}-byte limit")
+            }
+            Self::TruncatedPing { available } => write!(f, "PING of {available} bytes lacks a TTL"),
+            Self::TruncatedError { reason_len, available } => {
+                write!(f, "ERROR reason of {reason_len} bytes, {available} available")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Greeting(e) => write!(f, "greeting: {e}"),
+            Self::Frame(e) => write!(f, "framing: {e}"),
+            Self::Command(e) => write!(f, "command: {e}"),
+            Self::ExpectedReady { got } => write!(f, "expected READY, got a {got:?} frame"),
+            Self::UnknownSocketType { value } => write!(f, "unknown socket type {value:?}"),
+            Self::MissingSocketType => f.write_str("READY without Socket-Type"),
+            Self::IncompatibleSocketType { ours, theirs } => {
+                write!(f, "peer socket type {theirs} cannot talk to {ours}")
+            }
+            Self::PeerError { reason } => write!(f, "peer sent ERROR {reason:?}"),
+            Self::HandshakeTimeout => f.write_str("handshake timed out"),
+            Self::HeartbeatTimeout => f.write_str("heartbeat timed out"),
+        }
+    }
+}
+
+impl std::error::Error for GreetingError {}
+impl std::error::Error for FrameError {}
+impl std::error::Error for CommandError {}
+impl std::error::Error for Error {}

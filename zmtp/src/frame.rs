@@ -1,0 +1,205 @@
+//! Frames: flags, headers, the size limits, and the zero-copy frame decoder and header encoder.
+//!
+//! RFC 23 §2.4: `frame = flags size body`; flags bit 0 is MORE, bit 1 LONG (8-byte big-endian
+//! size instead of 1 byte), bit 2 COMMAND. Bits 3-7 "MUST be zero" but libzmq ignores them, and
+//! so do we. A frame whose body already sits in the receive buffer comes out as a `Bytes` view of
+//! that buffer: no copy, no allocation per frame.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::FrameError;
+
+/// Frame flag bits.
+pub mod flags {
+    pub const MORE: u8 = 0x01;
+    pub const LONG: u8 = 0x02;
+    pub const COMMAND: u8 = 0x04;
+}
+
+/// Largest body a short (1-byte size) header can describe.
+pub const MAX_SHORT_SIZE: usize = 255;
+/// Longest frame header: flags + 8-byte size.
+pub const MAX_HEADER_LEN: usize = 9;
+
+/// Default cap on one data frame: 16 MiB, the same order as RabbitMQ 4's default
+/// `max_message_size` (16 MiB) and well above NATS's 1 MiB payload default.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// Default cap on one whole message: room for a 16 MiB body plus routing envelopes.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 << 20;
+/// Default cap on frames in one message (EZ Arch messages have fewer than 16).
+pub const DEFAULT_MAX_FRAMES: usize = 256;
+/// Default cap on one command frame: a 64 KiB SUBSCRIBE topic plus its name fits.
+pub const DEFAULT_MAX_COMMAND_SIZE: usize = (64 << 10) + 256;
+/// Default cap on the summed READY properties.
+pub const DEFAULT_MAX_METADATA_SIZE: usize = 16 << 10;
+
+/// Limits applied to what a peer declares, before anything is allocated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_frame_size: usize,
+    pub max_message_size: usize,
+    pub max_frames: usize,
+    pub max_command_size: usize,
+    pub max_metadata_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_frames: DEFAULT_MAX_FRAMES,
+            max_command_size: DEFAULT_MAX_COMMAND_SIZE,
+            max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
+        }
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The flags octet as received (reserved bits included).
+    pub flags: u8,
+    pub body: Bytes,
+}
+
+impl Frame {
+    pub fn is_command(&self) -> bool {
+        self.flags & flags::COMMAND != 0
+    }
+
+    /// MORE on a data frame. libzmq ignores MORE on a command, and so do we.
+    pub fn more(&self) -> bool {
+        !self.is_command() && self.flags & flags::MORE != 0
+    }
+}
+
+/// Writes a frame header: short form up to 255 bytes, long form from 256, as libzmq does.
+pub fn encode_header(out: &mut BytesMut, flag_bits: u8, len: usize) {
+    if len <= MAX_SHORT_SIZE {
+        out.put_u8(flag_bits);
+        out.put_u8(len as u8);
+    } else {
+        out.put_u8(flag_bits | flags::LONG);
+        out.put_u64(len as u64);
+    }
+}
+
+/// Where the decoder is inside the current frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for a complete header.
+    Header,
+    /// Header consumed and checked; waiting for `len` body bytes.
+    Body { flags: u8, len: usize },
+}
+
+/// Splits frames off the front of a receive buffer, enforcing `Limits` on declared sizes.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    limits: Limits,
+    state: State,
+    /// Bytes in the data frames of the message in progress (frames with MORE seen so far).
+    message_size: u64,
+    /// Data frames of the message in progress.
+    message_frames: usize,
+}
+
+impl FrameDecoder {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, state: State::Header, message_size: 0, message_frames: 0 }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Decodes one frame from the front of `buf`. `Ok(None)` means more bytes are needed; whatever
+    /// was consumed is remembered, so call again with the same buffer once more has arrived.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let (flags, len) = match self.state {
+            State::Body { flags, len } => (flags, len),
+            State::Header => match self.decode_header(buf)? {
+                Some(header) => header,
+                None => return Ok(None),
+            },
+        };
+        if buf.len() < len {
+            self.state = State::Body { flags, len };
+            return Ok(None);
+        }
+        self.state = State::Header;
+        let body = buf.split_to(len).freeze();
+        let frame = Frame { flags, body };
+        self.account(&frame);
+        Ok(Some(frame))
+    }
+
+    /// Bytes the decoder needs before it can make progress; a hint for sizing the next read.
+    /// After a large header this is the rest of the body, so the caller can read it in one go.
+    pub fn needed(&self, buf: &[u8]) -> usize {
+        match self.state {
+            State::Body { len, .. } => len.saturating_sub(buf.len()),
+            State::Header => match buf.first() {
+                Some(f) if f & flags::LONG != 0 => MAX_HEADER_LEN.saturating_sub(buf.len()),
+                _ => 2usize.saturating_sub(buf.len()),
+            },
+        }
+    }
+
+    /// Reads and checks a header; consumes it only when complete.
+    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Option<(u8, usize)>, FrameError> {
+        let Some(&flags) = buf.first() else { return Ok(None) };
+        let (header_len, declared) = if flags & flags::LONG != 0 {
+            let Some(raw) = buf.get(1..MAX_HEADER_LEN) else { return Ok(None) };
+            let mut size = [0u8; 8];
+            size.copy_from_slice(raw);
+            (MAX_HEADER_LEN, u64::from_be_bytes(size))
+        } else {
+            let Some(&size) = buf.get(1) else { return Ok(None) };
+            (2, u64::from(size))
+        };
+        let len = self.check_size(flags, declared)?;
+        buf.advance(header_len);
+        Ok(Some((flags, len)))
+    }
+
+    /// Applies the limits to a declared size, in u64 so no size can overflow, and returns it as
+    /// usize only once it is known to fit under a usize limit.
+    fn check_size(&self, flags: u8, declared: u64) -> Result<usize, FrameError> {
+        let limits = &self.limits;
+        if flags & flags::COMMAND != 0 {
+            return within(declared, limits.max_command_size)
+                .ok_or(FrameError::CommandTooLarge { declared, limit: limits.max_command_size });
+        }
+        let len = within(declared, limits.max_frame_size)
+            .ok_or(FrameError::FrameTooLarge { declared, limit: limits.max_frame_size })?;
+        if self.message_frames >= limits.max_frames {
+            return Err(FrameError::TooManyFrames { limit: limits.max_frames });
+        }
+        let total = self.message_size.saturating_add(declared);
+        if within(total, limits.max_message_size).is_none() {
+            return Err(FrameError::MessageTooLarge { declared: total, limit: limits.max_message_size });
+        }
+        Ok(len)
+    }
+
+    /// Tracks the message in progress so its caps hold across frames.
+    fn account(&mut self, frame: &Frame) {
+        if frame.is_command() {
+            return;
+        }
+        if frame.more() {
+            self.message_frames += 1;
+            self.message_size = self.message_size.saturating_add(frame.body.len() as u64);
+        } else {
+            self.message_frames = 0;
+            self.message_size = 0;
+        }
+    }
+}
+
+/// `Some(declared as usize)` when it is at most `limit`.
+fn within(declared: u64, limit: usize) -> Option<usize> {
+    usize::try_from(declared).ok().filter(|&len| len <= limit)
+}

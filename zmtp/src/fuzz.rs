@@ -1,0 +1,96 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: each target is a one-line call to one of
+//! these. They must never panic on any input; the invariants they assert are the crate's promises.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::command::Command;
+use crate::frame::{FrameDecoder, Limits};
+use crate::greeting::GreetingReader;
+use crate::session::{Config, Session};
+use crate::socket_type::SocketType;
+
+/// Splits `data` into chunks whose sizes come from `data` itself: the first byte seeds the sizes.
+fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (seed, mut rest) = data.split_first().map_or((1, data), |(s, r)| (*s, r));
+    let mut step = usize::from(seed).max(1);
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = step.min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        rest = tail;
+        step = (step * 7 + 3) % 97 + 1;
+        Some(head)
+    })
+}
+
+/// Frame decoder over arbitrary bytes, fed in arbitrary chunks, with small limits.
+pub fn frame_decoder(data: &[u8]) {
+    let limits =
+        Limits { max_frame_size: 4096, max_message_size: 16384, max_frames: 16, ..Limits::default() };
+    let mut decoder = FrameDecoder::new(limits);
+    let mut buf = BytesMut::new();
+    for chunk in chunks(data) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => assert!(frame.body.len() <= limits.max_command_size),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Greeting reader over arbitrary bytes in arbitrary chunks.
+pub fn greeting(data: &[u8]) {
+    let mut reader = GreetingReader::default();
+    for chunk in chunks(data) {
+        match reader.feed(chunk) {
+            Ok((taken, done)) => {
+                assert!(taken <= chunk.len());
+                if done.is_some() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Command parser; whatever parses must encode and parse back to the same command.
+pub fn command(data: &[u8]) {
+    let Ok(command) = Command::parse(Bytes::copy_from_slice(data), 1 << 16) else { return };
+    let mut out = BytesMut::new();
+    command.encode(&mut out);
+    let mut decoder = FrameDecoder::new(Limits { max_command_size: 1 << 20, ..Limits::default() });
+    let frame = decoder.decode(&mut out).ok().flatten().filter(|f| f.is_command());
+    let again = frame.and_then(|f| Command::parse(f.body, 1 << 16).ok());
+    assert_eq!(again.as_ref(), Some(&command), "encode/parse round trip");
+}
+
+/// A whole session fed arbitrary bytes in arbitrary chunks, with time moving forward.
+pub fn session(data: &[u8]) {
+    let types = [SocketType::Router, SocketType::Dealer, SocketType::Pub, SocketType::Sub];
+    let socket_type = types[usize::from(data.first().copied().unwrap_or(0)) % types.len()];
+    let mut now = Instant::now();
+    let mut session = Session::new(Config::new(socket_type), now);
+    let mut buf = BytesMut::new();
+    for chunk in chunks(data) {
+        buf.extend_from_slice(chunk);
+        let failed = session.handle_input(&mut buf, now).is_err();
+        while session.poll_event().is_some() {}
+        if session.is_ready() {
+            let _ = session.send(&[Bytes::from_static(b"reply")]);
+        }
+        let pending = session.encoder().pending();
+        session.encoder().consume(pending);
+        now += Duration::from_millis(chunk.len() as u64);
+        if failed || session.handle_timeout(now).is_err() {
+            return;
+        }
+    }
+}

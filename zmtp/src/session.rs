@@ -1,0 +1,370 @@
+//! One ZMTP connection as a state machine: bytes in, events out; messages in, bytes out.
+//!
+//! The caller owns the socket and the clock. It feeds received bytes with `handle_input`, takes
+//! `Event`s from `poll_event`, writes what `encoder()` holds, and calls `handle_timeout(now)` when
+//! `poll_timeout()` says. Greeting and READY are queued at creation, before anything is read
+//! (RFC 23 lets both sides send first; libzmq waits for our greeting bytes before sending its own).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::command::{Command, MAX_PING_TTL_DECISECONDS};
+use crate::encoder::Encoder;
+use crate::error::{Error, GreetingError, NotReady, UnexpectedFrame};
+use crate::frame::{Frame, FrameDecoder, Limits};
+use crate::greeting::{Greeting, GreetingReader, Mechanism};
+use crate::heartbeat::{Heartbeat, HeartbeatTimers};
+use crate::metadata::{self, Metadata};
+use crate::socket_type::SocketType;
+
+/// A multipart message: its frames in order.
+pub type Message = Vec<Bytes>;
+
+/// libzmq's `ZMQ_HANDSHAKE_IVL` default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How this end of the connection presents itself.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket_type: SocketType,
+    /// Sent as `Identity` by DEALER, ROUTER and REQ (empty means "let the ROUTER pick one").
+    pub identity: Bytes,
+    /// Extra READY properties, such as `X-*` application metadata.
+    pub metadata: Metadata,
+    /// The greeting's as-server bit (informational under NULL).
+    pub as_server: bool,
+    pub limits: Limits,
+    pub handshake_timeout: Duration,
+    pub heartbeat: Heartbeat,
+}
+
+impl Config {
+    pub fn new(socket_type: SocketType) -> Self {
+        Self {
+            socket_type,
+            identity: Bytes::new(),
+            metadata: Metadata::new(),
+            as_server: false,
+            limits: Limits::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            heartbeat: Heartbeat::default(),
+        }
+    }
+}
+
+/// What the handshake learned about the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub socket_type: SocketType,
+    /// The peer's `Identity` property; empty when it sent none.
+    pub identity: Bytes,
+    /// Every property of the peer's READY, `Socket-Type` and `Identity` included.
+    pub metadata: Metadata,
+    pub major: u8,
+    pub minor: u8,
+}
+
+/// What a session reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// READY exchanged; the connection may now carry messages.
+    HandshakeComplete(PeerInfo),
+    Message(Message),
+    /// A subscription, from a SUBSCRIBE command or (publisher side) a `\x01topic` message.
+    Subscribe(Bytes),
+    /// A cancellation, from a CANCEL command or (publisher side) a `\x00topic` message.
+    Cancel(Bytes),
+    /// The peer pinged us; the PONG is already queued.
+    Ping {
+        ttl: Duration,
+        context: Bytes,
+    },
+    Pong {
+        context: Bytes,
+    },
+}
+
+/// Where the connection is; each phase names what it awaits.
+#[derive(Debug)]
+enum Phase {
+    AwaitGreeting(GreetingReader),
+    AwaitReady { peer: Greeting },
+    Active { peer: Greeting },
+    Closed(Error),
+}
+
+#[derive(Debug)]
+pub struct Session {
+    config: Config,
+    phase: Phase,
+    decoder: FrameDecoder,
+    encoder: Encoder,
+    events: VecDeque<Event>,
+    /// Frames of the message in progress; bounded by the decoder's limits.
+    partial: Message,
+    handshake_deadline: Option<Instant>,
+    heartbeat: HeartbeatTimers,
+}
+
+impl Session {
+    /// Starts a connection and queues our greeting and READY.
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut encoder = Encoder::new();
+        encoder.push_raw(&Greeting::ours(Mechanism::Null, config.as_server).encode());
+        encoder.push_command(&Command::Ready(ready_metadata(&config)));
+        Self {
+            decoder: FrameDecoder::new(config.limits),
+            phase: Phase::AwaitGreeting(GreetingReader::default()),
+            encoder,
+            events: VecDeque::new(),
+            partial: Vec::new(),
+            handshake_deadline: now.checked_add(config.handshake_timeout),
+            heartbeat: HeartbeatTimers::new(config.heartbeat),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// True once READY has been exchanged and until the session fails.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Active { .. })
+    }
+
+    /// The error that ended the session, if it has ended.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.phase {
+            Phase::Closed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Consumes whatever complete units `buf` holds; a partial frame stays in `buf` for next time.
+    /// An error is final: the connection must be closed (after flushing `encoder()` if wanted).
+    pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), Error> {
+        if let Phase::Closed(e) = &self.phase {
+            return Err(e.clone());
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.heartbeat.on_input();
+        let result = self.consume(buf, now);
+        if let Err(e) = &result {
+            self.phase = Phase::Closed(e.clone());
+        }
+        result
+    }
+
+    /// Bytes needed before the session can make progress: a hint for sizing the next read.
+    pub fn needed(&self, buf: &[u8]) -> usize {
+        match &self.phase {
+            Phase::AwaitGreeting(reader) => reader.remaining(),
+            _ => self.decoder.needed(buf),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues a message. Refused until the handshake completes: peers attach only then.
+    pub fn send(&mut self, frames: &[Bytes]) -> Result<(), NotReady> {
+        self.active_peer()?;
+        self.encoder.push_message(frames);
+        Ok(())
+    }
+
+    /// Sends a subscription: a SUBSCRIBE command to 3.1 peers, a `\x01topic` message to 3.0 ones.
+    pub fn subscribe(&mut self, topic: &Bytes) -> Result<(), NotReady> {
+        self.send_subscription(true, topic)
+    }
+
+    /// Cancels a subscription, in the form the peer's version expects.
+    pub fn cancel(&mut self, topic: &Bytes) -> Result<(), NotReady> {
+        self.send_subscription(false, topic)
+    }
+
+    /// Queues an ERROR command (at most 255 bytes of reason); the caller then closes.
+    pub fn send_error(&mut self, reason: &[u8]) {
+        self.encoder.push_command(&Command::Error { reason: Bytes::copy_from_slice(reason) });
+    }
+
+    /// The bytes waiting to be written.
+    pub fn encoder(&mut self) -> &mut Encoder {
+        &mut self.encoder
+    }
+
+    /// The next instant at which `handle_timeout` must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Closed(_) => None,
+            Phase::Active { .. } => self.heartbeat.next_deadline(),
+            _ => self.handshake_deadline,
+        }
+    }
+
+    /// Fires due timers: handshake and heartbeat timeouts (fatal) and PINGs to send.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        let result = match &self.phase {
+            Phase::Closed(e) => return Err(e.clone()),
+            Phase::Active { .. } => self.heartbeat.on_timeout(now, &mut self.encoder),
+            _ if self.handshake_deadline.is_some_and(|d| d <= now) => Err(Error::HandshakeTimeout),
+            _ => Ok(()),
+        };
+        if let Err(e) = &result {
+            self.phase = Phase::Closed(e.clone());
+        }
+        result
+    }
+
+    fn active_peer(&self) -> Result<Greeting, NotReady> {
+        match self.phase {
+            Phase::Active { peer } => Ok(peer),
+            _ => Err(NotReady),
+        }
+    }
+
+    fn send_subscription(&mut self, subscribe: bool, topic: &Bytes) -> Result<(), NotReady> {
+        let peer = self.active_peer()?;
+        if peer.agreed_minor() >= 1 {
+            let topic = topic.clone();
+            let command = if subscribe { Command::Subscribe { topic } } else { Command::Cancel { topic } };
+            self.encoder.push_command(&command);
+        } else {
+            let mut body = BytesMut::with_capacity(1 + topic.len());
+            body.extend_from_slice(&[u8::from(subscribe)]);
+            body.extend_from_slice(topic);
+            self.encoder.push_frame(&body.freeze(), false);
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), Error> {
+        if let Phase::AwaitGreeting(reader) = &mut self.phase {
+            let (taken, greeting) = reader.feed(buf)?;
+            buf.advance(taken);
+            let Some(peer) = greeting else { return Ok(()) };
+            if peer.mechanism != Mechanism::Null {
+                let mismatch =
+                    GreetingError::MechanismMismatch { ours: Mechanism::Null, theirs: peer.mechanism };
+                return Err(mismatch.into());
+            }
+            self.phase = Phase::AwaitReady { peer };
+        }
+        while let Some(frame) = self.decoder.decode(buf)? {
+            match self.phase {
+                Phase::AwaitReady { peer } => self.on_handshake_frame(peer, frame, now)?,
+                _ => self.on_frame(frame, now)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 23 NULL: "the peer SHALL send a READY command" as its first frame (or ERROR).
+    fn on_handshake_frame(&mut self, peer: Greeting, frame: Frame, now: Instant) -> Result<(), Error> {
+        if !frame.is_command() {
+            return Err(Error::ExpectedReady { got: UnexpectedFrame::Message });
+        }
+        let metadata = match Command::parse(frame.body, self.config.limits.max_metadata_size)? {
+            Command::Ready(metadata) => metadata,
+            Command::Error { reason } => return Err(Error::PeerError { reason }),
+            _ => return Err(Error::ExpectedReady { got: UnexpectedFrame::Command }),
+        };
+        let socket_type = self.check_peer_type(&metadata)?;
+        let identity = metadata.get(metadata::IDENTITY).cloned().unwrap_or_default();
+        self.phase = Phase::Active { peer };
+        self.handshake_deadline = None;
+        self.heartbeat.start(now);
+        let info = PeerInfo { socket_type, identity, metadata, major: peer.major, minor: peer.minor };
+        self.events.push_back(Event::HandshakeComplete(info));
+        Ok(())
+    }
+
+    fn check_peer_type(&mut self, metadata: &Metadata) -> Result<SocketType, Error> {
+        let ours = self.config.socket_type;
+        let value = metadata.get(metadata::SOCKET_TYPE).ok_or(Error::MissingSocketType)?;
+        let Some(theirs) = SocketType::from_bytes(value) else {
+            self.send_error(b"Invalid socket type");
+            return Err(Error::UnknownSocketType { value: value.clone() });
+        };
+        if !ours.is_compatible_with(theirs) {
+            self.send_error(b"Invalid socket type");
+            return Err(Error::IncompatibleSocketType { ours, theirs });
+        }
+        Ok(theirs)
+    }
+
+    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), Error> {
+        if frame.is_command() {
+            return self.on_command(frame.body, now);
+        }
+        let more = frame.more();
+        self.partial.push(frame.body);
+        if !more {
+            let message = std::mem::take(&mut self.partial);
+            self.on_message(message);
+        }
+        Ok(())
+    }
+
+    /// A publisher reads `\x01topic` / `\x00topic` messages as subscriptions from any peer version
+    /// (libzmq's xpub does the same); everything else is passed up as a message.
+    fn on_message(&mut self, message: Message) {
+        if self.config.socket_type.is_publisher() {
+            if let Some(first) = message.first() {
+                match first.first() {
+                    Some(1) => return self.events.push_back(Event::Subscribe(first.slice(1..))),
+                    Some(0) => return self.events.push_back(Event::Cancel(first.slice(1..))),
+                    _ => {}
+                }
+            }
+        }
+        self.events.push_back(Event::Message(message));
+    }
+
+    fn on_command(&mut self, body: Bytes, now: Instant) -> Result<(), Error> {
+        let event = match Command::parse(body, self.config.limits.max_metadata_size)? {
+            Command::Subscribe { topic } => Event::Subscribe(topic),
+            Command::Cancel { topic } => Event::Cancel(topic),
+            Command::Ping { ttl_deciseconds, context } => {
+                self.encoder.push_command(&Command::Pong { context: context.clone() });
+                let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
+                self.heartbeat.on_peer_ping(now, ttl);
+                Event::Ping { ttl, context }
+            }
+            Command::Pong { context } => Event::Pong { context },
+            Command::Error { reason } => return Err(Error::PeerError { reason }),
+            // A second READY, or a command we do not know: libzmq drops these; so do we.
+            Command::Ready(_) | Command::Unknown { .. } => {
+                log::debug!("ignoring a command after the handshake");
+                return Ok(());
+            }
+        };
+        self.events.push_back(event);
+        Ok(())
+    }
+}
+
+/// Our READY properties: `Socket-Type`, then `Identity` for the types that carry one, then extras.
+fn ready_metadata(config: &Config) -> Metadata {
+    let mut metadata = Metadata::new();
+    metadata.push(metadata::SOCKET_TYPE, config.socket_type.as_str());
+    if config.socket_type.sends_identity() {
+        metadata.push(metadata::IDENTITY, config.identity.clone());
+    }
+    for (name, value) in config.metadata.iter() {
+        metadata.push(name.clone(), value.clone());
+    }
+    metadata
+}
+
+/// The TTL we advertise in PINGs, in deciseconds, never above libzmq's safe 655 (libzmq#4226).
+pub fn ttl_to_deciseconds(ttl: Duration) -> u16 {
+    let ds = ttl.as_millis() / 100;
+    u16::try_from(ds).unwrap_or(u16::MAX).min(MAX_PING_TTL_DECISECONDS)
+}
