@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Capture golden ZMTP byte vectors from real pyzmq (libzmq) peers into tests/vectors/.
+"""Capture golden ZMTP byte vectors from real pyzmq (libzmq) peers into tests/vectors/ (or --out DIR).
 
 A raw TCP socket plays the other side: it sends a ZMTP 3.x greeting and READY, then records the
 exact bytes pyzmq puts on the wire. Rerun with `python3 tests/capture_vectors.py` after a pyzmq
 upgrade; tests/golden_vectors.rs checks the committed files and our codec against each other.
 """
+import argparse
 import os
 import socket
 import struct
@@ -162,6 +163,10 @@ def capture_heartbeats(ctx):
 
 
 def main():
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=OUT, help="directory for the .bin files")
+    OUT = parser.parse_args().out
     os.makedirs(OUT, exist_ok=True)
     ctx = zmq.Context()
     capture_handshakes(ctx)

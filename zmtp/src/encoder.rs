@@ -9,11 +9,13 @@ use std::collections::VecDeque;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::command::Command;
-use crate::frame::{encode_header, flags};
+use crate::frame::{encode_header, flags, MAX_HEADER_LEN};
 
 /// Payloads up to this size are copied into the batch buffer; larger ones travel by reference.
 /// libzmq copies whatever fits in its 8 KiB batch; copying is cheaper than an iovec below that.
 pub const COPY_THRESHOLD: usize = 8 << 10;
+/// The batch buffer grows in steps of this size, so headers share one allocation between seals.
+const BATCH_CAPACITY: usize = 16 << 10;
 
 #[derive(Debug, Default)]
 pub struct Encoder {
@@ -45,10 +47,12 @@ impl Encoder {
     /// Appends one data frame. `more` sets the MORE flag.
     pub fn push_frame(&mut self, body: &Bytes, more: bool) {
         let flag_bits = if more { flags::MORE } else { 0 };
+        let copied = if body.len() <= COPY_THRESHOLD { body.len() } else { 0 };
+        self.make_room(MAX_HEADER_LEN + copied);
         let before = self.batch.len();
         encode_header(&mut self.batch, flag_bits, body.len());
         self.pending += self.batch.len() - before + body.len();
-        if body.len() <= COPY_THRESHOLD {
+        if copied > 0 || body.is_empty() {
             self.batch.put_slice(body);
         } else {
             self.seal();
@@ -97,6 +101,13 @@ impl Encoder {
         if self.pending == 0 {
             // Everything went out: rewind so the next batch reuses the buffer from its start.
             self.batch.clear();
+        }
+    }
+
+    /// Ensures `n` more bytes fit in the batch without a reallocation per frame.
+    fn make_room(&mut self, n: usize) {
+        if self.batch.capacity() - self.batch.len() < n {
+            self.batch.reserve(n.max(BATCH_CAPACITY));
         }
     }
 

@@ -12,6 +12,7 @@ use crate::session::{Config, Session};
 use crate::socket_type::SocketType;
 
 /// Splits `data` into chunks whose sizes come from `data` itself: the first byte seeds the sizes.
+/// Every target's input therefore starts with that seed byte.
 fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let (seed, mut rest) = data.split_first().map_or((1, data), |(s, r)| (*s, r));
     let mut step = usize::from(seed).max(1);
@@ -72,10 +73,12 @@ pub fn command(data: &[u8]) {
     assert_eq!(again.as_ref(), Some(&command), "encode/parse round trip");
 }
 
-/// A whole session fed arbitrary bytes in arbitrary chunks, with time moving forward.
+/// A whole session fed arbitrary bytes in arbitrary chunks, with time moving forward. The first
+/// byte picks our socket type (ROUTER, DEALER, PUB, SUB), the second seeds the chunk sizes.
 pub fn session(data: &[u8]) {
     let types = [SocketType::Router, SocketType::Dealer, SocketType::Pub, SocketType::Sub];
-    let socket_type = types[usize::from(data.first().copied().unwrap_or(0)) % types.len()];
+    let Some((&selector, data)) = data.split_first() else { return };
+    let socket_type = types[usize::from(selector) % types.len()];
     let mut now = Instant::now();
     let mut session = Session::new(Config::new(socket_type), now);
     let mut buf = BytesMut::new();
