@@ -6,3 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub use zmtp;
+
+pub mod socket;

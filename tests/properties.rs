@@ -125,6 +125,27 @@ proptest! {
     }
 
     #[test]
+    fn any_ping_pong_or_subscription_command_round_trips(
+        ttl in any::<u16>(),
+        data in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        // Found by the `command` fuzz target: encode once clamped the TTL, so PING did not round-trip.
+        let data = Bytes::from(data);
+        let commands = [
+            zmtp::Command::Ping { ttl_deciseconds: ttl, context: data.clone() },
+            zmtp::Command::Pong { context: data.clone() },
+            zmtp::Command::Subscribe { topic: data.clone() },
+            zmtp::Command::Cancel { topic: data },
+        ];
+        for command in commands {
+            let mut out = BytesMut::new();
+            command.encode(&mut out);
+            let frame = zmtp::FrameDecoder::new(zmtp::Limits::default()).decode(&mut out).unwrap().unwrap();
+            prop_assert_eq!(zmtp::Command::parse(frame.body, 1024).unwrap(), command);
+        }
+    }
+
+    #[test]
     fn partial_writes_drain_the_encoder_in_order(
         message in proptest::collection::vec(frame_body(), 1..8),
         write_sizes in proptest::collection::vec(1usize..5000, 1..50),

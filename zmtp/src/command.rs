@@ -11,7 +11,8 @@ use crate::metadata::Metadata;
 
 /// RFC 37: "the context ... up to 16 octets". Longer contexts are truncated, as libzmq does.
 pub const MAX_PING_CONTEXT: usize = 16;
-/// libzmq#4226: a TTL above 655 deciseconds overflows libzmq's timer arithmetic. Never send more.
+/// libzmq#4226: a TTL above 655 deciseconds overflows libzmq's timer arithmetic. Our heartbeat
+/// never sends more (`session::ttl_to_deciseconds`); `Command::encode` itself writes what it holds.
 pub const MAX_PING_TTL_DECISECONDS: u16 = 655;
 
 /// A parsed command. Payloads are views of the received frame.
@@ -86,7 +87,7 @@ impl Command {
             }
             Command::Subscribe { topic } | Command::Cancel { topic } => out.put_slice(topic),
             Command::Ping { ttl_deciseconds, context } => {
-                out.put_u16((*ttl_deciseconds).min(MAX_PING_TTL_DECISECONDS));
+                out.put_u16(*ttl_deciseconds);
                 out.put_slice(&context[..context.len().min(MAX_PING_CONTEXT)]);
             }
             Command::Pong { context } => out.put_slice(&context[..context.len().min(MAX_PING_CONTEXT)]),

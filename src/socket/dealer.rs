@@ -1,0 +1,86 @@
+//! DEALER: round-robin out over peers with room, fair-queued in.
+//!
+//! Messages sent while no peer is attached wait in a socket-level queue (bounded by the send
+//! high-water mark) and go to the first peer that attaches. A connecting side's pipe outlives its
+//! connection, so what was queued on it is delivered after the reconnect; a binding side's pipe
+//! and its queue go with the peer.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::socket::pipes::{PipeKey, Pipes};
+use crate::socket::{Message, SendError, SocketOptions, SocketStats};
+
+#[derive(Debug)]
+pub struct Dealer {
+    pub(crate) pipes: Pipes,
+    /// Pipes in round-robin order.
+    order: Vec<PipeKey>,
+    next: usize,
+    /// Messages sent while no pipe existed.
+    waiting: VecDeque<Message>,
+    pub(crate) stats: SocketStats,
+}
+
+impl Dealer {
+    pub fn new(options: &SocketOptions) -> Self {
+        Self {
+            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            order: Vec::new(),
+            next: 0,
+            waiting: VecDeque::new(),
+            stats: SocketStats::default(),
+        }
+    }
+
+    /// A new pipe; whatever waited for a peer moves to it.
+    pub fn attach(&mut self, identity: Bytes) -> PipeKey {
+        let key = self.pipes.insert(identity, true);
+        self.order.push(key);
+        while self.pipes.has_room(key) {
+            let Some(message) = self.waiting.pop_front() else { break };
+            let _ = self.pipes.push_outbound(key, message);
+        }
+        key
+    }
+
+    /// A pipe for a connecting endpoint, created before its first connection so sends queue on it.
+    pub fn attach_persistent(&mut self) -> PipeKey {
+        let key = self.attach(Bytes::new());
+        if let Some(pipe) = self.pipes.get_mut(key) {
+            pipe.connected = false;
+        }
+        key
+    }
+
+    pub fn detach(&mut self, key: PipeKey, keep_queue: bool) {
+        if keep_queue {
+            if let Some(pipe) = self.pipes.get_mut(key) {
+                pipe.connected = false;
+            }
+            return;
+        }
+        self.pipes.remove(key);
+        self.order.retain(|&k| k != key);
+    }
+
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if self.order.is_empty() {
+            if self.waiting.len() >= self.pipes.send_hwm() {
+                return Err(SendError::WouldBlock(message));
+            }
+            self.waiting.push_back(message);
+            return Ok(());
+        }
+        for step in 0..self.order.len() {
+            let key = self.order[(self.next + step) % self.order.len()];
+            if self.pipes.has_room(key) {
+                self.next = (self.next + step + 1) % self.order.len();
+                let _ = self.pipes.push_outbound(key, message);
+                return Ok(());
+            }
+        }
+        Err(SendError::WouldBlock(message))
+    }
+}

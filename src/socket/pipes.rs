@@ -1,0 +1,192 @@
+//! Per-peer queues shared by every socket type: a `Pipe` per peer with its inbound and outbound
+//! message queues (each bounded by a high-water mark), fair-queued input across pipes, and the
+//! list of pipes with new outbound messages for the reactor to write.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use crate::socket::Message;
+
+/// A peer's key inside its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipeKey(pub usize);
+
+/// One peer of a socket.
+#[derive(Debug, Default)]
+pub struct Pipe {
+    /// The routing identity (ROUTER) or the peer's announced identity (others).
+    pub identity: Bytes,
+    /// Messages received from the peer, waiting for `recv`.
+    inbound: VecDeque<Message>,
+    /// Messages for the peer, waiting for its transport to take them.
+    outbound: VecDeque<Message>,
+    /// False while a persistent (connecting-side) pipe has no live connection.
+    pub connected: bool,
+    /// Whether this pipe is queued in the fair-queue ring.
+    in_ring: bool,
+    /// Whether this pipe is listed in `dirty`.
+    in_dirty: bool,
+}
+
+/// Outcome of queueing an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// Below the high-water mark: keep reading from this peer.
+    More,
+    /// At the high-water mark: stop reading from this peer until `recv` makes room.
+    Full,
+}
+
+#[derive(Debug)]
+pub struct Pipes {
+    pipes: Slab<Pipe>,
+    /// Pipes with inbound messages, in round-robin order (fair queueing, libzmq `fq`).
+    ring: VecDeque<PipeKey>,
+    /// Pipes whose outbound queue gained messages since the reactor last looked.
+    dirty: Vec<PipeKey>,
+    send_hwm: usize,
+    recv_hwm: usize,
+}
+
+impl Pipes {
+    pub fn new(send_hwm: usize, recv_hwm: usize) -> Self {
+        Self {
+            pipes: Slab::new(),
+            ring: VecDeque::new(),
+            dirty: Vec::new(),
+            send_hwm: send_hwm.max(1),
+            recv_hwm: recv_hwm.max(1),
+        }
+    }
+
+    pub fn insert(&mut self, identity: Bytes, connected: bool) -> PipeKey {
+        PipeKey(self.pipes.insert(Pipe { identity, connected, ..Pipe::default() }))
+    }
+
+    /// Removes a pipe and whatever it still queued.
+    pub fn remove(&mut self, key: PipeKey) -> Option<Pipe> {
+        let pipe = self.pipes.try_remove(key.0)?;
+        if pipe.in_ring {
+            self.ring.retain(|&k| k != key);
+        }
+        if pipe.in_dirty {
+            self.dirty.retain(|&k| k != key);
+        }
+        Some(pipe)
+    }
+
+    pub fn get(&self, key: PipeKey) -> Option<&Pipe> {
+        self.pipes.get(key.0)
+    }
+
+    pub fn get_mut(&mut self, key: PipeKey) -> Option<&mut Pipe> {
+        self.pipes.get_mut(key.0)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = PipeKey> + '_ {
+        self.pipes.iter().map(|(k, _)| PipeKey(k))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pipes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pipes.is_empty()
+    }
+
+    /// Queues a message received from `key`'s peer.
+    pub fn push_inbound(&mut self, key: PipeKey, message: Message) -> Inbound {
+        let Some(pipe) = self.pipes.get_mut(key.0) else { return Inbound::More };
+        pipe.inbound.push_back(message);
+        if !pipe.in_ring {
+            pipe.in_ring = true;
+            self.ring.push_back(key);
+        }
+        if pipe.inbound.len() >= self.recv_hwm {
+            Inbound::Full
+        } else {
+            Inbound::More
+        }
+    }
+
+    /// Takes the next inbound message, fair-queued across pipes one whole message at a time.
+    /// Also says whether that pipe just dropped below its high-water mark (resume reading).
+    pub fn pop_inbound(&mut self) -> Option<(PipeKey, Message, bool)> {
+        while let Some(key) = self.ring.pop_front() {
+            let Some(pipe) = self.pipes.get_mut(key.0) else { continue };
+            let Some(message) = pipe.inbound.pop_front() else {
+                pipe.in_ring = false;
+                continue;
+            };
+            let resumed = pipe.inbound.len() + 1 == self.recv_hwm;
+            if pipe.inbound.is_empty() {
+                pipe.in_ring = false;
+            } else {
+                self.ring.push_back(key);
+            }
+            return Some((key, message, resumed));
+        }
+        None
+    }
+
+    /// Whether `key`'s peer can take one more outbound message.
+    pub fn has_room(&self, key: PipeKey) -> bool {
+        self.pipes.get(key.0).is_some_and(|p| p.outbound.len() < self.send_hwm)
+    }
+
+    /// Queues a message for `key`'s peer, or gives it back when the pipe is full or gone.
+    pub fn push_outbound(&mut self, key: PipeKey, message: Message) -> Result<(), Message> {
+        if !self.has_room(key) {
+            return Err(message);
+        }
+        let Some(pipe) = self.pipes.get_mut(key.0) else { return Err(message) };
+        pipe.outbound.push_back(message);
+        if !pipe.in_dirty {
+            pipe.in_dirty = true;
+            self.dirty.push(key);
+        }
+        Ok(())
+    }
+
+    /// The next outbound message of `key`, for its transport.
+    pub fn pop_outbound(&mut self, key: PipeKey) -> Option<Message> {
+        self.pipes.get_mut(key.0)?.outbound.pop_front()
+    }
+
+    /// Puts a message back at the front (the transport could not take it after all).
+    pub fn unpop_outbound(&mut self, key: PipeKey, message: Message) {
+        if let Some(pipe) = self.pipes.get_mut(key.0) {
+            pipe.outbound.push_front(message);
+        }
+    }
+
+    pub fn outbound_len(&self, key: PipeKey) -> usize {
+        self.pipes.get(key.0).map_or(0, |p| p.outbound.len())
+    }
+
+    pub fn inbound_len(&self, key: PipeKey) -> usize {
+        self.pipes.get(key.0).map_or(0, |p| p.inbound.len())
+    }
+
+    /// Pipes with new outbound messages since the last call.
+    pub fn take_dirty(&mut self, into: &mut Vec<PipeKey>) {
+        for key in self.dirty.drain(..) {
+            if let Some(pipe) = self.pipes.get_mut(key.0) {
+                pipe.in_dirty = false;
+                into.push(key);
+            }
+        }
+    }
+
+    /// Discards a pipe's queued outbound messages (binding side, peer gone); returns how many.
+    pub fn clear_outbound(&mut self, key: PipeKey) -> usize {
+        self.pipes.get_mut(key.0).map_or(0, |p| std::mem::take(&mut p.outbound).len())
+    }
+
+    pub fn send_hwm(&self) -> usize {
+        self.send_hwm
+    }
+}

@@ -1,0 +1,84 @@
+//! PUB: each message goes to every peer with a subscription that prefixes its first frame; a
+//! peer at its high-water mark misses it (counted) and the others are not slowed.
+//! Subscriptions are counted per peer, so "A" twice needs two cancels.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::socket::pipes::{PipeKey, Pipes};
+use crate::socket::trie::Trie;
+use crate::socket::{Message, SocketOptions, SocketStats};
+
+/// Most distinct topics one peer may hold; more are ignored (and logged) to bound memory.
+pub const MAX_TOPICS_PER_PEER: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct Publisher {
+    pub(crate) pipes: Pipes,
+    trie: Trie<PipeKey>,
+    /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
+    topics: HashMap<PipeKey, HashMap<Bytes, u32>>,
+    matched: Vec<PipeKey>,
+    pub(crate) stats: SocketStats,
+}
+
+impl Publisher {
+    pub fn new(options: &SocketOptions) -> Self {
+        Self {
+            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            trie: Trie::new(),
+            topics: HashMap::new(),
+            matched: Vec::new(),
+            stats: SocketStats::default(),
+        }
+    }
+
+    pub fn subscribe(&mut self, key: PipeKey, topic: Bytes) {
+        if self.pipes.get(key).is_none() {
+            return;
+        }
+        let topics = self.topics.entry(key).or_default();
+        if topics.len() >= MAX_TOPICS_PER_PEER && !topics.contains_key(&topic) {
+            log::info!("peer {key:?} exceeds {MAX_TOPICS_PER_PEER} topics; subscription ignored");
+            return;
+        }
+        self.trie.add(&topic, key);
+        *topics.entry(topic).or_insert(0) += 1;
+    }
+
+    pub fn cancel(&mut self, key: PipeKey, topic: &Bytes) {
+        let Some(topics) = self.topics.get_mut(&key) else { return };
+        let Some(count) = topics.get_mut(topic) else { return };
+        self.trie.remove(topic, key);
+        *count -= 1;
+        if *count == 0 {
+            topics.remove(topic);
+        }
+    }
+
+    pub fn detach(&mut self, key: PipeKey) {
+        for (topic, count) in self.topics.remove(&key).unwrap_or_default() {
+            self.trie.remove_times(&topic, key, count);
+        }
+        self.pipes.remove(key);
+    }
+
+    pub fn send(&mut self, message: Message) {
+        let Some(first) = message.first() else { return };
+        self.trie.matches(first, &mut self.matched);
+        let Some((&last, rest)) = self.matched.split_last() else { return };
+        for &key in rest {
+            if self.pipes.push_outbound(key, message.clone()).is_err() {
+                self.stats.dropped_hwm += 1;
+            }
+        }
+        if self.pipes.push_outbound(last, message).is_err() {
+            self.stats.dropped_hwm += 1;
+        }
+    }
+
+    /// Trie nodes in use; for memory checks.
+    pub fn subscription_nodes(&self) -> usize {
+        self.trie.node_count()
+    }
+}

@@ -1,0 +1,130 @@
+//! ROUTER: every message in gets its peer's identity frame in front; every message out is routed
+//! by its first frame, which is stripped.
+//!
+//! Identities: the peer's READY `Identity` when it sent one (any bytes, a leading 0x00 included,
+//! as libzmq accepts them), else a generated 5-byte `0x00` + counter. Duplicates: the first peer
+//! keeps the identity and the newcomer holds no routing slot (libzmq's behaviour); with
+//! `router_handover` the newcomer takes it and the old peer is disconnected.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hashbrown::HashMap;
+
+use crate::socket::pipes::{Inbound, PipeKey, Pipes};
+use crate::socket::{Message, SendError, SocketOptions, SocketStats};
+
+/// What became of a peer that completed its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Attached(PipeKey),
+    /// Its identity is taken: it stays connected but gets no routing slot; its input is dropped.
+    Ignored,
+    /// Handover: it took the identity from `evicted`, whose connection must be closed.
+    TookOver {
+        key: PipeKey,
+        evicted: PipeKey,
+    },
+}
+
+#[derive(Debug)]
+pub struct Router {
+    pub(crate) pipes: Pipes,
+    by_identity: HashMap<Bytes, PipeKey>,
+    next_generated: u32,
+    mandatory: bool,
+    handover: bool,
+    pub(crate) stats: SocketStats,
+}
+
+impl Router {
+    pub fn new(options: &SocketOptions) -> Self {
+        Self {
+            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            by_identity: HashMap::new(),
+            next_generated: seed(),
+            mandatory: options.router_mandatory,
+            handover: options.router_handover,
+            stats: SocketStats::default(),
+        }
+    }
+
+    pub fn attach(&mut self, identity: Bytes) -> Attach {
+        if identity.is_empty() {
+            let identity = self.generate_identity();
+            return Attach::Attached(self.insert(identity));
+        }
+        let Some(&existing) = self.by_identity.get(&identity) else {
+            return Attach::Attached(self.insert(identity));
+        };
+        if !self.handover {
+            return Attach::Ignored;
+        }
+        self.detach(existing);
+        Attach::TookOver { key: self.insert(identity), evicted: existing }
+    }
+
+    pub fn detach(&mut self, key: PipeKey) {
+        if let Some(pipe) = self.pipes.remove(key) {
+            if self.by_identity.get(&pipe.identity) == Some(&key) {
+                self.by_identity.remove(&pipe.identity);
+            }
+        }
+    }
+
+    /// Looks up the peer holding `identity`.
+    pub fn peer(&self, identity: &[u8]) -> Option<PipeKey> {
+        self.by_identity.get(identity).copied()
+    }
+
+    pub fn deliver(&mut self, key: PipeKey, mut message: Message) -> Inbound {
+        let Some(pipe) = self.pipes.get(key) else { return Inbound::More };
+        message.insert(0, pipe.identity.clone());
+        self.pipes.push_inbound(key, message)
+    }
+
+    pub fn send(&mut self, mut message: Message) -> Result<(), SendError> {
+        if message.len() < 2 {
+            self.stats.dropped_malformed += 1;
+            return Err(SendError::NotSupported(message));
+        }
+        let Some(key) = self.peer(&message[0]) else {
+            self.stats.dropped_unroutable += 1;
+            return if self.mandatory { Err(SendError::Unroutable(message)) } else { Ok(()) };
+        };
+        if !self.pipes.has_room(key) {
+            self.stats.dropped_hwm += 1;
+            return if self.mandatory { Err(SendError::WouldBlock(message)) } else { Ok(()) };
+        }
+        message.remove(0);
+        // has_room was checked just above, so this cannot hand the message back.
+        let _ = self.pipes.push_outbound(key, message);
+        Ok(())
+    }
+
+    fn insert(&mut self, identity: Bytes) -> PipeKey {
+        let key = self.pipes.insert(identity.clone(), true);
+        self.by_identity.insert(identity, key);
+        key
+    }
+
+    /// libzmq's scheme: 0x00 then a 32-bit big-endian counter from a random start.
+    fn generate_identity(&mut self) -> Bytes {
+        loop {
+            let mut id = BytesMut::with_capacity(5);
+            id.put_u8(0);
+            id.put_u32(self.next_generated);
+            self.next_generated = self.next_generated.wrapping_add(1);
+            let id = id.freeze();
+            if !self.by_identity.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// A start for the generated-identity counter that differs between processes.
+fn seed() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish() as u32
+}
