@@ -7,4 +7,5 @@
 
 pub use zmtp;
 
+pub mod reactor;
 pub mod socket;

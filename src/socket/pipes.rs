@@ -151,6 +151,21 @@ impl Pipes {
         Ok(())
     }
 
+    /// Lists `key` for the reactor again (its transport can take more now).
+    pub fn mark_dirty(&mut self, key: PipeKey) {
+        if let Some(pipe) = self.pipes.get_mut(key.0) {
+            if !pipe.in_dirty && !pipe.outbound.is_empty() {
+                pipe.in_dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Whether any pipe waits for the reactor.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// The next outbound message of `key`, for its transport.
     pub fn pop_outbound(&mut self, key: PipeKey) -> Option<Message> {
         self.pipes.get_mut(key.0)?.outbound.pop_front()
@@ -188,5 +203,10 @@ impl Pipes {
 
     pub fn send_hwm(&self) -> usize {
         self.send_hwm
+    }
+
+    /// Whether `key`'s inbound queue is at its high-water mark.
+    pub fn inbound_full(&self, key: PipeKey) -> bool {
+        self.inbound_len(key) >= self.recv_hwm
     }
 }

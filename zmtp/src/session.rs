@@ -199,6 +199,11 @@ impl Session {
         &mut self.encoder
     }
 
+    /// How many bytes wait to be written.
+    pub fn pending_output(&self) -> usize {
+        self.encoder.pending()
+    }
+
     /// The next instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {

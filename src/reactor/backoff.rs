@@ -1,0 +1,50 @@
+//! Reconnect delays, libzmq-like: the first retry after `ivl` (100 ms by default), then doubling
+//! with up to 50% random jitter, capped at `max`. Reset once a connection completes its handshake.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    ivl: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    pub fn new(ivl: Duration, max: Duration) -> Self {
+        let ivl = ivl.max(Duration::from_millis(1));
+        Self { ivl, max: max.max(ivl), current: ivl }
+    }
+
+    /// The delay before the next attempt; `random` supplies the jitter.
+    pub fn next_delay(&mut self, random: u64) -> Duration {
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let jitter_range = (base.as_micros() as u64 / 2).max(1);
+        let jitter = Duration::from_micros(random % jitter_range);
+        (base + jitter).min(self.max)
+    }
+
+    pub fn reset(&mut self) {
+        self.current = self.ivl;
+    }
+}
+
+/// A small xorshift generator for jitter; not for anything that needs unpredictability.
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}

@@ -1,0 +1,167 @@
+//! One TCP connection: its stream, its ZMTP session, and its receive buffer. Reads drain the
+//! socket into a reusable buffer that the session slices frames out of; writes send the
+//! session's queued chunks with one vectored write per batch and resume after partial writes.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use zmtp::Session;
+
+use crate::socket::PipeKey;
+
+/// Smallest and largest read sizes; the size adapts to how full reads come back.
+const MIN_READ: usize = 16 << 10;
+const MAX_READ: usize = 256 << 10;
+/// iovecs per vectored write (Linux allows 1024; a few dozen covers every batch we build).
+const MAX_IOVECS: usize = 64;
+
+/// Why a connection ended; logged once and counted.
+#[derive(Debug)]
+pub enum CloseReason {
+    /// The peer closed its end.
+    PeerClosed,
+    Io(io::Error),
+    /// The peer broke the protocol or a limit, or a handshake/heartbeat timer ran out.
+    Protocol(zmtp::Error),
+    /// Another peer took over this one's identity (ROUTER handover).
+    Evicted,
+    /// Our side closed it (socket closed, reactor shutting down).
+    Local,
+}
+
+impl CloseReason {
+    /// Whether this counts as a failed peer (bad input or timeout) rather than a normal close.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, CloseReason::Protocol(_))
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
+            CloseReason::Io(e) => write!(f, "I/O error: {e}"),
+            CloseReason::Protocol(e) => write!(f, "protocol: {e}"),
+            CloseReason::Evicted => f.write_str("identity taken over by a new peer"),
+            CloseReason::Local => f.write_str("closed locally"),
+        }
+    }
+}
+
+/// What one read attempt produced.
+pub enum ReadOutcome {
+    /// Bytes were read and fed to the session; its events are waiting.
+    Progress { drained: bool },
+    /// Nothing to read now.
+    WouldBlock,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    pub stream: TcpStream,
+    pub session: Session,
+    pub peer_addr: Option<SocketAddr>,
+    /// The socket (reactor slab key) this connection belongs to.
+    pub socket: usize,
+    /// The connector that made it, for connecting sides.
+    pub connector: Option<usize>,
+    /// The pipe it feeds, once the handshake completed and the socket accepted the peer.
+    pub pipe: Option<PipeKey>,
+    /// A ROUTER peer with a duplicate identity: connected, but its input is dropped.
+    pub ignored: bool,
+    /// Reading stopped because the pipe's inbound queue is at its high-water mark.
+    pub read_paused: bool,
+    /// The deadline registered with the reactor's timers, to spot stale timer entries.
+    pub deadline: Option<Instant>,
+    rbuf: BytesMut,
+    read_size: usize,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, session: Session, socket: usize, connector: Option<usize>) -> Self {
+        Self {
+            peer_addr: stream.peer_addr().ok(),
+            stream,
+            session,
+            socket,
+            connector,
+            pipe: None,
+            ignored: false,
+            read_paused: false,
+            deadline: None,
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
+        }
+    }
+
+    /// One read into the receive buffer, fed to the session. A read shorter than the buffer
+    /// means the socket is drained (TCP), which saves the extra read that would say WouldBlock.
+    pub fn read_once(&mut self, now: Instant) -> Result<ReadOutcome, CloseReason> {
+        let want =
+            self.read_size.max(self.session.needed(&self.rbuf)).min(zmtp::frame::DEFAULT_MAX_MESSAGE_SIZE);
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + want, 0);
+        let result = loop {
+            match self.stream.read(&mut self.rbuf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                self.rbuf.truncate(start);
+                Err(CloseReason::PeerClosed)
+            }
+            Ok(n) => {
+                self.rbuf.truncate(start + n);
+                self.adapt_read_size(n == want);
+                self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
+                Ok(ReadOutcome::Progress { drained: n < want })
+            }
+            Err(e) => {
+                self.rbuf.truncate(start);
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+                    _ => Err(CloseReason::Io(e)),
+                }
+            }
+        }
+    }
+
+    /// Writes queued bytes until done or the socket is full. Returns true when all went out.
+    pub fn flush(&mut self) -> Result<bool, CloseReason> {
+        loop {
+            let encoder = self.session.encoder();
+            if encoder.is_empty() {
+                return Ok(true);
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(encoder.chunks()) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            match self.stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => self.session.encoder().consume(n),
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected => return Ok(false),
+                    _ => return Err(CloseReason::Io(e)),
+                },
+            }
+        }
+    }
+
+    /// Bytes queued for writing.
+    pub fn pending_output(&mut self) -> usize {
+        self.session.encoder().pending()
+    }
+
+    fn adapt_read_size(&mut self, filled: bool) {
+        self.read_size = if filled { (self.read_size * 2).min(MAX_READ) } else { MIN_READ };
+    }
+}
