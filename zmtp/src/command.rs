@@ -59,7 +59,7 @@ impl Command {
             b"SUBSCRIBE" => Command::Subscribe { topic: data },
             b"CANCEL" => Command::Cancel { topic: data },
             b"PING" => parse_ping(data)?,
-            b"PONG" => Command::Pong { context: data },
+            b"PONG" => Command::Pong { context: data.slice(..data.len().min(MAX_PING_CONTEXT)) },
             _ => Command::Unknown { name, data },
         })
     }
