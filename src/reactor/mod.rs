@@ -274,6 +274,14 @@ impl Reactor {
         self.sockets.get(id.0).map(|e| *e.socket.stats())
     }
 
+    /// PUB: distinct (peer, topic) subscriptions held; 0 for other types.
+    pub fn subscription_count(&self, id: SocketId) -> usize {
+        match self.sockets.get(id.0).map(|e| &e.socket) {
+            Some(Socket::Pub(publisher)) => publisher.subscription_count(),
+            _ => 0,
+        }
+    }
+
     /// Peers currently attached with a live transport.
     pub fn peer_count(&self, id: SocketId) -> usize {
         self.sockets

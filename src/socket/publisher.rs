@@ -77,6 +77,11 @@ impl Publisher {
         }
     }
 
+    /// Distinct (peer, topic) subscriptions held.
+    pub fn subscription_count(&self) -> usize {
+        self.topics.values().map(|t| t.len()).sum()
+    }
+
     /// Trie nodes in use; for memory checks.
     pub fn subscription_nodes(&self) -> usize {
         self.trie.node_count()

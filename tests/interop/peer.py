@@ -208,30 +208,75 @@ def sub_slow(ctx, endpoint, fast="1"):
         print("OK sub_slow", n)
 
 
-def xsub_raw(ctx, endpoint):
-    """XSUB sending subscriptions as messages (\\x01A twice, \\x00A once, then again)."""
-    s = sock(ctx, zmq.XSUB)
-    s.connect(endpoint)
-    s.send(b"\x01A")
-    s.send(b"\x01A")
-    s.send(b"\x01CTL")
-    want_after_one_cancel = True
+def raw_handshake(endpoint, socket_type, minor=1):
+    """A raw TCP ZMTP 3.x peer: sends greeting and READY, reads ours; returns the socket."""
+    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    s.settimeout(TIMEOUT_MS / 1000)
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f" + bytes([3, minor]) + b"NULL" + b"\x00" * 48
+    props = b"\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type
+    ready = b"\x05READY" + props
+    s.sendall(greeting + bytes([0x04, len(ready)]) + ready)
+    peer = raw_recv_exact(s, 64)
+    expect(peer[0] == 0xFF and peer[10] == 3, "bad greeting %r" % peer[:12])
+    flags, body = raw_recv_frame(s)
+    expect(flags & 0x04 and body[1:6] == b"READY", "expected READY, got %r" % body[:16])
+    return s
+
+
+def raw_recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def raw_recv_frame(s):
+    head = raw_recv_exact(s, 2)
+    if head[0] & 0x02:
+        size = struct.unpack(">Q", head[1:] + raw_recv_exact(s, 7))[0]
+    else:
+        size = head[1]
+    return head[0], raw_recv_exact(s, size)
+
+
+def raw_recv_message(s):
+    frames = []
+    while True:
+        flags, body = raw_recv_frame(s)
+        if flags & 0x04:
+            continue  # commands (PING...) are not messages
+        frames.append(body)
+        if not flags & 0x01:
+            return frames
+
+
+def raw_command(name, data):
+    body = bytes([len(name)]) + name + data
+    return bytes([0x04, len(body)]) + body
+
+
+def raw_sub_counting(ctx, endpoint):
+    """Raw 3.1 SUB: "A" subscribed twice (a command and a message), cancelled once (command):
+    still receiving; cancelled again (message): stopped. CTL topics pace the publisher."""
+    s = raw_handshake(endpoint, b"SUB")
+    s.sendall(raw_command(b"SUBSCRIBE", b"A") + b"\x00\x02\x01A" + raw_command(b"SUBSCRIBE", b"CTL"))
     got = []
     while True:
-        msg = s.recv_multipart()
+        msg = raw_recv_message(s)
         if msg[0] == b"CTL-cancel-once":
-            s.send(b"\x00A")
-            s.send(b"\x01CTL2")
+            s.sendall(raw_command(b"CANCEL", b"A") + raw_command(b"SUBSCRIBE", b"CTL2"))
         elif msg[0] == b"CTL2-cancel-again":
-            s.send(b"\x00A")
-            s.send(b"\x01CTL3")
+            s.sendall(b"\x00\x02\x00A" + raw_command(b"SUBSCRIBE", b"CTL3") + raw_command(b"SUBSCRIBE", b"CTL4"))
         elif msg[0] == b"CTL3-stop":
             break
         else:
             got.append(msg[0])
     expect(got == [b"A1", b"A2"], "got %r" % got)
-    expect(want_after_one_cancel, "")
-    print("OK xsub_raw")
+    print("OK raw_sub_counting")
 
 
 def pub_server(ctx, endpoint, rounds="200"):
@@ -330,7 +375,45 @@ def dealer_duplicate(ctx, endpoint, identity, tag, wait="3"):
     print("OK dealer_duplicate %s %d" % (tag, replies))
 
 
-HELPERS = {"sock", "expect", "payload", "main"}
+def pub_connect(ctx, endpoint):
+    """A PUB that connects to our ROUTER (an incompatible pair) and publishes for a second."""
+    p = sock(ctx, zmq.PUB)
+    p.connect(endpoint)
+    for _ in range(20):
+        p.send(b"should never arrive")
+        time.sleep(0.05)
+    print("OK pub_connect")
+
+
+def raw_huge_frame(ctx, endpoint):
+    """Raw ZMTP DEALER: handshake, then a frame header declaring 2^64-1 bytes: we must close."""
+    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    s.settimeout(5)
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
+    ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER"
+    s.sendall(greeting + bytes([0x04, len(ready)]) + ready + b"\x02" + b"\xff" * 8 + b"junk")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print("OK raw_huge_frame closed")
+
+
+def sub_hello(ctx, endpoint):
+    """A good SUB that must receive HELLO while junk peers come and go (libzmq fuzzer style)."""
+    s = sock(ctx, zmq.SUB)
+    s.connect(endpoint)
+    s.setsockopt(zmq.SUBSCRIBE, b"HELLO")
+    msg = s.recv_multipart()
+    expect(msg == [b"HELLO", b"world"], "got %r" % msg)
+    print("OK sub_hello")
+
+
+HELPERS = {"sock", "expect", "payload", "main", "raw_handshake", "raw_recv_exact", "raw_recv_frame",
+           "raw_recv_message", "raw_command"}
 SCENARIOS = {n: f for n, f in globals().items() if callable(f) and n not in HELPERS and not n[0].isupper()}
 
 
