@@ -583,7 +583,9 @@ impl Reactor {
         };
         let (pipe, evicted) = match attach {
             Attach::Attached(pipe) => (pipe, None),
-            Attach::TookOver { key: pipe, evicted } => (pipe, Some(evicted)),
+            // The slab may hand the evicted pipe's key to the newcomer: take the old transport
+            // out before the new one goes in.
+            Attach::TookOver { key: pipe, evicted } => (pipe, entry.transports.remove(&evicted)),
             Attach::Ignored => {
                 log::info!("peer {:?} ignored: its identity is already connected", conn.peer_addr);
                 conn.ignored = true;
@@ -601,15 +603,19 @@ impl Reactor {
         }
         let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
         let socket = SocketId(conn.socket);
-        self.peer_events.push_back(PeerEvent::Connected { socket, identity });
-        if let Some(evicted) = evicted {
-            if let Some(Transport::Tcp(old)) = entry.transports.remove(&evicted) {
-                if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
-                    old_conn.pipe = None;
-                }
-                self.close_conn(old, CloseReason::Evicted);
+        if let Some(Transport::Tcp(old)) = evicted {
+            if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
+                old_conn.pipe = None; // its pipe is gone already; the newcomer holds the identity
             }
+            let reason = CloseReason::Evicted.to_string();
+            self.peer_events.push_back(PeerEvent::Disconnected {
+                socket,
+                identity: identity.clone(),
+                reason,
+            });
+            self.close_conn(old, CloseReason::Evicted);
         }
+        self.peer_events.push_back(PeerEvent::Connected { socket, identity });
     }
 
     fn close_conn(&mut self, key: usize, reason: CloseReason) {

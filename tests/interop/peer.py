@@ -11,6 +11,7 @@ import sys
 import time
 
 import zmq
+import zmq.utils.monitor
 
 TIMEOUT_MS = 10000
 
@@ -383,6 +384,19 @@ def pub_connect(ctx, endpoint):
         p.send(b"should never arrive")
         time.sleep(0.05)
     print("OK pub_connect")
+
+
+def raw_wrong_type(ctx, endpoint):
+    """Raw ZMTP peer announcing PUB to our ROUTER: we must send ERROR and close."""
+    s = raw_handshake(endpoint, b"PUB")
+    rest = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    expect(b"\x05ERROR" in rest, "no ERROR before the close: %r" % rest)
+    print("OK raw_wrong_type")
 
 
 def raw_huge_frame(ctx, endpoint):
