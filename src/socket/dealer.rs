@@ -14,13 +14,13 @@ use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 
 #[derive(Debug)]
 pub struct Dealer {
-    pub(crate) pipes: Pipes,
+    pub pipes: Pipes,
     /// Pipes in round-robin order.
     order: Vec<PipeKey>,
     next: usize,
     /// Messages sent while no pipe existed.
     waiting: VecDeque<Message>,
-    pub(crate) stats: SocketStats,
+    pub stats: SocketStats,
 }
 
 impl Dealer {

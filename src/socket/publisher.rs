@@ -14,12 +14,12 @@ pub const MAX_TOPICS_PER_PEER: usize = 1 << 20;
 
 #[derive(Debug)]
 pub struct Publisher {
-    pub(crate) pipes: Pipes,
+    pub pipes: Pipes,
     trie: Trie<PipeKey>,
     /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
     topics: HashMap<PipeKey, HashMap<Bytes, u32>>,
     matched: Vec<PipeKey>,
-    pub(crate) stats: SocketStats,
+    pub stats: SocketStats,
 }
 
 impl Publisher {

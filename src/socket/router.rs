@@ -27,12 +27,12 @@ pub enum Attach {
 
 #[derive(Debug)]
 pub struct Router {
-    pub(crate) pipes: Pipes,
+    pub pipes: Pipes,
     by_identity: HashMap<Bytes, PipeKey>,
     next_generated: u32,
     mandatory: bool,
     handover: bool,
-    pub(crate) stats: SocketStats,
+    pub stats: SocketStats,
 }
 
 impl Router {

@@ -10,11 +10,11 @@ use crate::socket::{Message, SocketOptions, SocketStats};
 
 #[derive(Debug)]
 pub struct Subscriber {
-    pub(crate) pipes: Pipes,
+    pub pipes: Pipes,
     topics: HashMap<Bytes, u32>,
     filter: Trie<()>,
     matched: Vec<()>,
-    pub(crate) stats: SocketStats,
+    pub stats: SocketStats,
 }
 
 impl Subscriber {
