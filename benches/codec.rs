@@ -115,7 +115,7 @@ fn bench_session(c: &mut Criterion) {
         let mut hello = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1];
         hello.extend_from_slice(b"NULL");
         hello.resize(64, 0);
-        hello.extend_from_slice(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER");
+        hello.extend_from_slice(b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER");
         group.throughput(Throughput::Elements(count as u64));
         group.bench_function(BenchmarkId::new("messages_16B", format!("{parts}_frames")), |b| {
             b.iter_batched_ref(

@@ -1,11 +1,14 @@
 //! ezarch: the EZ Arch request/reply service broker on a hand-rolled ZMTP 3.1 stack.
 //!
-//! The wire protocol lives in the sans-IO `zmtp` crate, re-exported here. The reactor, socket
-//! semantics, pipes and broker are built on it in later modules.
+//! The wire protocol lives in the sans-IO `zmtp` crate, re-exported here. On it:
+//! - `socket`: ROUTER, DEALER, PUB and SUB semantics as plain structs (messages in, messages out);
+//! - `reactor`: the single-threaded mio event loop that owns all I/O and timers;
+//! - `pipe`: the EZ Arch forwarders (ROUTER -> DEALER, ROUTER -> PUB).
 
 #![forbid(unsafe_code)]
 
 pub use zmtp;
 
+pub mod pipe;
 pub mod reactor;
 pub mod socket;

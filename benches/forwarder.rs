@@ -1,0 +1,258 @@
+//! ROUTER -> DEALER forwarding: `ezarch pipe` against libzmq's own forwarder (`zmq.proxy` in a
+//! pyzmq process, which runs libzmq's C loop), both driven by the same load generator in one run,
+//! next to a direct echo that shows the load generator is not the bottleneck.
+//!
+//! Topology: client DEALER -> forwarder ROUTER (front) -> forwarder DEALER (back) -> echo DEALER,
+//! and back the same way. The client and the echo share this process's reactor; each contender
+//! is its own process. For 16 B, 256 B, 64 KiB and 1 MiB: forwarded msg/s and MiB/s with a window
+//! of messages in flight, and round-trip p50/p99 with one in flight. Runs each contender
+//! `EZARCH_BENCH_RUNS` times (default 3), interleaved, and reports medians and ratios.
+//!
+//! Run: `cargo bench --bench forwarder` (needs python3 with pyzmq).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ezarch::reactor::{Reactor, SocketId};
+use ezarch::socket::{SocketOptions, SocketType};
+
+const SIZES: &[(usize, &str, usize)] =
+    &[(16, "16 B", 1000), (256, "256 B", 1000), (64 << 10, "64 KiB", 64), (1 << 20, "1 MiB", 8)];
+const THROUGHPUT_TIME: Duration = Duration::from_millis(2000);
+const LATENCY_SAMPLES: usize = 3000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Contender {
+    Direct,
+    Ezarch,
+    Libzmq,
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Direct => "direct echo (no forwarder)",
+            Contender::Ezarch => "ezarch pipe",
+            Contender::Libzmq => "libzmq zmq.proxy",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    msgs_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts the contender's forwarder process; returns it with its front and back endpoints.
+fn start(contender: Contender) -> (Option<Child>, String, String) {
+    let front = format!("tcp://127.0.0.1:{}", free_port());
+    let back = format!("tcp://127.0.0.1:{}", free_port());
+    let child = match contender {
+        Contender::Direct => None,
+        Contender::Ezarch => Some(
+            Command::new(env!("CARGO_BIN_EXE_ezarch"))
+                .args(["--log-level", "warn", "pipe", "--front", &front, "--back", &back])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start ezarch pipe"),
+        ),
+        Contender::Libzmq => Some(
+            Command::new("python3")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/libzmq_proxy.py"))
+                .args([&front, &back])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start python3 benches/libzmq_proxy.py (needs pyzmq)"),
+        ),
+    };
+    std::thread::sleep(Duration::from_millis(if contender == Contender::Libzmq { 600 } else { 200 }));
+    (child, front, back)
+}
+
+/// The load generator: a client DEALER and an echo peer on one reactor.
+struct Load {
+    reactor: Reactor,
+    client: SocketId,
+    echo: SocketId,
+}
+
+impl Load {
+    fn new(contender: Contender, front: &str, back: &str) -> Self {
+        let mut reactor = Reactor::new().unwrap();
+        let options = SocketOptions { send_hwm: 100_000, recv_hwm: 100_000, ..SocketOptions::default() };
+        let client = reactor.socket(SocketType::Dealer, options.clone()).unwrap();
+        let echo = if contender == Contender::Direct {
+            let echo = reactor.socket(SocketType::Router, options).unwrap();
+            let addr = reactor.bind(echo, "tcp://127.0.0.1:0").unwrap();
+            reactor.connect(client, &format!("tcp://{addr}")).unwrap();
+            echo
+        } else {
+            let echo = reactor.socket(SocketType::Dealer, options).unwrap();
+            reactor.connect(echo, back).unwrap();
+            reactor.connect(client, front).unwrap();
+            echo
+        };
+        let mut load = Self { reactor, client, echo };
+        let ready = load
+            .reactor
+            .run_until(Duration::from_secs(10), |r| r.peer_count(client) == 1 && r.peer_count(echo) == 1)
+            .unwrap();
+        assert!(ready, "load generator could not connect");
+        load
+    }
+
+    /// One reactor turn; echoes what the echo peer got; returns the replies the client got.
+    fn turn(&mut self) -> usize {
+        self.reactor.poll(Some(Duration::from_millis(100))).unwrap();
+        while let Some(message) = self.reactor.recv(self.echo) {
+            let _ = self.reactor.send(self.echo, message);
+        }
+        let mut replies = 0;
+        while self.reactor.recv(self.client).is_some() {
+            replies += 1;
+        }
+        replies
+    }
+
+    fn throughput(&mut self, body: &Bytes, window: usize) -> f64 {
+        for _ in 0..window {
+            self.reactor.send(self.client, vec![body.clone()]).unwrap();
+        }
+        let warmup_end = Instant::now() + Duration::from_millis(300);
+        let mut counted = 0usize;
+        let mut start = None;
+        loop {
+            let replies = self.turn();
+            for _ in 0..replies {
+                let _ = self.reactor.send(self.client, vec![body.clone()]);
+            }
+            let now = Instant::now();
+            match start {
+                None if now >= warmup_end => start = Some(now),
+                None => {}
+                Some(s) => {
+                    counted += replies;
+                    if now - s >= THROUGHPUT_TIME {
+                        let rate = counted as f64 / (now - s).as_secs_f64();
+                        self.drain(window);
+                        return rate;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the window's last replies so the next measurement starts clean.
+    fn drain(&mut self, window: usize) {
+        let mut outstanding = window;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while outstanding > 0 && Instant::now() < deadline {
+            outstanding = outstanding.saturating_sub(self.turn());
+        }
+    }
+
+    fn latency(&mut self, body: &Bytes) -> (f64, f64) {
+        let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+        for i in 0..LATENCY_SAMPLES + 200 {
+            let start = Instant::now();
+            self.reactor.send(self.client, vec![body.clone()]).unwrap();
+            loop {
+                self.reactor.poll(Some(Duration::from_millis(100))).unwrap();
+                while let Some(message) = self.reactor.recv(self.echo) {
+                    let _ = self.reactor.send(self.echo, message);
+                }
+                if self.reactor.recv(self.client).is_some() {
+                    break;
+                }
+            }
+            if i >= 200 {
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        samples.sort_by(f64::total_cmp);
+        (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    }
+}
+
+fn measure(contender: Contender) -> Vec<Figures> {
+    let (mut child, front, back) = start(contender);
+    let mut load = Load::new(contender, &front, &back);
+    let figures = SIZES
+        .iter()
+        .map(|&(size, _, window)| {
+            let body = Bytes::from(vec![0xA5u8; size]);
+            let msgs_per_sec = load.throughput(&body, window);
+            let (p50_us, p99_us) = load.latency(&body);
+            Figures { msgs_per_sec, p50_us, p99_us }
+        })
+        .collect();
+    drop(load);
+    if let Some(child) = child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    figures
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test discovery
+    }
+    let runs: usize = std::env::var("EZARCH_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let contenders = [Contender::Direct, Contender::Ezarch, Contender::Libzmq];
+    let mut results: Vec<Vec<Vec<Figures>>> = vec![Vec::new(); contenders.len()];
+    for run in 0..runs {
+        for (i, &contender) in contenders.iter().enumerate() {
+            eprintln!("run {}/{runs}: {}", run + 1, contender.name());
+            results[i].push(measure(contender));
+        }
+    }
+    println!("\nROUTER->DEALER forwarding, medians of {runs} runs (same load generator, one run)\n");
+    println!("| size | contender | msg/s | MiB/s | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut table = vec![vec![Figures::default(); SIZES.len()]; contenders.len()];
+    for (c, &contender) in contenders.iter().enumerate() {
+        for (s, &(size, label, _)) in SIZES.iter().enumerate() {
+            let pick = |f: fn(&Figures) -> f64| median(results[c].iter().map(|r| f(&r[s])).collect());
+            let fig = Figures {
+                msgs_per_sec: pick(|f| f.msgs_per_sec),
+                p50_us: pick(|f| f.p50_us),
+                p99_us: pick(|f| f.p99_us),
+            };
+            table[c][s] = fig;
+            let mib = fig.msgs_per_sec * size as f64 / (1 << 20) as f64;
+            println!(
+                "| {label} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
+                contender.name(),
+                fig.msgs_per_sec,
+                mib,
+                fig.p50_us,
+                fig.p99_us
+            );
+        }
+    }
+    println!("\n| size | ezarch / libzmq msg/s | ezarch p50 / libzmq p50 | direct / ezarch msg/s |");
+    println!("|---|---:|---:|---:|");
+    for (s, &(_, label, _)) in SIZES.iter().enumerate() {
+        let (d, e, l) = (table[0][s], table[1][s], table[2][s]);
+        println!(
+            "| {label} | {:.2}x | {:.2} | {:.2}x |",
+            e.msgs_per_sec / l.msgs_per_sec,
+            e.p50_us / l.p50_us,
+            d.msgs_per_sec / e.msgs_per_sec
+        );
+    }
+}

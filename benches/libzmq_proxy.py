@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""libzmq's own ROUTER->DEALER forwarder for benches/forwarder.rs: `libzmq_proxy.py FRONT BACK`.
+
+zmq.proxy runs libzmq's C proxy loop (the GIL is released), so this measures libzmq, not Python.
+Both sockets bind, as in EZ Arch's pipes; default HWMs, one I/O thread, like `ezarch pipe`.
+"""
+import sys
+
+import zmq
+
+ctx = zmq.Context(1)
+front = ctx.socket(zmq.ROUTER)
+front.bind(sys.argv[1])
+back = ctx.socket(zmq.DEALER)
+back.bind(sys.argv[2])
+try:
+    zmq.proxy(front, back)
+except (KeyboardInterrupt, zmq.ContextTerminated):
+    pass
