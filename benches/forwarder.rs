@@ -31,6 +31,14 @@ enum Contender {
 }
 
 impl Contender {
+    fn short(self) -> &'static str {
+        match self {
+            Contender::Direct => "direct",
+            Contender::Ezarch => "ezarch",
+            Contender::Libzmq => "libzmq",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Contender::Direct => "direct echo (no forwarder)",
@@ -212,7 +220,10 @@ fn main() {
         return; // `cargo bench -- --list` and test discovery
     }
     let runs: usize = std::env::var("EZARCH_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let contenders = [Contender::Direct, Contender::Ezarch, Contender::Libzmq];
+    let wanted = std::env::var("EZARCH_BENCH_CONTENDERS").unwrap_or_default();
+    let all = [Contender::Direct, Contender::Ezarch, Contender::Libzmq];
+    let contenders: Vec<Contender> =
+        all.into_iter().filter(|c| wanted.is_empty() || wanted.contains(c.short())).collect();
     let mut results: Vec<Vec<Vec<Figures>>> = vec![Vec::new(); contenders.len()];
     for run in 0..runs {
         for (i, &contender) in contenders.iter().enumerate() {
@@ -243,6 +254,9 @@ fn main() {
                 fig.p99_us
             );
         }
+    }
+    if contenders.len() < all.len() {
+        return;
     }
     println!("\n| size | ezarch / libzmq msg/s | ezarch p50 / libzmq p50 | direct / ezarch msg/s |");
     println!("|---|---:|---:|---:|");

@@ -2,7 +2,7 @@
 //! socket into a reusable buffer that the session slices frames out of; writes send the
 //! session's queued chunks with one vectored write per batch and resume after partial writes.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -100,34 +100,23 @@ impl Connection {
     /// One read into the receive buffer, fed to the session. A read shorter than the buffer
     /// means the socket is drained (TCP), which saves the extra read that would say WouldBlock.
     pub fn read_once(&mut self, now: Instant) -> Result<ReadOutcome, CloseReason> {
-        let want =
-            self.read_size.max(self.session.needed(&self.rbuf)).min(zmtp::frame::DEFAULT_MAX_MESSAGE_SIZE);
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + want, 0);
+        // `needed` is bounded by the session's limits: the header was checked before it counts.
+        let want = self.read_size.max(self.session.needed(&self.rbuf));
         let result = loop {
-            match self.stream.read(&mut self.rbuf[start..]) {
+            match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         match result {
-            Ok(0) => {
-                self.rbuf.truncate(start);
-                Err(CloseReason::PeerClosed)
-            }
+            Ok(0) => Err(CloseReason::PeerClosed),
             Ok(n) => {
-                self.rbuf.truncate(start + n);
                 self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
                 Ok(ReadOutcome::Progress { drained: n < want })
             }
-            Err(e) => {
-                self.rbuf.truncate(start);
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
-                    _ => Err(CloseReason::Io(e)),
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+            Err(e) => Err(CloseReason::Io(e)),
         }
     }
 
@@ -164,4 +153,26 @@ impl Connection {
     fn adapt_read_size(&mut self, filled: bool) {
         self.read_size = if filled { (self.read_size * 2).min(MAX_READ) } else { MIN_READ };
     }
+}
+
+/// Reads up to `want` bytes into `buf`'s spare capacity, growing it first, without zeroing that
+/// capacity: zeroing cost a full extra pass over every large frame (a 1 MiB frame is read into
+/// its own fresh buffer). Returns how many bytes were read; they are appended to `buf`.
+#[allow(unsafe_code)]
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let len = want.min(spare.len());
+    // SAFETY: `spare` is `buf`'s allocated, unused capacity, valid for writes of `len` bytes;
+    // read(2) writes at most `len` bytes there and says how many. No byte is read by us before
+    // the kernel wrote it, and no reference to uninitialized memory is created.
+    let n = unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), len) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize; // 0 <= n <= len, as read(2) promises
+    // SAFETY: the first `n` bytes of the spare capacity were just written by read(2).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
