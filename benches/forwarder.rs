@@ -193,9 +193,13 @@ impl Load {
 fn measure(contender: Contender) -> Vec<Figures> {
     let (mut child, front, back) = start(contender);
     let mut load = Load::new(contender, &front, &back);
+    let only = std::env::var("EZARCH_BENCH_SIZES").unwrap_or_default();
     let figures = SIZES
         .iter()
-        .map(|&(size, _, window)| {
+        .map(|&(size, label, window)| {
+            if !only.is_empty() && !only.split(',').any(|s| s == label.replace(' ', "")) {
+                return Figures::default();
+            }
             let body = Bytes::from(vec![0xA5u8; size]);
             let msgs_per_sec = load.throughput(&body, window);
             let (p50_us, p99_us) = load.latency(&body);

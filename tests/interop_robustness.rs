@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ezarch::reactor::{PeerEvent, Reactor, SocketId};
 use ezarch::socket::{SocketOptions, SocketType};
+use ezarch::zmtp;
 use interop::{drive, free_endpoint, spawn, spin};
 
 fn bound(reactor: &mut Reactor, socket_type: SocketType, options: SocketOptions) -> (SocketId, String) {
@@ -90,6 +91,25 @@ fn the_ttl_in_a_peers_ping_is_honoured_and_the_pong_echoes_its_context() {
     let mut peer = spawn("raw_ping_ttl", &endpoint, &[]);
     drive(&mut reactor, &mut [&mut peer], Duration::from_secs(20), |_| {});
     peer.ok_line();
+}
+
+#[test]
+fn our_heartbeat_closes_a_peer_that_stops_answering() {
+    let mut reactor = Reactor::new().unwrap();
+    let heartbeat = zmtp::Heartbeat {
+        interval: Some(Duration::from_millis(100)),
+        timeout: Some(Duration::from_millis(300)),
+        ttl: Some(Duration::from_secs(1)),
+    };
+    let options = SocketOptions { heartbeat, ..SocketOptions::default() };
+    let dealer = reactor.socket(SocketType::Dealer, options).unwrap();
+    let endpoint = free_endpoint();
+    let mut mute = spawn("raw_mute_server", &endpoint, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    reactor.connect(dealer, &endpoint).unwrap();
+    drive(&mut reactor, &mut [&mut mute], Duration::from_secs(20), |_| {});
+    mute.ok_line();
+    assert!(reactor.stats(dealer).unwrap().peers_failed >= 1);
 }
 
 #[test]

@@ -83,6 +83,30 @@ fn dealer_connects_to_a_pyzmq_router_and_gets_echoes() {
 }
 
 #[test]
+fn roles_reversed_our_dealer_binds_and_a_pyzmq_router_connects() {
+    let mut reactor = Reactor::new().unwrap();
+    let (dealer, endpoint) = bound(&mut reactor, SocketType::Dealer, SocketOptions::default());
+    let mut peer = spawn("router_echo", &endpoint, &["0", "3"]);
+    let parts: Vec<Bytes> =
+        (0..10).map(|i| Bytes::from(vec![i as u8; [0, 1, 255, 256, 9000][i % 5]])).collect();
+    for _ in 0..3 {
+        reactor.send(dealer, parts.clone()).unwrap();
+    }
+    let mut got = Vec::new();
+    drive(&mut reactor, &mut [&mut peer], Duration::from_secs(30), |r| {
+        got.extend(std::iter::from_fn(|| r.recv(dealer)))
+    });
+    reactor
+        .run_until(Duration::from_secs(5), |r| {
+            got.extend(std::iter::from_fn(|| r.recv(dealer)));
+            got.len() == 3
+        })
+        .unwrap();
+    peer.ok_line();
+    assert_eq!(got, vec![parts.clone(), parts.clone(), parts], "10-part messages came back intact");
+}
+
+#[test]
 fn hundred_thousand_messages_arrive_in_order() {
     let mut reactor = Reactor::new().unwrap();
     // The peer reads only after sending all 100,000, so our queue to it must hold them all:

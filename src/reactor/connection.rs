@@ -172,7 +172,7 @@ fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::R
         return Err(io::Error::last_os_error());
     }
     let n = n as usize; // 0 <= n <= len, as read(2) promises
-    // SAFETY: the first `n` bytes of the spare capacity were just written by read(2).
+                        // SAFETY: the first `n` bytes of the spare capacity were just written by read(2).
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }

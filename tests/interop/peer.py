@@ -426,6 +426,32 @@ def sub_hello(ctx, endpoint):
     print("OK sub_hello")
 
 
+def raw_mute_server(ctx, endpoint):
+    """Raw listener: completes the handshake as ROUTER, then never answers; times our close."""
+    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(1)
+    srv.settimeout(10)
+    conn, _ = srv.accept()
+    conn.settimeout(10)
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
+    ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER\x08Identity\x00\x00\x00\x00"
+    conn.sendall(greeting + bytes([0x04, len(ready)]) + ready)
+    start = time.time()
+    pings = 0
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        pings += chunk.count(b"\x04PING")
+    elapsed = time.time() - start
+    expect(pings >= 1, "no PING before the close")
+    expect(elapsed < 2.0, "closed only after %.2f s" % elapsed)
+    print("OK raw_mute_server %.2f %d" % (elapsed, pings))
+
+
 HELPERS = {"sock", "expect", "payload", "main", "raw_handshake", "raw_recv_exact", "raw_recv_frame",
            "raw_recv_message", "raw_command"}
 SCENARIOS = {n: f for n, f in globals().items() if callable(f) and n not in HELPERS and not n[0].isupper()}
