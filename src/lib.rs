@@ -11,6 +11,7 @@
 
 pub use zmtp;
 
+pub mod broker;
 pub mod pipe;
 pub mod reactor;
 pub mod socket;

@@ -1,0 +1,219 @@
+//! The broker as a pure state machine: frames and a stepped clock in, frames out.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ezarch::broker::{Broker, BrokerConfig, Output};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn frames(parts: &[&str]) -> Vec<Bytes> {
+    parts.iter().map(|p| b(p)).collect()
+}
+
+fn request(client: &str, req: &str, service: &str, body: &[&str]) -> Vec<Bytes> {
+    let mut m = frames(&["inpipe", client, "", "\x02", req, service]);
+    m.extend(frames(body));
+    m
+}
+
+fn heartbeat(worker: &str, service: &str) -> Vec<Bytes> {
+    frames(&["wpipe", worker, "", "\x01", "\x01", service])
+}
+
+fn reply(worker: &str, client: &str, req: &str, body: &[&str]) -> Vec<Bytes> {
+    let mut m = frames(&["wpipe", worker, "", "\x01", "\x02", client, "", req]);
+    m.extend(frames(body));
+    m
+}
+
+fn outputs(broker: &mut Broker) -> Vec<Output> {
+    std::iter::from_fn(|| broker.poll_output()).collect()
+}
+
+fn to_workers(outs: &[Output]) -> Vec<Vec<Bytes>> {
+    outs.iter().filter_map(|o| if let Output::ToWorker(m) = o { Some(m.clone()) } else { None }).collect()
+}
+
+fn to_clients(outs: &[Output]) -> Vec<Vec<Bytes>> {
+    outs.iter().filter_map(|o| if let Output::ToClient(m) = o { Some(m.clone()) } else { None }).collect()
+}
+
+fn ready_broker(now: Instant) -> Broker {
+    let mut broker = Broker::new(BrokerConfig { identity: b("me"), ..BrokerConfig::default() }, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    broker
+}
+
+#[test]
+fn request_dispatch_reply_round_trip_with_multi_frame_bodies() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("echo-1", "echo"));
+    let outs = outputs(&mut broker);
+    assert_eq!(outs, vec![Output::Broadcast(frames(&["\x01", "echo", "echo-1"]))]);
+
+    broker.handle_client(now, request("c1", "r1", "echo", &["/echo", "a", "b"]));
+    let outs = outputs(&mut broker);
+    assert_eq!(to_workers(&outs), vec![frames(&["wpipe", "echo-1", "", "c1", "r1", "/echo", "a", "b"])]);
+    assert!(outs.contains(&Output::Broadcast(frames(&["\x02", "echo-1"]))));
+    assert_eq!(broker.registry().tasks(b"echo-1"), 1, "our own dispatch counts at once");
+
+    broker.handle_worker(now, reply("echo-1", "c1", "r1", &["OK", "a", "b"]));
+    let outs = outputs(&mut broker);
+    assert_eq!(to_clients(&outs), vec![frames(&["inpipe", "c1", "", "r1", "OK", "a", "b"])]);
+    assert!(outs.contains(&Output::Broadcast(frames(&["\x03", "echo-1"]))));
+    assert_eq!(broker.registry().tasks(b"echo-1"), 0);
+}
+
+#[test]
+fn least_tasks_with_ties_spread_round_robin() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    for w in ["w1", "w2", "w3"] {
+        broker.handle_worker(now, heartbeat(w, "svc"));
+    }
+    outputs(&mut broker);
+    let mut picked = Vec::new();
+    for i in 0..6 {
+        broker.handle_client(now, request("c", &format!("r{i}"), "svc", &[]));
+        picked.push(to_workers(&outputs(&mut broker))[0][1].clone());
+    }
+    for w in ["w1", "w2", "w3"] {
+        assert_eq!(picked.iter().filter(|p| &p[..] == w.as_bytes()).count(), 2, "{picked:?}");
+    }
+    // w2 finishes twice: it now has the fewest tasks and gets the next request.
+    broker.handle_worker(now, reply("w2", "c", "r1", &[]));
+    broker.handle_worker(now, reply("w2", "c", "r4", &[]));
+    outputs(&mut broker);
+    broker.handle_client(now, request("c", "r9", "svc", &[]));
+    assert_eq!(to_workers(&outputs(&mut broker))[0][1], b("w2"));
+}
+
+#[test]
+fn other_brokers_engagements_count_and_our_own_echoes_do_not_count_twice() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_state(now, frames(&["other", "\x01", "svc", "w1"]));
+    broker.handle_state(now, frames(&["other", "\x02", "w1"]));
+    assert_eq!(broker.registry().tasks(b"w1"), 1);
+    broker.handle_client(now, request("c", "r", "svc", &[]));
+    outputs(&mut broker);
+    assert_eq!(broker.registry().tasks(b"w1"), 2);
+    broker.handle_state(now, frames(&["me", "\x02", "w1"])); // our own ENGAGED, echoed back
+    assert_eq!(broker.registry().tasks(b"w1"), 2);
+    for _ in 0..5 {
+        broker.handle_state(now, frames(&["other", "\x03", "w1"])); // stray UNENGAGEDs
+    }
+    assert_eq!(broker.registry().tasks(b"w1"), 0, "never below zero");
+}
+
+#[test]
+fn no_service_is_answered_in_bounded_time_but_not_during_the_startup_grace() {
+    let start = Instant::now();
+    let config = BrokerConfig {
+        no_service_wait: Duration::from_millis(500),
+        startup_grace: Duration::from_secs(3),
+        ..BrokerConfig::default()
+    };
+    let mut broker = Broker::new(config, start);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), start);
+    broker.handle_client(start, request("c", "r1", "late", &[]));
+    assert_eq!(broker.poll_timeout(), Some(start + Duration::from_secs(3)));
+    // A worker heartbeats within the grace: the held request goes to it.
+    broker.handle_worker(start + Duration::from_secs(2), heartbeat("late-1", "late"));
+    assert_eq!(to_workers(&outputs(&mut broker)).len(), 1);
+
+    // After the grace: a request for a service nobody serves waits no_service_wait, then NO_SERVICE.
+    let later = start + Duration::from_secs(10);
+    broker.handle_client(later, request("c", "r2", "nobody", &[]));
+    broker.handle_timeout(later + Duration::from_millis(499));
+    assert!(to_clients(&outputs(&mut broker)).is_empty());
+    broker.handle_timeout(later + Duration::from_millis(500));
+    assert_eq!(
+        to_clients(&outputs(&mut broker)),
+        vec![frames(&["inpipe", "c", "", "r2", "EZ_ERR", "NO_SERVICE"])]
+    );
+    assert_eq!(broker.stats.no_service, 1);
+}
+
+#[test]
+fn expired_workers_get_no_work_and_lost_tasks_are_released() {
+    let start = Instant::now();
+    let config = BrokerConfig {
+        worker_lifetime: Duration::from_secs(9),
+        task_timeout: Duration::from_secs(5),
+        ..BrokerConfig::default()
+    };
+    let mut broker = Broker::new(config, start);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), start);
+    broker.handle_worker(start, heartbeat("dead", "svc"));
+    broker.handle_worker(start, heartbeat("alive", "svc"));
+    broker.handle_client(start, request("c", "r1", "svc", &[]));
+    broker.handle_client(start, request("c", "r2", "svc", &[]));
+    outputs(&mut broker);
+    broker.handle_timeout(start + Duration::from_secs(5));
+    assert_eq!(broker.registry().tasks(b"alive"), 0, "a task with no reply is released");
+    assert_eq!(broker.stats.tasks_timed_out, 2);
+    // Only "alive" keeps heartbeating.
+    let t = start + Duration::from_secs(6);
+    broker.handle_worker(t, heartbeat("alive", "svc"));
+    broker.handle_timeout(start + Duration::from_secs(9));
+    assert_eq!(broker.stats.workers_expired, 1);
+    outputs(&mut broker);
+    for i in 0..5 {
+        broker.handle_client(start + Duration::from_secs(10), request("c", &format!("x{i}"), "svc", &[]));
+    }
+    let sent = to_workers(&outputs(&mut broker));
+    assert_eq!(sent.len(), 5);
+    assert!(sent.iter().all(|m| &m[1][..] == b"alive"));
+}
+
+#[test]
+fn malformed_input_of_any_shape_is_counted_and_dropped() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    let bad_client = [
+        frames(&[]),
+        frames(&["inpipe"]),
+        frames(&["inpipe", "c", "", "\x02", "r"]),
+        frames(&["inpipe", "c", "x", "\x02", "r", "svc"]),
+        frames(&["inpipe", "c", "", "\x07", "r", "svc"]),
+    ];
+    let bad_worker = [
+        frames(&["wpipe", "w"]),
+        frames(&["wpipe", "w", "", "\x01", "\x01"]),
+        frames(&["wpipe", "w", "", "\x02", "\x01", "svc"]),
+        frames(&["wpipe", "w", "", "\x01", "\x09", "svc"]),
+        frames(&["wpipe", "w", "", "\x01", "\x02", "c", "not-empty", "r"]),
+    ];
+    let bad_state = [frames(&["x"]), frames(&["x", "\x07", "w"]), frames(&["x", "\x01", "svc"])];
+    for m in bad_client {
+        broker.handle_client(now, m);
+    }
+    for m in bad_worker {
+        broker.handle_worker(now, m);
+    }
+    for m in bad_state {
+        broker.handle_state(now, m);
+    }
+    assert_eq!(broker.stats.malformed, 13);
+    assert!(outputs(&mut broker).is_empty());
+    broker.handle_worker(now, heartbeat("w", "svc"));
+    broker.handle_client(now, request("c", "r", "svc", &["still serving"]));
+    assert_eq!(to_workers(&outputs(&mut broker)).len(), 1);
+}
+
+#[test]
+fn replies_route_from_the_first_second_whoever_dispatched() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    // A reply for a request another broker dispatched, before this broker saw any request.
+    broker.handle_worker(now, reply("w", "c9", "r9", &["OK", "x"]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c9", "", "r9", "OK", "x"])]);
+}
