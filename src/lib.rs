@@ -5,13 +5,19 @@
 //! - `reactor`: the single-threaded mio event loop that owns all I/O and timers;
 //! - `pipe`: the EZ Arch forwarders (ROUTER -> DEALER, ROUTER -> PUB).
 
-// One audited exception: `reactor::connection::read_into_spare` reads into uninitialized
-// buffer capacity. Everything else is safe code, and the `zmtp` crate forbids unsafe outright.
+// Two audited exceptions: `reactor::connection::read_into_spare` reads into uninitialized
+// buffer capacity, and `signals::install` registers the SIGINT/SIGTERM handlers. Everything else is safe code, and the `zmtp` crate forbids unsafe outright.
 #![deny(unsafe_code)]
 
 pub use zmtp;
 
 pub mod broker;
+pub mod client;
+pub mod config;
+pub mod node;
 pub mod pipe;
+pub mod random;
 pub mod reactor;
+pub mod signals;
 pub mod socket;
+pub mod worker;

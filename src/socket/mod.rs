@@ -88,6 +88,15 @@ pub enum SendError {
     NotSupported(Message),
 }
 
+/// A one-line description of a send error, without the message's bytes.
+pub fn describe(error: &SendError) -> &'static str {
+    match error {
+        SendError::WouldBlock(_) => "no peer can take it now",
+        SendError::Unroutable(_) => "no peer has that identity",
+        SendError::NotSupported(_) => "not supported by this socket type",
+    }
+}
+
 /// Counters a socket keeps; all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SocketStats {

@@ -1,0 +1,199 @@
+//! An EZ Arch node on one reactor: any of the three pipes and a broker, wired to each other in
+//! memory when they share the process (`ezarch up`) or over TCP (`ezarch broker`).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::broker::{Broker, BrokerConfig, Output};
+use crate::config::Config;
+use crate::pipe::{Forwarder, PipeMode};
+use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
+use crate::socket::{SocketOptions, SocketType};
+
+/// How often the broker's expiry sweep runs even when nothing else happens.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a stopping node keeps delivering what is queued.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The three pipes of one node.
+pub struct Pipes {
+    pub in_pipe: Forwarder,
+    pub worker_pipe: Forwarder,
+    pub broker_pipe: Forwarder,
+}
+
+/// A broker with its four sockets.
+pub struct BrokerNode {
+    pub broker: Broker,
+    pub in_router: SocketId,
+    pub worker_router: SocketId,
+    pub state_dealer: SocketId,
+    pub state_sub: SocketId,
+}
+
+pub struct Node {
+    pub reactor: Reactor,
+    pub pipes: Option<Pipes>,
+    pub broker: Option<BrokerNode>,
+    /// Every endpoint bound, for the startup log.
+    pub bound: Vec<String>,
+}
+
+impl Node {
+    /// `ezarch up`: three pipes on their ports plus one broker wired to them in memory.
+    pub fn up(config: &Config) -> Result<Self, Error> {
+        let mut node = Self::pipes(config)?;
+        let broker = node.add_broker(config)?;
+        if let Some(p) = &node.pipes {
+            let r = &mut node.reactor;
+            r.connect_inproc(broker.in_router, p.in_pipe.back)?;
+            r.connect_inproc(broker.worker_router, p.worker_pipe.back)?;
+            r.connect_inproc(broker.state_dealer, p.broker_pipe.front)?;
+            r.connect_inproc(broker.state_sub, p.broker_pipe.back)?;
+        }
+        node.broker = Some(broker);
+        Ok(node)
+    }
+
+    /// The three pipes alone, bound on their ports.
+    pub fn pipes(config: &Config) -> Result<Self, Error> {
+        let mut reactor = Reactor::new()?;
+        let options = SocketOptions::default();
+        let mut bound = Vec::new();
+        let mut make = |mode, a: &str, b: &str| -> Result<Forwarder, Error> {
+            let forwarder = Forwarder::new(&mut reactor, mode, &options)?;
+            for (socket, port) in [(forwarder.front, a), (forwarder.back, b)] {
+                let addr = reactor.bind(socket, &config.bind_endpoint(port))?;
+                bound.push(format!("{port}=tcp://{addr}"));
+            }
+            Ok(forwarder)
+        };
+        let pipes = Pipes {
+            in_pipe: make(PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B")?,
+            worker_pipe: make(PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B")?,
+            broker_pipe: make(PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT")?,
+        };
+        Ok(Self { reactor, pipes: Some(pipes), broker: None, bound })
+    }
+
+    /// `ezarch broker`: a broker that connects to the three pipes by address.
+    pub fn broker(config: &Config) -> Result<Self, Error> {
+        let mut node = Self { reactor: Reactor::new()?, pipes: None, broker: None, bound: Vec::new() };
+        let broker = node.add_broker(config)?;
+        let r = &mut node.reactor;
+        r.connect(broker.in_router, &config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_B"))?;
+        r.connect(broker.worker_router, &config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_B"))?;
+        r.connect(broker.state_dealer, &config.endpoint("BROKER_PIPE_HOST", "BROKER_PIPE_PORT_A"))?;
+        r.connect(broker.state_sub, &config.endpoint("BROKER_PIPE_HOST", "BROKER_BROADCAST_PORT"))?;
+        node.broker = Some(broker);
+        Ok(node)
+    }
+
+    fn add_broker(&mut self, config: &Config) -> Result<BrokerNode, Error> {
+        let identity = Bytes::from(format!("broker-{:08x}", crate::random::next_u64() as u32));
+        let broker_config = BrokerConfig {
+            identity: identity.clone(),
+            worker_lifetime: config.seconds("WORKER_LIFETIME_S"),
+            task_timeout: config.millis("TASK_TIMEOUT_MS"),
+            no_service_wait: config.millis("NO_SERVICE_MS"),
+            startup_grace: config.millis("POLL_INTERVAL_MS") + Duration::from_millis(500),
+            ..BrokerConfig::default()
+        };
+        let r = &mut self.reactor;
+        let in_router = r.socket(SocketType::Router, SocketOptions::default())?;
+        let worker_router = r.socket(SocketType::Router, SocketOptions::default())?;
+        let state_options = SocketOptions { identity, ..SocketOptions::default() };
+        let state_dealer = r.socket(SocketType::Dealer, state_options)?;
+        let state_sub = r.socket(SocketType::Sub, SocketOptions::default())?;
+        r.subscribe(state_sub, b"")?;
+        let broker = Broker::new(broker_config, Instant::now());
+        Ok(BrokerNode { broker, in_router, worker_router, state_dealer, state_sub })
+    }
+
+    /// Runs until `stop` is set, then keeps delivering queued messages for up to the grace.
+    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        let mut next_tick = Instant::now() + TICK;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let mut deadline = next_tick;
+            if let Some(b) = &self.broker {
+                deadline = b.broker.poll_timeout().map_or(deadline, |d| d.min(deadline));
+            }
+            self.reactor.poll(Some(deadline.saturating_duration_since(now)))?;
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + TICK;
+                if let Some(b) = &mut self.broker {
+                    b.broker.handle_timeout(Instant::now());
+                }
+            }
+            self.turn();
+        }
+        log::info!("stopping: delivering what is queued (up to {SHUTDOWN_GRACE:?})");
+        let grace_end = Instant::now() + SHUTDOWN_GRACE;
+        while Instant::now() < grace_end && self.reactor.has_pending_output() {
+            self.reactor.poll(Some(Duration::from_millis(10)))?;
+            self.turn();
+        }
+        Ok(())
+    }
+
+    /// Moves everything that can move: pipe traffic, broker input and output.
+    pub fn turn(&mut self) {
+        let now = Instant::now();
+        while let Some(event) = self.reactor.poll_peer_event() {
+            if let (Some(b), PeerEvent::Connected { socket, identity }) = (&mut self.broker, event) {
+                if socket == b.in_router {
+                    b.broker.set_in_pipe(identity);
+                } else if socket == b.worker_router {
+                    b.broker.set_worker_pipe(identity, now);
+                }
+            }
+        }
+        for _ in 0..64 {
+            let mut moved = 0;
+            if let Some(p) = &mut self.pipes {
+                moved += p.in_pipe.pump(&mut self.reactor);
+                moved += p.worker_pipe.pump(&mut self.reactor);
+                moved += p.broker_pipe.pump(&mut self.reactor);
+            }
+            if let Some(b) = &mut self.broker {
+                moved += drive_broker(&mut self.reactor, b, now);
+            }
+            if moved == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Feeds the broker what its sockets read and sends what it emits; returns messages moved.
+fn drive_broker(reactor: &mut Reactor, b: &mut BrokerNode, now: Instant) -> u64 {
+    let mut moved = 0;
+    while let Some(m) = reactor.recv(b.state_sub) {
+        b.broker.handle_state(now, m);
+        moved += 1;
+    }
+    while let Some(m) = reactor.recv(b.worker_router) {
+        b.broker.handle_worker(now, m);
+        moved += 1;
+    }
+    while let Some(m) = reactor.recv(b.in_router) {
+        b.broker.handle_client(now, m);
+        moved += 1;
+    }
+    while let Some(output) = b.broker.poll_output() {
+        let (socket, message) = match output {
+            Output::ToClient(m) => (b.in_router, m),
+            Output::ToWorker(m) => (b.worker_router, m),
+            Output::Broadcast(m) => (b.state_dealer, m),
+        };
+        if let Err(e) = reactor.send(socket, message) {
+            log::debug!("broker output dropped: {}", crate::socket::describe(&e));
+        }
+        moved += 1;
+    }
+    moved
+}
