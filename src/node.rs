@@ -132,6 +132,13 @@ impl Node {
             self.turn();
         }
         log::info!("stopping: delivering what is queued (up to {SHUTDOWN_GRACE:?})");
+        if let Some(b) = &self.broker {
+            let st = b.broker.stats;
+            log::info!(
+                "broker stats: requests={} dispatched={} replies={} no_service={} malformed={} tasks_timed_out={} workers_expired={}",
+                st.requests, st.dispatched, st.replies, st.no_service, st.malformed, st.tasks_timed_out, st.workers_expired
+            );
+        }
         let grace_end = Instant::now() + SHUTDOWN_GRACE;
         while Instant::now() < grace_end && self.reactor.has_pending_output() {
             self.reactor.poll(Some(Duration::from_millis(10)))?;
@@ -162,6 +169,7 @@ impl Node {
             if let Some(b) = &mut self.broker {
                 moved += drive_broker(&mut self.reactor, b, now);
             }
+            moved += self.reactor.transfer() as u64;
             if moved == 0 {
                 break;
             }

@@ -375,7 +375,7 @@ impl Reactor {
     /// One turn: write, wait up to `timeout` (None: until something happens), read, fire timers,
     /// write again.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.pump_all();
+        let delivered = self.pump_all();
         self.flush_pending();
         let now = Instant::now();
         let mut wait = timeout;
@@ -383,7 +383,8 @@ impl Reactor {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
-        if !self.to_resume.is_empty() || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
+        let busy = delivered > 0 || !self.to_resume.is_empty();
+        if busy || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
             wait = Some(Duration::ZERO);
         }
         match self.poll.poll(&mut self.events, wait) {
@@ -700,7 +701,16 @@ impl Reactor {
 
     // ---- moving messages to transports ----
 
-    fn pump_all(&mut self) {
+    /// Moves what sockets queued to their transports now: in-process peers get it in their
+    /// inbound queues, TCP peers get it encoded and written. `poll` does this on its own; call it
+    /// between polls to let in-process hops run without waiting for the next turn. Returns how
+    /// many messages reached in-process peers.
+    pub fn transfer(&mut self) -> usize {
+        self.pump_all()
+    }
+
+    fn pump_all(&mut self) -> usize {
+        let mut inproc = 0;
         let mut dirty = std::mem::take(&mut self.dirty);
         let keys: Vec<usize> =
             self.sockets.iter().filter(|(_, e)| e.socket.pipes().has_dirty()).map(|(k, _)| k).collect();
@@ -708,31 +718,40 @@ impl Reactor {
             dirty.clear();
             self.sockets[socket].socket.pipes_mut().take_dirty(&mut dirty);
             for &pipe in &dirty {
-                self.pump_pipe(socket, pipe);
+                inproc += self.pump_pipe(socket, pipe);
             }
         }
         dirty.clear();
         self.dirty = dirty;
+        inproc
     }
 
-    fn pump_pipe(&mut self, socket: usize, pipe: PipeKey) {
-        let Some(entry) = self.sockets.get(socket) else { return };
+    /// Returns how many messages reached an in-process peer.
+    fn pump_pipe(&mut self, socket: usize, pipe: PipeKey) -> usize {
+        let Some(entry) = self.sockets.get(socket) else { return 0 };
         match entry.transports.get(&pipe).copied() {
-            Some(Transport::Tcp(key)) => self.flush_conn(key),
+            Some(Transport::Tcp(key)) => {
+                self.flush_conn(key);
+                0
+            }
             Some(Transport::Inproc { socket: other, pipe: theirs }) => {
                 self.pump_inproc(socket, pipe, other, theirs)
             }
-            _ => {}
+            _ => 0,
         }
     }
 
-    /// Moves messages from our pipe straight into the other socket's inbound queue.
-    fn pump_inproc(&mut self, socket: usize, pipe: PipeKey, other: usize, theirs: PipeKey) {
-        let Some((ours, peer)) = self.sockets.get2_mut(socket, other) else { return };
+    /// Moves messages from our pipe straight into the other socket's inbound queue; returns how
+    /// many moved.
+    fn pump_inproc(&mut self, socket: usize, pipe: PipeKey, other: usize, theirs: PipeKey) -> usize {
+        let mut moved = 0;
+        let Some((ours, peer)) = self.sockets.get2_mut(socket, other) else { return 0 };
         while !peer.socket.pipes().inbound_full(theirs) {
-            let Some(message) = ours.socket.pipes_mut().pop_outbound(pipe) else { return };
+            let Some(message) = ours.socket.pipes_mut().pop_outbound(pipe) else { return moved };
             peer.socket.deliver(theirs, message);
+            moved += 1;
         }
+        moved
     }
 
     /// Moves queued messages into the connection's encoder (up to its write budget) and writes.

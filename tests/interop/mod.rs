@@ -18,17 +18,36 @@ pub struct Peer {
 
 /// Starts `peer.py SCENARIO ENDPOINT ARGS...`.
 pub fn spawn(scenario: &str, endpoint: &str, args: &[&str]) -> Peer {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
+    let mut all = vec![scenario, endpoint];
+    all.extend_from_slice(args);
+    spawn_script("peer.py", &all)
+}
+
+/// Starts `python3 tests/interop/SCRIPT ARGS...`.
+pub fn spawn_script(script: &str, args: &[&str]) -> Peer {
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let child = Command::new("python3")
-        .arg(script)
-        .arg(scenario)
-        .arg(endpoint)
+        .arg(path)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 is required for the interop tests");
-    Peer { name: format!("{scenario} {}", args.join(" ")), child, output: None }
+    Peer { name: format!("{script} {}", args.join(" ")), child, output: None }
+}
+
+/// Waits for every peer to exit, without a reactor (the system under test is another process).
+pub fn wait(peers: &mut [&mut Peer], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !peers.iter_mut().all(|p| p.poll_done()) {
+        if Instant::now() > deadline {
+            for p in peers.iter_mut() {
+                p.kill();
+            }
+            panic!("peers did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Peer {

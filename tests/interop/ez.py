@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""EZ Arch generation-1 clients and workers in pyzmq, written from PROTOCOL.md §2, for the
+end-to-end tests: `ez.py ROLE ARGS...`. Each prints `OK ...` and exits 0, or raises (exit 1).
+"""
+import os
+import sys
+import time
+import uuid
+
+import zmq
+
+WORKER, CLIENT, HEARTBEAT, REPLY = b"\x01", b"\x02", b"\x01", b"\x02"
+
+
+def worker(endpoint, service, interval_ms="500", delay_ms="0", seconds="10"):
+    """The reference test worker: identity SERVICE-<8 random bytes>, heartbeats every interval,
+    answers /echo, /req_count, anything else ERR. Prints how many requests it served."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.ROUTING_ID, service.encode() + b"-" + os.urandom(8))
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    interval, delay = int(interval_ms) / 1000, int(delay_ms) / 1000
+    end = time.time() + float(seconds)
+    next_hb = 0
+    served = 0
+    while time.time() < end:
+        if time.time() >= next_hb:
+            s.send_multipart([b"", WORKER, HEARTBEAT, service.encode()])
+            next_hb = time.time() + interval
+        if not s.poll(50):
+            continue
+        msg = s.recv_multipart()
+        # ["", CLIENT_ID, REQ_ID, BODY...]
+        empty, client_id, req_id, body = msg[0], msg[1], msg[2], msg[3:]
+        assert empty == b"", msg
+        served += 1
+        if delay:
+            time.sleep(delay)
+        path = body[0] if body else b""
+        if path == b"/echo":
+            result = [b"OK"] + body[1:]
+        elif path == b"/req_count":
+            result = [b"OK", str(served).encode()]
+        else:
+            result = [b"ERR", path + b" not found"]
+        s.send_multipart([b"", WORKER, REPLY, client_id, b"", req_id] + result)
+    print("OK worker %s served %d" % (service, served))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def call(s, service, body, timeout_ms=2000, attempts=3):
+    """One request with the original client's retry: same request id on every attempt."""
+    req_id = str(uuid.uuid4()).encode()
+    for _ in range(attempts):
+        s.send_multipart([b"", CLIENT, req_id, service] + body)
+        deadline = time.time() + timeout_ms / 1000
+        while time.time() < deadline:
+            if not s.poll(max(1, int((deadline - time.time()) * 1000))):
+                break
+            msg = s.recv_multipart()
+            if msg[1] == req_id:
+                assert msg[0] == b"", msg
+                return msg[2:]
+            # a late reply to an expired request: ignored, as the original client does
+    raise AssertionError("no reply for %s after %d attempts" % (service, attempts))
+
+
+def client(endpoint, services, count="20", frames="3"):
+    """Sends `count` echo requests round-robin over `services` with multi-frame bodies."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    services = [x.encode() for x in services.split(",")]
+    for i in range(int(count)):
+        service = services[i % len(services)]
+        body = [b"/echo"] + [b"part-%d-%d" % (i, j) for j in range(int(frames))]
+        got = call(s, service, body)
+        assert got == [b"OK"] + body[1:], got
+    print("OK client %d" % int(count))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def burst(endpoint, service, count="40", window="4"):
+    """Keeps `window` requests in flight until `count` were answered."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    total, window = int(count), int(window)
+    sent, pending = 0, set()
+    deadline = time.time() + 30
+    while (sent < total or pending) and time.time() < deadline:
+        while sent < total and len(pending) < window:
+            req_id = b"burst-%d" % sent
+            pending.add(req_id)
+            s.send_multipart([b"", CLIENT, req_id, service.encode(), b"/echo", b"x"])
+            sent += 1
+        if s.poll(200):
+            msg = s.recv_multipart()
+            assert msg[2:] == [b"OK", b"x"], msg
+            pending.discard(msg[1])
+    assert not pending and sent == total, "%d replies missing" % (len(pending) + total - sent)
+    print("OK burst %d" % total)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def no_service(endpoint, service, max_ms="5000"):
+    """A request for a service nobody serves must get EZ_ERR NO_SERVICE within max_ms."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    start = time.time()
+    got = call(s, service.encode(), [b"/echo", b"x"], timeout_ms=int(max_ms), attempts=1)
+    elapsed = (time.time() - start) * 1000
+    assert got == [b"EZ_ERR", b"NO_SERVICE"], got
+    print("OK no_service %.0f ms" % elapsed)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def garbage(in_endpoint, worker_endpoint, broker_endpoint):
+    """Malformed client, worker and state messages of many shapes, into all three pipes."""
+    ctx = zmq.Context()
+    socks = []
+    for endpoint in (in_endpoint, worker_endpoint, broker_endpoint):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 1000)
+        s.connect(endpoint)
+        socks.append(s)
+    shapes = [
+        [b""], [b"x"], [b"", b"\x02"], [b"", b"\x02", b"id"], [b"nonempty", b"\x02", b"id", b"svc"],
+        [b"", b"\x07", b"id", b"svc"], [b"", b"\x01"], [b"", b"\x01", b"\x01"], [b"", b"\x01", b"\x09", b"svc"],
+        [b"", b"\x01", b"\x02", b"client"], [b"", b"\x01", b"\x02", b"client", b"notempty", b"req"],
+        [b"\x01"], [b"\x02"], [b"\x03"], [b"\x09", b"a", b"b"], [b"\x01", b"svc"], [os.urandom(300)] * 3,
+    ]
+    for s in socks:
+        for shape in shapes:
+            s.send_multipart(shape)
+    time.sleep(0.5)
+    print("OK garbage %d" % (len(shapes) * len(socks)))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1]](*sys.argv[2:])
