@@ -131,7 +131,8 @@ impl Node {
             }
             self.turn();
         }
-        log::info!("stopping: delivering what is queued (up to {SHUTDOWN_GRACE:?})");
+        log::info!("stopping: no new connections; delivering what is queued (up to {SHUTDOWN_GRACE:?})");
+        self.reactor.stop_listening();
         if let Some(b) = &self.broker {
             let st = b.broker.stats;
             log::info!(

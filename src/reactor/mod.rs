@@ -319,6 +319,20 @@ impl Reactor {
         entry.metadata.get(&pipe)?.get(name).cloned()
     }
 
+    /// Closes every listener: no new connections; existing ones carry on (graceful shutdown).
+    pub fn stop_listening(&mut self) {
+        let listeners: Vec<usize> =
+            self.io.iter().filter(|(_, io)| matches!(io, Io::Listener { .. })).map(|(k, _)| k).collect();
+        for key in listeners {
+            if let Some(Io::Listener { mut listener, socket }) = self.io.try_remove(key) {
+                let _ = self.poll.registry().deregister(&mut listener);
+                if let Some(entry) = self.sockets.get_mut(socket) {
+                    entry.listeners.retain(|&k| k != key);
+                }
+            }
+        }
+    }
+
     pub fn poll_peer_event(&mut self) -> Option<PeerEvent> {
         self.peer_events.pop_front()
     }
