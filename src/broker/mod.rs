@@ -92,10 +92,8 @@ pub struct BrokerStats {
 #[derive(Debug)]
 struct Waiting {
     deadline: Instant,
-    client: Bytes,
-    req_id: Bytes,
-    /// `[SERVICE, BODY...]`
-    rest: Message,
+    /// `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, as received.
+    request: Message,
 }
 
 #[derive(Debug)]
@@ -147,7 +145,7 @@ impl Broker {
     }
 
     /// `[IN_PIPE_ID, CLIENT_ID, "", 0x02, REQ_ID, SERVICE, BODY...]` from the in-ROUTER.
-    pub fn handle_client(&mut self, now: Instant, mut message: Message) {
+    pub fn handle_client(&mut self, now: Instant, message: Message) {
         let valid = message.len() >= 6 && message[2].is_empty() && message[3] == wire::CLIENT;
         if !valid {
             return self.malformed("client request", &message);
@@ -156,9 +154,7 @@ impl Broker {
         if self.in_pipe.is_none() {
             self.in_pipe = Some(message[0].clone());
         }
-        let rest = message.split_off(5); // [SERVICE, BODY...]
-        let (client, req_id) = (message[1].clone(), message[4].clone());
-        self.route_request(now, client, req_id, rest);
+        self.route_request(now, message);
     }
 
     /// From the worker-ROUTER: a heartbeat `[PIPE, WORKER, "", 0x01, 0x01, SERVICE]` or a reply
@@ -191,10 +187,11 @@ impl Broker {
                 let Some(in_pipe) = self.in_pipe.clone() else {
                     return self.malformed("reply before the in pipe is known", &message);
                 };
-                // [IN_PIPE, CLIENT, "", REQ_ID, REPLY...]
-                let mut out = message.split_off(5);
-                out.insert(0, in_pipe);
-                self.outputs.push_back(Output::ToClient(out));
+                // [PIPE, WORKER, "", 0x01, 0x02, CLIENT, "", REQ_ID, REPLY...]
+                //   -> [IN_PIPE, CLIENT, "", REQ_ID, REPLY...], in place
+                message.drain(1..5);
+                message[0] = in_pipe;
+                self.outputs.push_back(Output::ToClient(message));
             }
             _ => self.malformed("worker message", &message),
         }
@@ -245,21 +242,22 @@ impl Broker {
         }
         self.waiting.retain(|_, q| !q.is_empty());
         self.waiting_count -= expired.len();
-        for request in expired {
-            self.answer_no_service(request.client, request.req_id);
+        for held in expired {
+            self.answer_no_service(held.request);
         }
     }
 
-    fn route_request(&mut self, now: Instant, client: Bytes, req_id: Bytes, rest: Message) {
-        let service = rest[0].clone();
+    /// `request` is `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, already checked.
+    fn route_request(&mut self, now: Instant, request: Message) {
+        let service = request[5].clone();
         if let Some(worker) = self.ready_worker(&service, now) {
-            return self.dispatch(now, worker, client, req_id, rest);
+            return self.dispatch(now, worker, request);
         }
         if self.waiting_count >= self.config.max_waiting {
-            return self.answer_no_service(client, req_id);
+            return self.answer_no_service(request);
         }
         let deadline = (now + self.config.no_service_wait).max(self.started + self.config.startup_grace);
-        self.waiting.entry(service).or_default().push_back(Waiting { deadline, client, req_id, rest });
+        self.waiting.entry(service).or_default().push_back(Waiting { deadline, request });
         self.waiting_count += 1;
     }
 
@@ -268,15 +266,18 @@ impl Broker {
         self.registry.pick(service, now)
     }
 
-    /// `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`; counted at once, then broadcast.
-    fn dispatch(&mut self, now: Instant, worker: Bytes, client: Bytes, req_id: Bytes, rest: Message) {
+    /// Rewrites the request in place into `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
+    /// (no copy, no new `Vec`); counted at once, then broadcast.
+    fn dispatch(&mut self, now: Instant, worker: Bytes, mut request: Message) {
         let Some(pipe) = self.worker_pipe.clone() else { return };
         self.registry.engage(&worker, now);
         self.stats.dispatched += 1;
-        let mut out = Vec::with_capacity(rest.len() + 4);
-        out.extend([pipe, worker.clone(), Bytes::new(), client, req_id]);
-        out.extend(rest.into_iter().skip(1));
-        self.outputs.push_back(Output::ToWorker(out));
+        // [IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]
+        request.swap(3, 1); // [IN_PIPE, 0x02, "", CLIENT, REQ_ID, SERVICE, BODY...]
+        request.remove(5); //  [IN_PIPE, 0x02, "", CLIENT, REQ_ID, BODY...]
+        request[0] = pipe;
+        request[1] = worker.clone();
+        self.outputs.push_back(Output::ToWorker(request));
         self.outputs.push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_ENGAGED), worker]));
     }
 
@@ -288,28 +289,22 @@ impl Broker {
         let services: Vec<Bytes> = self.waiting.keys().cloned().collect();
         for service in services {
             while let Some(worker) = self.ready_worker(&service, now) {
-                let Some(request) = self.waiting.get_mut(&service).and_then(|q| q.pop_front()) else { break };
+                let Some(held) = self.waiting.get_mut(&service).and_then(|q| q.pop_front()) else { break };
                 self.waiting_count -= 1;
-                self.dispatch(now, worker, request.client, request.req_id, request.rest);
+                self.dispatch(now, worker, held.request);
             }
         }
         self.waiting.retain(|_, q| !q.is_empty());
     }
 
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", "NO_SERVICE"]`
-    fn answer_no_service(&mut self, client: Bytes, req_id: Bytes) {
+    fn answer_no_service(&mut self, request: Message) {
         self.stats.no_service += 1;
         let Some(in_pipe) = self.in_pipe.clone() else { return };
+        let (client, req_id) = (request[1].clone(), request[4].clone());
         let err = Bytes::from_static(wire::EZ_ERR);
         let no_service = Bytes::from_static(wire::NO_SERVICE);
-        self.outputs.push_back(Output::ToClient(vec![
-            in_pipe,
-            client,
-            Bytes::new(),
-            req_id,
-            err,
-            no_service,
-        ]));
+        self.outputs.push_back(Output::ToClient(vec![in_pipe, client, Bytes::new(), req_id, err, no_service]));
     }
 
     fn malformed(&mut self, what: &str, message: &Message) {

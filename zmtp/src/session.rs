@@ -22,6 +22,10 @@ use crate::socket_type::SocketType;
 /// A multipart message: its frames in order.
 pub type Message = Vec<Bytes>;
 
+/// Frames a multipart message's `Vec` starts with: EZ Arch messages have up to about 10 frames
+/// once the pipes' identity frames are on, so this avoids regrowing it on the way.
+const MESSAGE_CAPACITY: usize = 12;
+
 /// libzmq's `ZMQ_HANDSHAKE_IVL` default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -309,6 +313,10 @@ impl Session {
             return self.on_command(frame.body, now);
         }
         let more = frame.more();
+        if more && self.partial.capacity() == 0 {
+            // Room for a routing envelope on top: one allocation per multipart message.
+            self.partial.reserve_exact(MESSAGE_CAPACITY);
+        }
         self.partial.push(frame.body);
         if !more {
             let message = std::mem::take(&mut self.partial);
