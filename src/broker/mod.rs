@@ -304,7 +304,14 @@ impl Broker {
         let (client, req_id) = (request[1].clone(), request[4].clone());
         let err = Bytes::from_static(wire::EZ_ERR);
         let no_service = Bytes::from_static(wire::NO_SERVICE);
-        self.outputs.push_back(Output::ToClient(vec![in_pipe, client, Bytes::new(), req_id, err, no_service]));
+        self.outputs.push_back(Output::ToClient(vec![
+            in_pipe,
+            client,
+            Bytes::new(),
+            req_id,
+            err,
+            no_service,
+        ]));
     }
 
     fn malformed(&mut self, what: &str, message: &Message) {
