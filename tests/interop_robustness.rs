@@ -8,22 +8,10 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ezarch::reactor::{PeerEvent, Reactor, SocketId};
+use ezarch::reactor::{PeerEvent, Reactor};
 use ezarch::socket::{SocketOptions, SocketType};
 use ezarch::zmtp;
-use interop::{drive, free_endpoint, spawn, spin};
-
-fn bound(reactor: &mut Reactor, socket_type: SocketType, options: SocketOptions) -> (SocketId, String) {
-    let socket = reactor.socket(socket_type, options).unwrap();
-    let addr = reactor.bind(socket, "tcp://127.0.0.1:0").unwrap();
-    (socket, format!("tcp://{addr}"))
-}
-
-fn echo(reactor: &mut Reactor, socket: SocketId) {
-    while let Some(message) = reactor.recv(socket) {
-        let _ = reactor.send(socket, message);
-    }
-}
+use interop::{bound, drive, echo, free_endpoint, spawn, spin};
 
 #[test]
 fn a_pub_peer_is_refused_by_our_router_and_delivers_nothing() {

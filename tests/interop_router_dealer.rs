@@ -6,21 +6,9 @@ mod interop;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ezarch::reactor::{Reactor, SocketId};
+use ezarch::reactor::Reactor;
 use ezarch::socket::{SocketOptions, SocketType};
-use interop::{drive, free_endpoint, spawn};
-
-fn bound(reactor: &mut Reactor, socket_type: SocketType, options: SocketOptions) -> (SocketId, String) {
-    let socket = reactor.socket(socket_type, options).unwrap();
-    let addr = reactor.bind(socket, "tcp://127.0.0.1:0").unwrap();
-    (socket, format!("tcp://{addr}"))
-}
-
-fn echo(reactor: &mut Reactor, socket: SocketId) {
-    while let Some(message) = reactor.recv(socket) {
-        reactor.send(socket, message).unwrap();
-    }
-}
+use interop::{bound, drive, echo, free_endpoint, spawn};
 
 #[test]
 fn router_echoes_for_pyzmq_dealers_with_and_without_identity() {

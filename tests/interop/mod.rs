@@ -8,7 +8,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ezarch::reactor::Reactor;
+use ezarch::reactor::{Reactor, SocketId};
+use ezarch::socket::{SocketOptions, SocketType};
 
 pub struct Peer {
     name: String,
@@ -125,4 +126,18 @@ pub fn spin(reactor: &mut Reactor, time: Duration, mut each: impl FnMut(&mut Rea
 pub fn free_endpoint() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     format!("tcp://127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+/// A socket bound to a free loopback port, and its endpoint.
+pub fn bound(reactor: &mut Reactor, socket_type: SocketType, options: SocketOptions) -> (SocketId, String) {
+    let socket = reactor.socket(socket_type, options).unwrap();
+    let addr = reactor.bind(socket, "tcp://127.0.0.1:0").unwrap();
+    (socket, format!("tcp://{addr}"))
+}
+
+/// Sends every received message straight back (ROUTER: to its sender).
+pub fn echo(reactor: &mut Reactor, socket: SocketId) {
+    while let Some(message) = reactor.recv(socket) {
+        let _ = reactor.send(socket, message);
+    }
 }

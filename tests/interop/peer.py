@@ -93,18 +93,12 @@ def dealer_identity_report(ctx, endpoint, count="3"):
 
 def dealer_half_multipart(ctx, endpoint):
     """Raw ZMTP: handshake as DEALER, send the first frame of a two-frame message, vanish."""
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
-    props = b"\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x04half"
-    ready = b"\x05READY" + props
-    s.sendall(greeting + bytes([0x04, len(ready)]) + ready + b"\x01\x05first")
+    s = raw_connect(endpoint)
+    s.sendall(raw_hello(b"DEALER", b"half") + b"\x01\x05first")
     time.sleep(0.2)
     s.close()
     print("OK dealer_half_multipart")
 
-
-# ---- ROUTER / REP peers of our DEALER ----
 
 def router_echo(ctx, endpoint, bind="1", count="0"):
     """A ROUTER that echoes every message to its sender; stops after `count` (0: on b"STOP")."""
@@ -209,15 +203,36 @@ def sub_slow(ctx, endpoint, fast="1"):
         print("OK sub_slow", n)
 
 
-def raw_handshake(endpoint, socket_type, minor=1):
-    """A raw TCP ZMTP 3.x peer: sends greeting and READY, reads ours; returns the socket."""
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    s.settimeout(TIMEOUT_MS / 1000)
+def raw_hello(socket_type, identity=None, minor=1):
+    """Greeting and READY as a raw ZMTP 3.x peer of `socket_type` sends them."""
     greeting = b"\xff" + b"\x00" * 8 + b"\x7f" + bytes([3, minor]) + b"NULL" + b"\x00" * 48
     props = b"\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type
-    ready = b"\x05READY" + props
-    s.sendall(greeting + bytes([0x04, len(ready)]) + ready)
+    if identity is not None:
+        props += b"\x08Identity" + struct.pack(">I", len(identity)) + identity
+    return greeting + raw_command(b"READY", props)
+
+
+def raw_connect(endpoint, timeout=TIMEOUT_MS / 1000):
+    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    s.settimeout(timeout)
+    return s
+
+
+def raw_until_closed(s):
+    """Everything the other side sends until it closes."""
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def raw_handshake(endpoint, socket_type, minor=1):
+    """A raw TCP ZMTP 3.x peer: sends greeting and READY, reads ours; returns the socket."""
+    s = raw_connect(endpoint)
+    s.sendall(raw_hello(socket_type, minor=minor))
     peer = raw_recv_exact(s, 64)
     expect(peer[0] == 0xFF and peer[10] == 3, "bad greeting %r" % peer[:12])
     flags, body = raw_recv_frame(s)
@@ -312,17 +327,10 @@ def dealer_heartbeat(ctx, endpoint, seconds="2"):
 
 def raw_silent(ctx, endpoint, seconds="3"):
     """A raw TCP client that sends nothing (or half a greeting): we must close it in time."""
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    s.settimeout(float(seconds))
+    s = raw_connect(endpoint, float(seconds))
     s.sendall(b"\xff\x00\x00")
-    data = b""
     try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = raw_until_closed(s)
     except socket.timeout:
         raise AssertionError("not closed within %s s" % seconds)
     expect(data[:1] == b"\xff", "expected our greeting first, got %r" % data[:16])
@@ -331,20 +339,11 @@ def raw_silent(ctx, endpoint, seconds="3"):
 
 def raw_ping_ttl(ctx, endpoint):
     """Raw ZMTP DEALER: handshake, PING with TTL 1 s and 16-byte context, then silence."""
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    s.settimeout(5)
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
-    ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER"
-    ping = b"\x04PING" + struct.pack(">H", 10) + b"0123456789abcdef"
-    s.sendall(greeting + bytes([0x04, len(ready)]) + ready + bytes([0x04, len(ping)]) + ping)
+    s = raw_connect(endpoint, 5)
+    ping = raw_command(b"PING", struct.pack(">H", 10) + b"0123456789abcdef")
+    s.sendall(raw_hello(b"DEALER") + ping)
     start = time.time()
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    data = raw_until_closed(s)
     elapsed = time.time() - start
     expect(b"\x04PONG0123456789abcdef" in data, "no PONG echoing the context")
     expect(0.8 < elapsed < 3.0, "closed after %.2f s, TTL was 1 s" % elapsed)
@@ -389,30 +388,16 @@ def pub_connect(ctx, endpoint):
 def raw_wrong_type(ctx, endpoint):
     """Raw ZMTP peer announcing PUB to our ROUTER: we must send ERROR and close."""
     s = raw_handshake(endpoint, b"PUB")
-    rest = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        rest += chunk
+    rest = raw_until_closed(s)
     expect(b"\x05ERROR" in rest, "no ERROR before the close: %r" % rest)
     print("OK raw_wrong_type")
 
 
 def raw_huge_frame(ctx, endpoint):
     """Raw ZMTP DEALER: handshake, then a frame header declaring 2^64-1 bytes: we must close."""
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    s.settimeout(5)
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
-    ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER"
-    s.sendall(greeting + bytes([0x04, len(ready)]) + ready + b"\x02" + b"\xff" * 8 + b"junk")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    s = raw_connect(endpoint, 5)
+    s.sendall(raw_hello(b"DEALER") + b"\x02" + b"\xff" * 8 + b"junk")
+    raw_until_closed(s)
     print("OK raw_huge_frame closed")
 
 
@@ -436,9 +421,7 @@ def raw_mute_server(ctx, endpoint):
     srv.settimeout(10)
     conn, _ = srv.accept()
     conn.settimeout(10)
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x01NULL" + b"\x00" * 48
-    ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER\x08Identity\x00\x00\x00\x00"
-    conn.sendall(greeting + bytes([0x04, len(ready)]) + ready)
+    conn.sendall(raw_hello(b"ROUTER", b""))
     start = time.time()
     pings = 0
     while True:
@@ -453,7 +436,7 @@ def raw_mute_server(ctx, endpoint):
 
 
 HELPERS = {"sock", "expect", "payload", "main", "raw_handshake", "raw_recv_exact", "raw_recv_frame",
-           "raw_recv_message", "raw_command"}
+           "raw_recv_message", "raw_command", "raw_hello", "raw_connect", "raw_until_closed"}
 SCENARIOS = {n: f for n, f in globals().items() if callable(f) and n not in HELPERS and not n[0].isupper()}
 
 
