@@ -260,6 +260,19 @@ fn up_worker_and_call_from_the_command_line() {
 }
 
 #[test]
+fn call_retries_with_the_same_request_id() {
+    let s = Settings::new(&[]);
+    let mut in_pipe = s.py("in_pipe_retry", &[&s.endpoint("IN_PIPE_PORT_A")]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out =
+        s.ezarch(&["call", "svc", "/echo", "x", "--timeout", "700", "--attempts", "2"]).output().unwrap();
+    wait(&mut [&mut in_pipe], Duration::from_secs(20));
+    in_pipe.ok_line();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\nsecond attempt\n");
+}
+
+#[test]
 fn invalid_configuration_is_one_clear_line_and_exit_code_2() {
     let s = Settings::new(&[]);
     let out = s.ezarch(&["--set", "IN_PIPE_PORT_A=ninety", "up"]).output().unwrap();

@@ -148,5 +148,25 @@ def garbage(in_endpoint, worker_endpoint, broker_endpoint):
     os._exit(0)
 
 
+def in_pipe_retry(endpoint):
+    """Plays the in pipe's ROUTER: ignores a request's first attempt, answers the second, and
+    checks both carried the same request id (the original client's retry rule)."""
+    ctx = zmq.Context()
+    r = ctx.socket(zmq.ROUTER)
+    r.setsockopt(zmq.RCVTIMEO, 10000)
+    r.setsockopt(zmq.LINGER, 1000)
+    r.bind(endpoint)
+    first = r.recv_multipart()
+    second = r.recv_multipart()
+    # [CLIENT_ID, "", 0x02, REQ_ID, SERVICE, BODY...]
+    assert first[1:] == second[1:], (first, second)
+    assert first[2] == CLIENT and first[4] == b"svc", first
+    r.send_multipart([second[0], b"", second[3], b"OK", b"second attempt"])
+    time.sleep(0.3)
+    print("OK in_pipe_retry")
+    sys.stdout.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])
