@@ -32,7 +32,9 @@ impl Settings {
         for (name, port) in PORTS.iter().zip(&ports) {
             flags.extend(["--set".to_string(), format!("{name}={port}")]);
         }
-        for setting in ["POLL_INTERVAL_MS=500", "WORKER_LIFETIME_S=2", "NO_SERVICE_MS=500", "LOG_LEVEL=info"]
+        // NO_SERVICE_MS is long so a request that races a worker's first heartbeat is held, not
+        // refused, on a loaded machine; the NO_SERVICE test sets its own.
+        for setting in ["POLL_INTERVAL_MS=500", "WORKER_LIFETIME_S=2", "NO_SERVICE_MS=3000", "LOG_LEVEL=info"]
             .iter()
             .chain(extra)
         {
@@ -166,8 +168,8 @@ fn a_killed_worker_gets_no_new_work_after_expiry() {
     std::thread::sleep(Duration::from_millis(800));
     doomed.kill();
     std::thread::sleep(Duration::from_millis(2600)); // WORKER_LIFETIME_S=2
-                                                     // One attempt each with a short timeout: a request sent to the dead worker would fail.
-    let mut client = s.py("client", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "20", "1"]);
+                                                     // One attempt each: a request sent to the dead worker would fail the client.
+    let mut client = s.py("client", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "20", "1", "1"]);
     wait(&mut [&mut client, &mut alive], Duration::from_secs(30));
     client.ok_line();
     assert_eq!(served(&alive), 20);
@@ -196,14 +198,14 @@ fn two_brokers_share_worker_state_and_route_each_others_replies() {
 
 #[test]
 fn no_service_is_answered_within_bounded_time() {
-    let s = Settings::new(&[]);
+    let s = Settings::new(&["NO_SERVICE_MS=500"]);
     let _node = s.start(&["up"]);
     std::thread::sleep(Duration::from_millis(1100)); // past the startup grace (interval + 500 ms)
     let mut client = s.py("no_service", &[&s.endpoint("IN_PIPE_PORT_A"), "nobody", "3000"]);
     wait(&mut [&mut client], Duration::from_secs(20));
     let line = client.ok_line();
     let ms: f64 = line.split(' ').nth(2).unwrap().parse().unwrap();
-    assert!((400.0..2000.0).contains(&ms), "{line}");
+    assert!((400.0..2500.0).contains(&ms), "{line}");
 }
 
 #[test]

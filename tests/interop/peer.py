@@ -180,7 +180,7 @@ def sub_check(ctx, endpoint, topics, expect_list, stop=b"STOP"):
 
 def sub_slow(ctx, endpoint, fast="1"):
     """A subscriber to everything; the slow one never reads until the end, then counts."""
-    s = sock(ctx, zmq.SUB, RCVHWM=10, RCVBUF=4096)
+    s = sock(ctx, zmq.SUB) if fast == "1" else sock(ctx, zmq.SUB, RCVHWM=10, RCVBUF=4096)
     s.connect(endpoint)
     s.setsockopt(zmq.SUBSCRIBE, b"")
     n = 0
