@@ -73,13 +73,14 @@ pub fn command(data: &[u8]) {
     assert_eq!(again.as_ref(), Some(&command), "encode/parse round trip");
 }
 
-/// A whole session fed arbitrary bytes in arbitrary chunks, with time moving forward. The first
-/// byte picks our socket type (ROUTER, DEALER, PUB, SUB), the second seeds the chunk sizes.
-pub fn session(data: &[u8]) {
+/// A whole session fed arbitrary bytes in arbitrary chunks, with time moving forward from
+/// `start` (the caller reads the clock; this crate never does). The first byte picks our socket
+/// type (ROUTER, DEALER, PUB, SUB), the second seeds the chunk sizes.
+pub fn session(data: &[u8], start: Instant) {
     let types = [SocketType::Router, SocketType::Dealer, SocketType::Pub, SocketType::Sub];
     let Some((&selector, data)) = data.split_first() else { return };
     let socket_type = types[usize::from(selector) % types.len()];
-    let mut now = Instant::now();
+    let mut now = start;
     let mut session = Session::new(Config::new(socket_type), now);
     let mut buf = BytesMut::new();
     for chunk in chunks(data) {
