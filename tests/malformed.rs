@@ -429,3 +429,15 @@ fn silent_peer_hits_the_handshake_timeout() {
     assert_eq!(session.handle_timeout(start + Duration::from_secs(5)), Err(Error::HandshakeTimeout));
     assert_eq!(session.poll_timeout(), None);
 }
+
+#[test]
+fn a_peer_that_pings_but_never_reads_cannot_grow_our_output_without_bound() {
+    let now = Instant::now();
+    let mut session = active_session(SocketType::Router, b"DEALER", 1, now);
+    session.send(&[bytes::Bytes::from(vec![0u8; zmtp::session::MAX_PENDING_FOR_PONG])]).unwrap();
+    let before = session.encoder().pending();
+    let pings: Vec<u8> = (0..1000).flat_map(|_| command(b"PING", b"\x00\x00ctx")).collect();
+    let events = feed(&mut session, &pings, now).unwrap();
+    assert_eq!(events.len(), 1000, "every PING is still reported");
+    assert_eq!(session.encoder().pending(), before, "no PONG queued behind 4 MiB of unread output");
+}

@@ -234,3 +234,19 @@ fn inproc_router_dealer_and_pub_sub_behave_as_peers() {
     let events: Vec<PeerEvent> = std::iter::from_fn(|| reactor.poll_peer_event()).collect();
     assert_eq!(events.len(), 4);
 }
+
+#[test]
+fn one_peer_cannot_hold_more_than_a_mebibyte_of_distinct_topics() {
+    let mut publisher = Publisher::new(&SocketOptions::default());
+    let peer = publisher.pipes.insert(Bytes::new(), true);
+    for i in 0..20u8 {
+        let mut topic = vec![i; 64 << 10];
+        topic[0] = i;
+        publisher.subscribe(peer, Bytes::from(topic));
+    }
+    assert_eq!(publisher.subscription_count(), 16, "16 x 64 KiB fills the 1 MiB allowance");
+    publisher.subscribe(peer, Bytes::from(vec![0u8; 64 << 10])); // a repeat is only a count
+    publisher.cancel(peer, &Bytes::from(vec![1u8; 64 << 10]));
+    publisher.subscribe(peer, Bytes::from(vec![19u8; 64 << 10]));
+    assert_eq!(publisher.subscription_count(), 16, "a cancel frees room for another topic");
+}

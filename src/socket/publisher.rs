@@ -11,13 +11,22 @@ use crate::socket::{Message, SocketOptions, SocketStats};
 
 /// Most distinct topics one peer may hold; more are ignored (and logged) to bound memory.
 pub const MAX_TOPICS_PER_PEER: usize = 1 << 20;
+/// Most bytes of distinct topics one peer may hold (the trie spends a node per byte).
+pub const MAX_TOPIC_BYTES_PER_PEER: usize = 1 << 20;
+
+#[derive(Debug, Default)]
+struct PeerTopics {
+    counts: HashMap<Bytes, u32>,
+    /// Bytes of the distinct topics in `counts`.
+    bytes: usize,
+}
 
 #[derive(Debug)]
 pub struct Publisher {
     pub pipes: Pipes,
     trie: Trie<PipeKey>,
     /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
-    topics: HashMap<PipeKey, HashMap<Bytes, u32>>,
+    topics: HashMap<PipeKey, PeerTopics>,
     matched: Vec<PipeKey>,
     pub stats: SocketStats,
 }
@@ -37,27 +46,32 @@ impl Publisher {
         if self.pipes.get(key).is_none() {
             return;
         }
-        let topics = self.topics.entry(key).or_default();
-        if topics.len() >= MAX_TOPICS_PER_PEER && !topics.contains_key(&topic) {
-            log::info!("peer {key:?} exceeds {MAX_TOPICS_PER_PEER} topics; subscription ignored");
-            return;
+        let held = self.topics.entry(key).or_default();
+        if !held.counts.contains_key(&topic) {
+            if held.counts.len() >= MAX_TOPICS_PER_PEER || held.bytes + topic.len() > MAX_TOPIC_BYTES_PER_PEER
+            {
+                log::info!("peer {key:?} holds too many subscriptions; {} more bytes ignored", topic.len());
+                return;
+            }
+            held.bytes += topic.len();
         }
         self.trie.add(&topic, key);
-        *topics.entry(topic).or_insert(0) += 1;
+        *held.counts.entry(topic).or_insert(0) += 1;
     }
 
     pub fn cancel(&mut self, key: PipeKey, topic: &Bytes) {
-        let Some(topics) = self.topics.get_mut(&key) else { return };
-        let Some(count) = topics.get_mut(topic) else { return };
+        let Some(held) = self.topics.get_mut(&key) else { return };
+        let Some(count) = held.counts.get_mut(topic) else { return };
         self.trie.remove(topic, key);
         *count -= 1;
         if *count == 0 {
-            topics.remove(topic);
+            held.counts.remove(topic);
+            held.bytes -= topic.len();
         }
     }
 
     pub fn detach(&mut self, key: PipeKey) {
-        for (topic, count) in self.topics.remove(&key).unwrap_or_default() {
+        for (topic, count) in self.topics.remove(&key).unwrap_or_default().counts {
             self.trie.remove_times(&topic, key, count);
         }
         self.pipes.remove(key);
@@ -79,7 +93,7 @@ impl Publisher {
 
     /// Distinct (peer, topic) subscriptions held.
     pub fn subscription_count(&self) -> usize {
-        self.topics.values().map(|t| t.len()).sum()
+        self.topics.values().map(|t| t.counts.len()).sum()
     }
 
     /// Trie nodes in use; for memory checks.

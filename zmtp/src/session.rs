@@ -26,6 +26,10 @@ pub type Message = Vec<Bytes>;
 /// once the pipes' identity frames are on, so this avoids regrowing it on the way.
 const MESSAGE_CAPACITY: usize = 12;
 
+/// PONGs are not queued while more than this waits to be written: a peer that pings without
+/// reading could otherwise grow our output queue without bound.
+pub const MAX_PENDING_FOR_PONG: usize = 4 << 20;
+
 /// libzmq's `ZMQ_HANDSHAKE_IVL` default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -345,7 +349,12 @@ impl Session {
             Command::Subscribe { topic } => Event::Subscribe(topic),
             Command::Cancel { topic } => Event::Cancel(topic),
             Command::Ping { ttl_deciseconds, context } => {
-                self.encoder.push_command(&Command::Pong { context: context.clone() });
+                // A peer that pings but never reads must not grow our output without bound.
+                if self.encoder.pending() <= MAX_PENDING_FOR_PONG {
+                    self.encoder.push_command(&Command::Pong { context: context.clone() });
+                } else {
+                    log::debug!("PONG skipped: {} bytes already wait to be written", self.encoder.pending());
+                }
                 let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
                 self.heartbeat.on_peer_ping(now, ttl);
                 Event::Ping { ttl, context }
