@@ -726,11 +726,15 @@ impl Reactor {
     fn pump_all(&mut self) -> usize {
         let mut inproc = 0;
         let mut dirty = std::mem::take(&mut self.dirty);
-        let keys: Vec<usize> =
-            self.sockets.iter().filter(|(_, e)| e.socket.pipes().has_dirty()).map(|(k, _)| k).collect();
-        for socket in keys {
+        // Walks socket keys by index: pumping may mark pipes of later sockets dirty (in-process
+        // delivery), and those are picked up in the same pass.
+        for socket in 0..self.sockets.capacity() {
+            let Some(entry) = self.sockets.get_mut(socket) else { continue };
+            if !entry.socket.pipes().has_dirty() {
+                continue;
+            }
             dirty.clear();
-            self.sockets[socket].socket.pipes_mut().take_dirty(&mut dirty);
+            entry.socket.pipes_mut().take_dirty(&mut dirty);
             for &pipe in &dirty {
                 inproc += self.pump_pipe(socket, pipe);
             }
