@@ -9,11 +9,17 @@
 //! Peers attach to a socket only when their handshake completes, so half-open connections hold
 //! no routing slot and cannot delay anyone (the CVE-2020-15166 class); the handshake timeout
 //! closes them.
+//!
+//! This file holds the public API and the turn; `lifecycle` the connection events and timers,
+//! `transfer` the moving of queued messages to transports, `connection` one TCP connection's
+//! reads and writes.
 
 pub mod backoff;
 mod connection;
 pub mod endpoint;
+mod lifecycle;
 mod timers;
+mod transfer;
 
 use std::collections::VecDeque;
 use std::io;
@@ -22,18 +28,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use zmtp::{Event, Session};
 
 use self::backoff::{Backoff, Jitter};
-use self::connection::{CloseReason, Connection, ReadOutcome};
+use self::connection::{CloseReason, Connection};
 pub use self::endpoint::EndpointError;
-use self::timers::{TimerOwner, Timers};
-use crate::socket::{
-    Attach, Inbound, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType,
-};
+use self::timers::Timers;
+use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
 
 /// A socket created on a reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -444,362 +447,6 @@ impl Reactor {
                 return Ok(false);
             }
             self.poll(Some((deadline - now).min(Duration::from_millis(50))))?;
-        }
-    }
-
-    fn on_ready(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
-        match self.io.get(key) {
-            Some(Io::Listener { .. }) => self.accept_all(key, now),
-            Some(Io::Conn(_)) => {
-                if writable {
-                    self.flush_conn(key);
-                }
-                if readable {
-                    self.read_conn(key, now);
-                }
-            }
-            None => {}
-        }
-    }
-
-    fn accept_all(&mut self, key: usize, now: Instant) {
-        loop {
-            let Some(Io::Listener { listener, socket }) = self.io.get(key) else { return };
-            let socket = *socket;
-            match listener.accept() {
-                Ok((stream, addr)) => {
-                    log::debug!("accepted {addr}");
-                    self.add_conn(stream, socket, None, now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn add_conn(&mut self, mut stream: TcpStream, socket: usize, connector: Option<usize>, now: Instant) {
-        let Some(entry) = self.sockets.get(socket) else { return };
-        let _ = stream.set_nodelay(true);
-        let config = session_config(entry.socket.socket_type(), &entry.options, connector.is_none());
-        let key = self.io.vacant_key();
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
-        {
-            log::warn!("cannot register a connection: {e}");
-            return;
-        }
-        let session = Session::new(config, now);
-        self.io.insert(Io::Conn(Box::new(Connection::new(stream, session, socket, connector))));
-        if let Some(ck) = connector {
-            if let Some(c) = self.connectors.get_mut(ck) {
-                c.conn = Some(key);
-            }
-        }
-        // Our greeting and READY go out at once (speculative write), never waiting for the peer's.
-        self.flush_conn(key);
-        self.rearm_timer(key);
-    }
-
-    fn start_connect(&mut self, ck: usize, now: Instant) {
-        let Some(connector) = self.connectors.get(ck) else { return };
-        let (addr, socket) = (connector.addr, connector.socket);
-        match TcpStream::connect(addr) {
-            Ok(stream) => self.add_conn(stream, socket, Some(ck), now),
-            Err(e) => {
-                log::debug!("connect to {addr} failed: {e}");
-                self.schedule_reconnect(ck, now);
-            }
-        }
-    }
-
-    fn schedule_reconnect(&mut self, ck: usize, now: Instant) {
-        let random = self.jitter.next_u64();
-        let Some(connector) = self.connectors.get_mut(ck) else { return };
-        let delay = connector.backoff.next_delay(random);
-        log::debug!("reconnecting to {} in {delay:?}", connector.addr);
-        self.timers.schedule(now + delay, TimerOwner::Reconnect(ck));
-    }
-
-    fn read_conn(&mut self, key: usize, now: Instant) {
-        loop {
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-            if conn.read_paused {
-                break;
-            }
-            match conn.read_once(now) {
-                Ok(ReadOutcome::WouldBlock) => break,
-                Ok(ReadOutcome::Progress { drained }) => {
-                    self.drain_session_events(key);
-                    if drained {
-                        break;
-                    }
-                }
-                Err(reason) => {
-                    self.drain_session_events(key);
-                    self.close_conn(key, reason);
-                    return;
-                }
-            }
-        }
-        self.after_activity(key);
-    }
-
-    /// Hands a session's events to its socket.
-    fn drain_session_events(&mut self, key: usize) {
-        while let Some(Io::Conn(conn)) = self.io.get_mut(key) {
-            let Some(event) = conn.session.poll_event() else { return };
-            let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-            match event {
-                Event::HandshakeComplete(info) => self.on_handshake(key, info),
-                Event::Message(message) => match conn.pipe {
-                    Some(pipe) => {
-                        if entry.socket.deliver(pipe, message) == Inbound::Full {
-                            conn.read_paused = true;
-                        }
-                    }
-                    None => entry.socket.stats_mut().dropped_ignored_peer += 1,
-                },
-                Event::Subscribe(topic) => {
-                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
-                        publisher.subscribe(pipe, topic);
-                    }
-                }
-                Event::Cancel(topic) => {
-                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
-                        publisher.cancel(pipe, &topic);
-                    }
-                }
-                Event::Ping { .. } | Event::Pong { .. } => {}
-            }
-        }
-    }
-
-    fn on_handshake(&mut self, key: usize, info: zmtp::PeerInfo) {
-        let identity = info.identity;
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-        let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck)).and_then(|c| {
-            c.backoff.reset();
-            c.pipe
-        });
-        let attach = match persistent {
-            Some(pipe) => {
-                if let Some(p) = entry.socket.pipes_mut().get_mut(pipe) {
-                    p.connected = true;
-                    p.identity = identity;
-                }
-                Attach::Attached(pipe)
-            }
-            None => entry.socket.attach(identity),
-        };
-        let (pipe, evicted) = match attach {
-            Attach::Attached(pipe) => (pipe, None),
-            // The slab may hand the evicted pipe's key to the newcomer: take the old transport
-            // out before the new one goes in.
-            Attach::TookOver { key: pipe, evicted } => (pipe, entry.transports.remove(&evicted)),
-            Attach::Ignored => {
-                log::info!("peer {:?} ignored: its identity is already connected", conn.peer_addr);
-                conn.ignored = true;
-                return;
-            }
-        };
-        conn.pipe = Some(pipe);
-        entry.transports.insert(pipe, Transport::Tcp(key));
-        entry.metadata.insert(pipe, info.metadata);
-        entry.socket.pipes_mut().mark_dirty(pipe);
-        if let Socket::Sub(subscriber) = &entry.socket {
-            for topic in subscriber.topics() {
-                let _ = conn.session.subscribe(topic);
-            }
-        }
-        let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
-        let socket = SocketId(conn.socket);
-        if let Some(Transport::Tcp(old)) = evicted {
-            if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
-                old_conn.pipe = None; // its pipe is gone already; the newcomer holds the identity
-            }
-            let reason = CloseReason::Evicted.to_string();
-            self.peer_events.push_back(PeerEvent::Disconnected {
-                socket,
-                identity: identity.clone(),
-                reason,
-            });
-            self.close_conn(old, CloseReason::Evicted);
-        }
-        self.peer_events.push_back(PeerEvent::Connected { socket, identity });
-    }
-
-    fn close_conn(&mut self, key: usize, reason: CloseReason) {
-        let Some(Io::Conn(mut conn)) = self.io.try_remove(key) else { return };
-        let _ = conn.flush();
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        let addr = conn.peer_addr;
-        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-        if reason.is_failure() {
-            entry.socket.stats_mut().peers_failed += 1;
-            log::info!("closing connection {addr:?}: {reason}");
-        } else {
-            log::debug!("connection {addr:?} closed: {reason}");
-        }
-        let connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
-        if let Some(pipe) = conn.pipe {
-            let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
-            let keep = connector.as_ref().is_some_and(|(_, c)| c.pipe == Some(pipe));
-            if keep {
-                entry.transports.insert(pipe, Transport::Waiting);
-            } else {
-                entry.transports.remove(&pipe);
-            }
-            entry.metadata.remove(&pipe);
-            entry.socket.detach(pipe, keep);
-            let socket = SocketId(conn.socket);
-            self.peer_events.push_back(PeerEvent::Disconnected {
-                socket,
-                identity,
-                reason: reason.to_string(),
-            });
-        }
-        if let Some((ck, c)) = connector {
-            c.conn = None;
-            self.schedule_reconnect(ck, Instant::now());
-        }
-    }
-
-    /// After reading or firing timers: queue a write if bytes wait, and re-arm the timer.
-    fn after_activity(&mut self, key: usize) {
-        if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
-            if conn.pending_output() > 0 {
-                self.to_flush.push(key);
-            }
-        }
-        self.rearm_timer(key);
-    }
-
-    fn rearm_timer(&mut self, key: usize) {
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-        let deadline = conn.session.poll_timeout();
-        if deadline != conn.deadline {
-            conn.deadline = deadline;
-            if let Some(at) = deadline {
-                self.timers.schedule(at, TimerOwner::Connection(key));
-            }
-        }
-    }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some((at, owner)) = self.timers.pop_due(now) {
-            match owner {
-                TimerOwner::Connection(key) => {
-                    let Some(Io::Conn(conn)) = self.io.get_mut(key) else { continue };
-                    if conn.deadline != Some(at) {
-                        continue; // stale entry
-                    }
-                    conn.deadline = None;
-                    match conn.session.handle_timeout(now) {
-                        Ok(()) => self.after_activity(key),
-                        Err(e) => self.close_conn(key, CloseReason::Protocol(e)),
-                    }
-                }
-                TimerOwner::Reconnect(ck) => {
-                    if self.connectors.get(ck).is_some_and(|c| c.conn.is_none()) {
-                        self.start_connect(ck, now);
-                    }
-                }
-            }
-        }
-    }
-
-    // ---- moving messages to transports ----
-
-    /// Moves what sockets queued to their transports now: in-process peers get it in their
-    /// inbound queues, TCP peers get it encoded and written. `poll` does this on its own; call it
-    /// between polls to let in-process hops run without waiting for the next turn. Returns how
-    /// many messages reached in-process peers.
-    pub fn transfer(&mut self) -> usize {
-        self.pump_all()
-    }
-
-    fn pump_all(&mut self) -> usize {
-        let mut inproc = 0;
-        let mut dirty = std::mem::take(&mut self.dirty);
-        // Walks socket keys by index: pumping may mark pipes of later sockets dirty (in-process
-        // delivery), and those are picked up in the same pass.
-        for socket in 0..self.sockets.capacity() {
-            let Some(entry) = self.sockets.get_mut(socket) else { continue };
-            if !entry.socket.pipes().has_dirty() {
-                continue;
-            }
-            dirty.clear();
-            entry.socket.pipes_mut().take_dirty(&mut dirty);
-            for &pipe in &dirty {
-                inproc += self.pump_pipe(socket, pipe);
-            }
-        }
-        dirty.clear();
-        self.dirty = dirty;
-        inproc
-    }
-
-    /// Returns how many messages reached an in-process peer.
-    fn pump_pipe(&mut self, socket: usize, pipe: PipeKey) -> usize {
-        let Some(entry) = self.sockets.get(socket) else { return 0 };
-        match entry.transports.get(&pipe).copied() {
-            Some(Transport::Tcp(key)) => {
-                self.flush_conn(key);
-                0
-            }
-            Some(Transport::Inproc { socket: other, pipe: theirs }) => {
-                self.pump_inproc(socket, pipe, other, theirs)
-            }
-            _ => 0,
-        }
-    }
-
-    /// Moves messages from our pipe straight into the other socket's inbound queue; returns how
-    /// many moved.
-    fn pump_inproc(&mut self, socket: usize, pipe: PipeKey, other: usize, theirs: PipeKey) -> usize {
-        let mut moved = 0;
-        let Some((ours, peer)) = self.sockets.get2_mut(socket, other) else { return 0 };
-        while !peer.socket.pipes().inbound_full(theirs) {
-            let Some(message) = ours.socket.pipes_mut().pop_outbound(pipe) else { return moved };
-            peer.socket.deliver(theirs, message);
-            moved += 1;
-        }
-        moved
-    }
-
-    /// Moves queued messages into the connection's encoder (up to its write budget) and writes.
-    fn flush_conn(&mut self, key: usize) {
-        loop {
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-            let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-            if let Some(pipe) = conn.pipe {
-                let budget = entry.options.write_budget;
-                let pipes = entry.socket.pipes_mut();
-                while conn.pending_output() < budget {
-                    let Some(message) = pipes.pop_outbound(pipe) else { break };
-                    if conn.session.send(&message).is_err() {
-                        pipes.unpop_outbound(pipe, message);
-                        break;
-                    }
-                }
-            }
-            let more_queued = conn.pipe.is_some_and(|p| entry.socket.pipes().outbound_len(p) > 0);
-            match conn.flush() {
-                Ok(true) if more_queued => continue,
-                Ok(_) => return,
-                Err(reason) => return self.close_conn(key, reason),
-            }
-        }
-    }
-
-    fn flush_pending(&mut self) {
-        for key in std::mem::take(&mut self.to_flush) {
-            self.flush_conn(key);
         }
     }
 

@@ -1,0 +1,288 @@
+//! The connection lifecycle: readiness events, accepting, connecting and reconnecting, reading
+//! into sessions, attaching peers after their handshake, closing, and the timers.
+
+use std::io;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use zmtp::{Event, Session};
+
+use super::connection::{CloseReason, Connection, ReadOutcome};
+use super::timers::TimerOwner;
+use super::{session_config, Io, PeerEvent, Reactor, SocketId, Transport};
+use crate::socket::{Attach, Inbound, Socket};
+
+impl Reactor {
+    pub(super) fn on_ready(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+        match self.io.get(key) {
+            Some(Io::Listener { .. }) => self.accept_all(key, now),
+            Some(Io::Conn(_)) => {
+                if writable {
+                    self.flush_conn(key);
+                }
+                if readable {
+                    self.read_conn(key, now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    pub(super) fn accept_all(&mut self, key: usize, now: Instant) {
+        loop {
+            let Some(Io::Listener { listener, socket }) = self.io.get(key) else { return };
+            let socket = *socket;
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    log::debug!("accepted {addr}");
+                    self.add_conn(stream, socket, None, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        socket: usize,
+        connector: Option<usize>,
+        now: Instant,
+    ) {
+        let Some(entry) = self.sockets.get(socket) else { return };
+        let _ = stream.set_nodelay(true);
+        let config = session_config(entry.socket.socket_type(), &entry.options, connector.is_none());
+        let key = self.io.vacant_key();
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("cannot register a connection: {e}");
+            return;
+        }
+        let session = Session::new(config, now);
+        self.io.insert(Io::Conn(Box::new(Connection::new(stream, session, socket, connector))));
+        if let Some(ck) = connector {
+            if let Some(c) = self.connectors.get_mut(ck) {
+                c.conn = Some(key);
+            }
+        }
+        // Our greeting and READY go out at once (speculative write), never waiting for the peer's.
+        self.flush_conn(key);
+        self.rearm_timer(key);
+    }
+
+    pub(super) fn start_connect(&mut self, ck: usize, now: Instant) {
+        let Some(connector) = self.connectors.get(ck) else { return };
+        let (addr, socket) = (connector.addr, connector.socket);
+        match TcpStream::connect(addr) {
+            Ok(stream) => self.add_conn(stream, socket, Some(ck), now),
+            Err(e) => {
+                log::debug!("connect to {addr} failed: {e}");
+                self.schedule_reconnect(ck, now);
+            }
+        }
+    }
+
+    pub(super) fn schedule_reconnect(&mut self, ck: usize, now: Instant) {
+        let random = self.jitter.next_u64();
+        let Some(connector) = self.connectors.get_mut(ck) else { return };
+        let delay = connector.backoff.next_delay(random);
+        log::debug!("reconnecting to {} in {delay:?}", connector.addr);
+        self.timers.schedule(now + delay, TimerOwner::Reconnect(ck));
+    }
+
+    pub(super) fn read_conn(&mut self, key: usize, now: Instant) {
+        loop {
+            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+            if conn.read_paused {
+                break;
+            }
+            match conn.read_once(now) {
+                Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::Progress { drained }) => {
+                    self.drain_session_events(key);
+                    if drained {
+                        break;
+                    }
+                }
+                Err(reason) => {
+                    self.drain_session_events(key);
+                    self.close_conn(key, reason);
+                    return;
+                }
+            }
+        }
+        self.after_activity(key);
+    }
+
+    /// Hands a session's events to its socket.
+    pub(super) fn drain_session_events(&mut self, key: usize) {
+        while let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            let Some(event) = conn.session.poll_event() else { return };
+            let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+            match event {
+                Event::HandshakeComplete(info) => self.on_handshake(key, info),
+                Event::Message(message) => match conn.pipe {
+                    Some(pipe) => {
+                        if entry.socket.deliver(pipe, message) == Inbound::Full {
+                            conn.read_paused = true;
+                        }
+                    }
+                    None => entry.socket.stats_mut().dropped_ignored_peer += 1,
+                },
+                Event::Subscribe(topic) => {
+                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
+                        publisher.subscribe(pipe, topic);
+                    }
+                }
+                Event::Cancel(topic) => {
+                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
+                        publisher.cancel(pipe, &topic);
+                    }
+                }
+                Event::Ping { .. } | Event::Pong { .. } => {}
+            }
+        }
+    }
+
+    pub(super) fn on_handshake(&mut self, key: usize, info: zmtp::PeerInfo) {
+        let identity = info.identity;
+        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+        let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck)).and_then(|c| {
+            c.backoff.reset();
+            c.pipe
+        });
+        let attach = match persistent {
+            Some(pipe) => {
+                if let Some(p) = entry.socket.pipes_mut().get_mut(pipe) {
+                    p.connected = true;
+                    p.identity = identity;
+                }
+                Attach::Attached(pipe)
+            }
+            None => entry.socket.attach(identity),
+        };
+        let (pipe, evicted) = match attach {
+            Attach::Attached(pipe) => (pipe, None),
+            // The slab may hand the evicted pipe's key to the newcomer: take the old transport
+            // out before the new one goes in.
+            Attach::TookOver { key: pipe, evicted } => (pipe, entry.transports.remove(&evicted)),
+            Attach::Ignored => {
+                log::info!("peer {:?} ignored: its identity is already connected", conn.peer_addr);
+                conn.ignored = true;
+                return;
+            }
+        };
+        conn.pipe = Some(pipe);
+        entry.transports.insert(pipe, Transport::Tcp(key));
+        entry.metadata.insert(pipe, info.metadata);
+        entry.socket.pipes_mut().mark_dirty(pipe);
+        if let Socket::Sub(subscriber) = &entry.socket {
+            for topic in subscriber.topics() {
+                let _ = conn.session.subscribe(topic);
+            }
+        }
+        let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
+        let socket = SocketId(conn.socket);
+        if let Some(Transport::Tcp(old)) = evicted {
+            if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
+                old_conn.pipe = None; // its pipe is gone already; the newcomer holds the identity
+            }
+            let reason = CloseReason::Evicted.to_string();
+            self.peer_events.push_back(PeerEvent::Disconnected {
+                socket,
+                identity: identity.clone(),
+                reason,
+            });
+            self.close_conn(old, CloseReason::Evicted);
+        }
+        self.peer_events.push_back(PeerEvent::Connected { socket, identity });
+    }
+
+    pub(super) fn close_conn(&mut self, key: usize, reason: CloseReason) {
+        let Some(Io::Conn(mut conn)) = self.io.try_remove(key) else { return };
+        let _ = conn.flush();
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let addr = conn.peer_addr;
+        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+        if reason.is_failure() {
+            entry.socket.stats_mut().peers_failed += 1;
+            log::info!("closing connection {addr:?}: {reason}");
+        } else {
+            log::debug!("connection {addr:?} closed: {reason}");
+        }
+        let connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
+        if let Some(pipe) = conn.pipe {
+            let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
+            let keep = connector.as_ref().is_some_and(|(_, c)| c.pipe == Some(pipe));
+            if keep {
+                entry.transports.insert(pipe, Transport::Waiting);
+            } else {
+                entry.transports.remove(&pipe);
+            }
+            entry.metadata.remove(&pipe);
+            entry.socket.detach(pipe, keep);
+            let socket = SocketId(conn.socket);
+            self.peer_events.push_back(PeerEvent::Disconnected {
+                socket,
+                identity,
+                reason: reason.to_string(),
+            });
+        }
+        if let Some((ck, c)) = connector {
+            c.conn = None;
+            self.schedule_reconnect(ck, Instant::now());
+        }
+    }
+
+    /// After reading or firing timers: queue a write if bytes wait, and re-arm the timer.
+    pub(super) fn after_activity(&mut self, key: usize) {
+        if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            if conn.pending_output() > 0 {
+                self.to_flush.push(key);
+            }
+        }
+        self.rearm_timer(key);
+    }
+
+    pub(super) fn rearm_timer(&mut self, key: usize) {
+        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+        let deadline = conn.session.poll_timeout();
+        if deadline != conn.deadline {
+            conn.deadline = deadline;
+            if let Some(at) = deadline {
+                self.timers.schedule(at, TimerOwner::Connection(key));
+            }
+        }
+    }
+
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        while let Some((at, owner)) = self.timers.pop_due(now) {
+            match owner {
+                TimerOwner::Connection(key) => {
+                    let Some(Io::Conn(conn)) = self.io.get_mut(key) else { continue };
+                    if conn.deadline != Some(at) {
+                        continue; // stale entry
+                    }
+                    conn.deadline = None;
+                    match conn.session.handle_timeout(now) {
+                        Ok(()) => self.after_activity(key),
+                        Err(e) => self.close_conn(key, CloseReason::Protocol(e)),
+                    }
+                }
+                TimerOwner::Reconnect(ck) => {
+                    if self.connectors.get(ck).is_some_and(|c| c.conn.is_none()) {
+                        self.start_connect(ck, now);
+                    }
+                }
+            }
+        }
+    }
+}
