@@ -165,6 +165,7 @@ fn expired_workers_get_no_work_and_lost_tasks_are_released() {
     broker.handle_worker(t, heartbeat("alive", "svc"));
     broker.handle_timeout(start + Duration::from_secs(9));
     assert_eq!(broker.stats.workers_expired, 1);
+    assert_eq!(broker.registry().live_workers(b"svc", start + Duration::from_secs(9)), 1);
     outputs(&mut broker);
     for i in 0..5 {
         broker.handle_client(start + Duration::from_secs(10), request("c", &format!("x{i}"), "svc", &[]));

@@ -196,11 +196,6 @@ impl Pipes {
         }
     }
 
-    /// Discards a pipe's queued outbound messages (binding side, peer gone); returns how many.
-    pub fn clear_outbound(&mut self, key: PipeKey) -> usize {
-        self.pipes.get_mut(key.0).map_or(0, |p| std::mem::take(&mut p.outbound).len())
-    }
-
     pub fn send_hwm(&self) -> usize {
         self.send_hwm
     }

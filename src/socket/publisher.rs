@@ -95,9 +95,4 @@ impl Publisher {
     pub fn subscription_count(&self) -> usize {
         self.topics.values().map(|t| t.counts.len()).sum()
     }
-
-    /// Trie nodes in use; for memory checks.
-    pub fn subscription_nodes(&self) -> usize {
-        self.trie.node_count()
-    }
 }
