@@ -250,3 +250,28 @@ fn one_peer_cannot_hold_more_than_a_mebibyte_of_distinct_topics() {
     publisher.subscribe(peer, Bytes::from(vec![19u8; 64 << 10]));
     assert_eq!(publisher.subscription_count(), 16, "a cancel frees room for another topic");
 }
+
+#[test]
+fn queues_are_bounded_in_bytes_as_well_as_messages() {
+    let options = SocketOptions { queue_bytes: 1 << 20, ..SocketOptions::default() };
+    let big = Bytes::from(vec![0u8; 400 << 10]);
+    let mut router = Router::new(&options);
+    let peer = attached(router.attach(b("p")));
+    assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
+    assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
+    assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::Full, "1.2 MiB queued: stop reading");
+    let (_, _, resumed) = router.pipes.pop_inbound().unwrap();
+    assert!(resumed, "back under the byte budget: resume reading");
+
+    let mut dealer = Dealer::new(&options);
+    for _ in 0..3 {
+        dealer.send(vec![big.clone()]).unwrap(); // no peer yet: waits, within 1 MiB
+    }
+    assert!(matches!(dealer.send(vec![big.clone()]), Err(SendError::WouldBlock(_))));
+    let key = dealer.attach(Bytes::new());
+    assert_eq!(dealer.pipes.outbound_len(key), 3);
+    assert!(
+        matches!(dealer.send(vec![big]), Err(SendError::WouldBlock(_))),
+        "the peer's queue is full in bytes"
+    );
+}

@@ -5,11 +5,9 @@
 //! connection, so what was queued on it is delivered after the reconnect; a binding side's pipe
 //! and its queue go with the peer.
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
-use crate::socket::pipes::{PipeKey, Pipes};
+use crate::socket::pipes::{PipeKey, Pipes, Queue};
 use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 
 #[derive(Debug)]
@@ -19,17 +17,17 @@ pub struct Dealer {
     order: Vec<PipeKey>,
     next: usize,
     /// Messages sent while no pipe existed.
-    waiting: VecDeque<Message>,
+    waiting: Queue,
     pub stats: SocketStats,
 }
 
 impl Dealer {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            pipes: Pipes::new(options),
             order: Vec::new(),
             next: 0,
-            waiting: VecDeque::new(),
+            waiting: Queue::default(),
             stats: SocketStats::default(),
         }
     }
@@ -67,7 +65,7 @@ impl Dealer {
 
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.order.is_empty() {
-            if self.waiting.len() >= self.pipes.send_hwm() {
+            if self.pipes.send_queue_full(&self.waiting) {
                 return Err(SendError::WouldBlock(message));
             }
             self.waiting.push_back(message);

@@ -30,6 +30,8 @@ pub type Message = zmtp::Message;
 
 /// libzmq's default high-water mark, in messages, per peer and direction.
 pub const DEFAULT_HWM: usize = 1000;
+/// Default byte budget of one peer's queue in one direction.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 
 /// Per-socket settings. `Default` gives libzmq-like values.
 #[derive(Debug, Clone)]
@@ -56,6 +58,9 @@ pub struct SocketOptions {
     pub metadata: Metadata,
     /// Encoded bytes a connection may hold before it stops taking messages from its queue.
     pub write_budget: usize,
+    /// Payload bytes each peer's inbound or outbound queue may hold besides its HWM (a queue of
+    /// 1000 messages of 16 MiB would otherwise be 16 GiB).
+    pub queue_bytes: usize,
 }
 
 impl Default for SocketOptions {
@@ -73,6 +78,7 @@ impl Default for SocketOptions {
             limits: Limits::default(),
             metadata: Metadata::new(),
             write_budget: 1 << 20,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }

@@ -1,13 +1,56 @@
 //! Per-peer queues shared by every socket type: a `Pipe` per peer with its inbound and outbound
-//! message queues (each bounded by a high-water mark), fair-queued input across pipes, and the
-//! list of pipes with new outbound messages for the reactor to write.
+//! message queues (each bounded by a high-water mark in messages and a budget in bytes),
+//! fair-queued input across pipes, and the list of pipes with new outbound messages for the
+//! reactor to write.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::socket::Message;
+use crate::socket::{Message, SocketOptions};
+
+/// A message queue that knows how many payload bytes it holds.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    messages: VecDeque<Message>,
+    bytes: usize,
+}
+
+impl Queue {
+    pub(crate) fn push_back(&mut self, message: Message) {
+        self.bytes += size_of(&message);
+        self.messages.push_back(message);
+    }
+
+    pub(crate) fn push_front(&mut self, message: Message) {
+        self.bytes += size_of(&message);
+        self.messages.push_front(message);
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Message> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= size_of(&message);
+        Some(message)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// At the high-water mark or over the byte budget.
+    pub(crate) fn is_full(&self, hwm: usize, bytes: usize) -> bool {
+        self.messages.len() >= hwm || self.bytes >= bytes
+    }
+}
+
+fn size_of(message: &Message) -> usize {
+    message.iter().map(|frame| frame.len()).sum()
+}
 
 /// A peer's key inside its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,9 +62,9 @@ pub struct Pipe {
     /// The routing identity (ROUTER) or the peer's announced identity (others).
     pub identity: Bytes,
     /// Messages received from the peer, waiting for `recv`.
-    inbound: VecDeque<Message>,
+    inbound: Queue,
     /// Messages for the peer, waiting for its transport to take them.
-    outbound: VecDeque<Message>,
+    outbound: Queue,
     /// False while a persistent (connecting-side) pipe has no live connection.
     pub connected: bool,
     /// Whether this pipe is queued in the fair-queue ring.
@@ -48,16 +91,19 @@ pub struct Pipes {
     dirty: Vec<PipeKey>,
     send_hwm: usize,
     recv_hwm: usize,
+    /// Payload bytes each queue may hold, whatever its message count.
+    queue_bytes: usize,
 }
 
 impl Pipes {
-    pub fn new(send_hwm: usize, recv_hwm: usize) -> Self {
+    pub fn new(options: &SocketOptions) -> Self {
         Self {
             pipes: Slab::new(),
             ring: VecDeque::new(),
             dirty: Vec::new(),
-            send_hwm: send_hwm.max(1),
-            recv_hwm: recv_hwm.max(1),
+            send_hwm: options.send_hwm.max(1),
+            recv_hwm: options.recv_hwm.max(1),
+            queue_bytes: options.queue_bytes.max(1),
         }
     }
 
@@ -105,7 +151,7 @@ impl Pipes {
             pipe.in_ring = true;
             self.ring.push_back(key);
         }
-        if pipe.inbound.len() >= self.recv_hwm {
+        if pipe.inbound.is_full(self.recv_hwm, self.queue_bytes) {
             Inbound::Full
         } else {
             Inbound::More
@@ -117,11 +163,12 @@ impl Pipes {
     pub fn pop_inbound(&mut self) -> Option<(PipeKey, Message, bool)> {
         while let Some(key) = self.ring.pop_front() {
             let Some(pipe) = self.pipes.get_mut(key.0) else { continue };
+            let was_full = pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
             let Some(message) = pipe.inbound.pop_front() else {
                 pipe.in_ring = false;
                 continue;
             };
-            let resumed = pipe.inbound.len() + 1 == self.recv_hwm;
+            let resumed = was_full && !pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
             if pipe.inbound.is_empty() {
                 pipe.in_ring = false;
             } else {
@@ -134,7 +181,7 @@ impl Pipes {
 
     /// Whether `key`'s peer can take one more outbound message.
     pub fn has_room(&self, key: PipeKey) -> bool {
-        self.pipes.get(key.0).is_some_and(|p| p.outbound.len() < self.send_hwm)
+        self.pipes.get(key.0).is_some_and(|p| !p.outbound.is_full(self.send_hwm, self.queue_bytes))
     }
 
     /// Queues a message for `key`'s peer, or gives it back when the pipe is full or gone.
@@ -196,12 +243,13 @@ impl Pipes {
         }
     }
 
-    pub fn send_hwm(&self) -> usize {
-        self.send_hwm
+    /// Whether `queue` is full by this socket's send limits (messages or bytes).
+    pub(crate) fn send_queue_full(&self, queue: &Queue) -> bool {
+        queue.is_full(self.send_hwm, self.queue_bytes)
     }
 
-    /// Whether `key`'s inbound queue is at its high-water mark.
+    /// Whether `key`'s inbound queue is at its high-water mark or byte budget.
     pub fn inbound_full(&self, key: PipeKey) -> bool {
-        self.inbound_len(key) >= self.recv_hwm
+        self.pipes.get(key.0).is_some_and(|p| p.inbound.is_full(self.recv_hwm, self.queue_bytes))
     }
 }

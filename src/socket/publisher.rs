@@ -34,7 +34,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            pipes: Pipes::new(options),
             trie: Trie::new(),
             topics: HashMap::new(),
             matched: Vec::new(),

@@ -38,7 +38,7 @@ pub struct Router {
 impl Router {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            pipes: Pipes::new(options),
             by_identity: HashMap::new(),
             next_generated: seed(),
             mandatory: options.router_mandatory,

@@ -20,7 +20,7 @@ pub struct Subscriber {
 impl Subscriber {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options.send_hwm, options.recv_hwm),
+            pipes: Pipes::new(options),
             topics: HashMap::new(),
             filter: Trie::new(),
             matched: Vec::new(),
