@@ -275,3 +275,29 @@ fn queues_are_bounded_in_bytes_as_well_as_messages() {
         "the peer's queue is full in bytes"
     );
 }
+
+#[test]
+fn endpoints_in_every_documented_form_carry_messages() {
+    use ezarch::reactor::endpoint::{resolve, EndpointError};
+    let mut reactor = Reactor::new().unwrap();
+    for (bind, host) in
+        [("tcp://127.0.0.1:0", "127.0.0.1"), ("tcp://*:0", "localhost"), ("tcp://[::1]:0", "[::1]")]
+    {
+        let router = reactor.socket(SocketType::Router, SocketOptions::default()).unwrap();
+        let port = reactor.bind(router, bind).unwrap().port();
+        let dealer = reactor.socket(SocketType::Dealer, SocketOptions::default()).unwrap();
+        reactor.connect(dealer, &format!("tcp://{host}:{port}")).unwrap();
+        reactor.send(dealer, vec![b(bind)]).unwrap();
+        let mut got = None;
+        reactor
+            .run_until(Duration::from_secs(5), |r| {
+                got = r.recv(router);
+                got.is_some()
+            })
+            .unwrap();
+        assert_eq!(got.map(|m| m[1].clone()), Some(b(bind)), "{bind} via {host}");
+    }
+    assert!(matches!(resolve("ipc:///tmp/x"), Err(EndpointError::UnsupportedTransport(_))));
+    assert!(matches!(resolve("tcp://127.0.0.1"), Err(EndpointError::BadPort(_))));
+    assert!(matches!(resolve("tcp://127.0.0.1:99999"), Err(EndpointError::BadPort(_))));
+}
