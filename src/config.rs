@@ -144,21 +144,23 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         for &(name, _, _) in SETTINGS {
             let (value, source) = &self.values[name];
-            let bad =
-                |expected: &str| ConfigError(format!("invalid {name}={value:?} (from {source}): {expected}"));
-            let ok = match name {
-                n if n.contains("PORT") => value.parse::<u16>().is_ok_and(|p| p > 0),
-                n if n.ends_with("_MS") || n.ends_with("_S") => value.parse::<u64>().is_ok_and(|v| v > 0),
-                "LOG_LEVEL" => value.parse::<log::LevelFilter>().is_ok(),
-                _ => !value.is_empty() && !value.contains(char::is_whitespace),
+            let (ok, expected) = match name {
+                n if n.contains("PORT") => {
+                    (value.parse::<u16>().is_ok_and(|p| p > 0), "expected a port number 1-65535")
+                }
+                n if n.ends_with("_MS") || n.ends_with("_S") => {
+                    (value.parse::<u64>().is_ok_and(|v| v > 0), "expected a positive whole number")
+                }
+                "LOG_LEVEL" => {
+                    (value.parse::<log::LevelFilter>().is_ok(), "expected error, warn, info, debug or trace")
+                }
+                _ => (
+                    !value.is_empty() && !value.contains(char::is_whitespace),
+                    "expected a host name or address",
+                ),
             };
             if !ok {
-                return Err(bad(match name {
-                    n if n.contains("PORT") => "expected a port number 1-65535",
-                    n if n.ends_with("_MS") || n.ends_with("_S") => "expected a positive whole number",
-                    "LOG_LEVEL" => "expected error, warn, info, debug or trace",
-                    _ => "expected a host name or address",
-                }));
+                return Err(ConfigError(format!("invalid {name}={value:?} (from {source}): {expected}")));
             }
         }
         Ok(())

@@ -9,9 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ezarch::client::{Client, ClientOptions};
 use ezarch::config::{Config, ConfigError, SETTINGS};
 use ezarch::node::Node;
-use ezarch::pipe::{Forwarder, PipeMode};
-use ezarch::reactor::Reactor;
-use ezarch::socket::SocketOptions;
+use ezarch::pipe::PipeMode;
 use ezarch::worker::{demo_handler, Worker, WorkerOptions};
 
 /// EZ Arch service broker: pipes, broker, client and worker in one static binary.
@@ -151,7 +149,15 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
             log::info!("ezarch broker: {}", config.summary());
             node.run(stop)?;
         }
-        Command::Pipe { mode, front, back } => run_pipe(mode, &front, &back, stop)?,
+        Command::Pipe { mode, front, back } => {
+            let mode = match mode {
+                Mode::RouterDealer => PipeMode::RouterDealer,
+                Mode::RouterPub => PipeMode::RouterPub,
+            };
+            let mut node = Node::pipe(mode, &front, &back)?;
+            log::info!("ezarch pipe: bound {}", node.bound.join(" "));
+            node.run(stop)?;
+        }
         Command::Call { service, frames, timeout, attempts } => {
             return call(config, &service, &frames, timeout, attempts)
         }
@@ -173,22 +179,6 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn run_pipe(mode: Mode, front: &str, back: &str, stop: &std::sync::atomic::AtomicBool) -> AnyResult<()> {
-    let mode = match mode {
-        Mode::RouterDealer => PipeMode::RouterDealer,
-        Mode::RouterPub => PipeMode::RouterPub,
-    };
-    let mut reactor = Reactor::new()?;
-    let mut forwarder = Forwarder::new(&mut reactor, mode, &SocketOptions::default())?;
-    reactor.bind(forwarder.front, front)?;
-    reactor.bind(forwarder.back, back)?;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        reactor.poll(None)?;
-        forwarder.pump(&mut reactor);
-    }
-    Ok(())
 }
 
 /// `ezarch call`: exit 0 on a reply, 1 on an `EZ_ERR` reply or a timeout.

@@ -18,13 +18,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// How long a stopping node keeps delivering what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// The three pipes of one node.
-pub struct Pipes {
-    pub in_pipe: Forwarder,
-    pub worker_pipe: Forwarder,
-    pub broker_pipe: Forwarder,
-}
-
 /// A broker with its four sockets.
 pub struct BrokerNode {
     pub broker: Broker,
@@ -36,7 +29,8 @@ pub struct BrokerNode {
 
 pub struct Node {
     pub reactor: Reactor,
-    pub pipes: Option<Pipes>,
+    /// The pipes this node runs (three for `up`, one for `pipe`, none for `broker`).
+    pub forwarders: Vec<Forwarder>,
     pub broker: Option<BrokerNode>,
     /// Every endpoint bound, for the startup log.
     pub bound: Vec<String>,
@@ -45,43 +39,58 @@ pub struct Node {
 impl Node {
     /// `ezarch up`: three pipes on their ports plus one broker wired to them in memory.
     pub fn up(config: &Config) -> Result<Self, Error> {
-        let mut node = Self::pipes(config)?;
+        let mut node = Self::empty()?;
+        let [in_pipe, worker_pipe, broker_pipe] = [
+            (PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
+            (PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
+            (PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"),
+        ]
+        .map(|(mode, front, back)| {
+            let endpoints = (config.bind_endpoint(front), config.bind_endpoint(back));
+            node.add_pipe(mode, (front, &endpoints.0), (back, &endpoints.1))
+        });
+        let (in_pipe, worker_pipe, broker_pipe) = (in_pipe?, worker_pipe?, broker_pipe?);
         let broker = node.add_broker(config)?;
-        if let Some(p) = &node.pipes {
-            let r = &mut node.reactor;
-            r.connect_inproc(broker.in_router, p.in_pipe.back)?;
-            r.connect_inproc(broker.worker_router, p.worker_pipe.back)?;
-            r.connect_inproc(broker.state_dealer, p.broker_pipe.front)?;
-            r.connect_inproc(broker.state_sub, p.broker_pipe.back)?;
-        }
+        let r = &mut node.reactor;
+        r.connect_inproc(broker.in_router, in_pipe.1)?;
+        r.connect_inproc(broker.worker_router, worker_pipe.1)?;
+        r.connect_inproc(broker.state_dealer, broker_pipe.0)?;
+        r.connect_inproc(broker.state_sub, broker_pipe.1)?;
         node.broker = Some(broker);
         Ok(node)
     }
 
-    /// The three pipes alone, bound on their ports.
-    pub fn pipes(config: &Config) -> Result<Self, Error> {
-        let mut reactor = Reactor::new()?;
-        let options = SocketOptions::default();
-        let mut bound = Vec::new();
-        let mut make = |mode, a: &str, b: &str| -> Result<Forwarder, Error> {
-            let forwarder = Forwarder::new(&mut reactor, mode, &options)?;
-            for (socket, port) in [(forwarder.front, a), (forwarder.back, b)] {
-                let addr = reactor.bind(socket, &config.bind_endpoint(port))?;
-                bound.push(format!("{port}=tcp://{addr}"));
-            }
-            Ok(forwarder)
-        };
-        let pipes = Pipes {
-            in_pipe: make(PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B")?,
-            worker_pipe: make(PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B")?,
-            broker_pipe: make(PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT")?,
-        };
-        Ok(Self { reactor, pipes: Some(pipes), broker: None, bound })
+    /// `ezarch pipe`: one forwarder, its ROUTER bound at `front`, its DEALER or PUB at `back`.
+    pub fn pipe(mode: PipeMode, front: &str, back: &str) -> Result<Self, Error> {
+        let mut node = Self::empty()?;
+        node.add_pipe(mode, ("front", front), ("back", back))?;
+        Ok(node)
+    }
+
+    fn empty() -> Result<Self, Error> {
+        Ok(Self { reactor: Reactor::new()?, forwarders: Vec::new(), broker: None, bound: Vec::new() })
+    }
+
+    /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
+    fn add_pipe(
+        &mut self,
+        mode: PipeMode,
+        front: (&str, &str),
+        back: (&str, &str),
+    ) -> Result<(SocketId, SocketId), Error> {
+        let forwarder = Forwarder::new(&mut self.reactor, mode, &SocketOptions::default())?;
+        for (socket, (label, endpoint)) in [(forwarder.front, front), (forwarder.back, back)] {
+            let addr = self.reactor.bind(socket, endpoint)?;
+            self.bound.push(format!("{label}=tcp://{addr}"));
+        }
+        let ids = (forwarder.front, forwarder.back);
+        self.forwarders.push(forwarder);
+        Ok(ids)
     }
 
     /// `ezarch broker`: a broker that connects to the three pipes by address.
     pub fn broker(config: &Config) -> Result<Self, Error> {
-        let mut node = Self { reactor: Reactor::new()?, pipes: None, broker: None, bound: Vec::new() };
+        let mut node = Self::empty()?;
         let broker = node.add_broker(config)?;
         let r = &mut node.reactor;
         r.connect(broker.in_router, &config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_B"))?;
@@ -162,10 +171,8 @@ impl Node {
         }
         for _ in 0..64 {
             let mut moved = 0;
-            if let Some(p) = &mut self.pipes {
-                moved += p.in_pipe.pump(&mut self.reactor);
-                moved += p.worker_pipe.pump(&mut self.reactor);
-                moved += p.broker_pipe.pump(&mut self.reactor);
+            for forwarder in &mut self.forwarders {
+                moved += forwarder.pump(&mut self.reactor);
             }
             if let Some(b) = &mut self.broker {
                 moved += drive_broker(&mut self.reactor, b, now);

@@ -343,23 +343,16 @@ impl Reactor {
     /// Closes a socket: its connections, listeners and connectors go; in-process peers detach.
     pub fn close(&mut self, id: SocketId) {
         let Some(entry) = self.sockets.get(id.0) else { return };
-        let conns: Vec<usize> = entry
-            .transports
-            .values()
-            .filter_map(|t| if let Transport::Tcp(k) = t { Some(*k) } else { None })
-            .collect();
         let inproc: Vec<(usize, PipeKey)> = entry
             .transports
             .values()
-            .filter_map(|t| {
-                if let Transport::Inproc { socket, pipe } = t {
-                    Some((*socket, *pipe))
-                } else {
-                    None
-                }
+            .filter_map(|t| match t {
+                Transport::Inproc { socket, pipe } => Some((*socket, *pipe)),
+                _ => None,
             })
             .collect();
-        let handshaking: Vec<usize> = self
+        // Every connection of this socket, attached or still handshaking.
+        let conns: Vec<usize> = self
             .io
             .iter()
             .filter_map(|(k, io)| matches!(io, Io::Conn(c) if c.socket == id.0).then_some(k))
@@ -367,7 +360,7 @@ impl Reactor {
         for key in self.sockets[id.0].connectors.clone() {
             self.connectors.try_remove(key);
         }
-        for key in conns.into_iter().chain(handshaking) {
+        for key in conns {
             if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
                 conn.connector = None;
             }

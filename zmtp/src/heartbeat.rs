@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::command::Command;
+use crate::command::{Command, MAX_PING_TTL_DECISECONDS};
 use crate::encoder::Encoder;
 use crate::error::Error;
-use crate::session::ttl_to_deciseconds;
 
 /// Heartbeat settings for one connection; all off by default, as in libzmq. PINGs from the peer
 /// are always answered, whatever these say.
@@ -78,4 +77,10 @@ impl HeartbeatTimers {
         }
         Ok(())
     }
+}
+
+/// The TTL we advertise in PINGs, in deciseconds, never above libzmq's safe 655 (libzmq#4226).
+pub fn ttl_to_deciseconds(ttl: Duration) -> u16 {
+    let ds = ttl.as_millis() / 100;
+    u16::try_from(ds).unwrap_or(u16::MAX).min(MAX_PING_TTL_DECISECONDS)
 }

@@ -32,7 +32,7 @@ pub use encoder::Encoder;
 pub use error::{CommandError, Error, FrameError, GreetingError, NotReady};
 pub use frame::{Frame, FrameDecoder, Limits};
 pub use greeting::{Greeting, GreetingReader, Mechanism};
-pub use heartbeat::Heartbeat;
+pub use heartbeat::{ttl_to_deciseconds, Heartbeat};
 pub use metadata::Metadata;
 pub use session::{Config, Event, Message, PeerInfo, Session};
 pub use socket_type::SocketType;

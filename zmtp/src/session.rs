@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::command::{Command, MAX_PING_TTL_DECISECONDS};
+use crate::command::Command;
 use crate::encoder::Encoder;
 use crate::error::{Error, GreetingError, NotReady, UnexpectedFrame};
 use crate::frame::{Frame, FrameDecoder, Limits};
@@ -383,10 +383,4 @@ fn ready_metadata(config: &Config) -> Metadata {
         metadata.push(name.clone(), value.clone());
     }
     metadata
-}
-
-/// The TTL we advertise in PINGs, in deciseconds, never above libzmq's safe 655 (libzmq#4226).
-pub fn ttl_to_deciseconds(ttl: Duration) -> u16 {
-    let ds = ttl.as_millis() / 100;
-    u16::try_from(ds).unwrap_or(u16::MAX).min(MAX_PING_TTL_DECISECONDS)
 }
