@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ezarch::config::PORT_SETTINGS;
 use ezarch::reactor::Reactor;
 use ezarch::socket::{SocketOptions, SocketType};
 
@@ -103,16 +104,8 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
 
 fn measure_ezarch() -> Vec<Figures> {
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let names = [
-        "IN_PIPE_PORT_A",
-        "IN_PIPE_PORT_B",
-        "BROKER_PIPE_PORT_A",
-        "BROKER_BROADCAST_PORT",
-        "WORKER_PIPE_PORT_A",
-        "WORKER_PIPE_PORT_B",
-    ];
     let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "warn".into()];
-    for (name, port) in names.iter().zip(&ports) {
+    for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
         flags.extend(["--set".to_string(), format!("{name}={port}")]);
     }
     flags.extend(["--set".to_string(), "POLL_INTERVAL_MS=500".to_string()]);

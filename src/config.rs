@@ -27,6 +27,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("BIND_ADDRESS", "127.0.0.1", "the address pipe listeners bind (--bind)"),
 ];
 
+/// The six port settings, one per pipe socket.
+pub const PORT_SETTINGS: [&str; 6] = [
+    "IN_PIPE_PORT_A",
+    "IN_PIPE_PORT_B",
+    "BROKER_PIPE_PORT_A",
+    "BROKER_BROADCAST_PORT",
+    "WORKER_PIPE_PORT_A",
+    "WORKER_PIPE_PORT_B",
+];
+
 /// Where a value came from, for the startup log and error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

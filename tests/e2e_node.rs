@@ -7,16 +7,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ezarch::config::PORT_SETTINGS;
 use interop::{spawn_script, wait, Peer};
-
-const PORTS: [&str; 6] = [
-    "IN_PIPE_PORT_A",
-    "IN_PIPE_PORT_B",
-    "BROKER_PIPE_PORT_A",
-    "BROKER_BROADCAST_PORT",
-    "WORKER_PIPE_PORT_A",
-    "WORKER_PIPE_PORT_B",
-];
 
 /// Settings shared by every process of one test: free ports and fast timers.
 struct Settings {
@@ -29,7 +21,7 @@ impl Settings {
         let listeners: Vec<TcpListener> = (0..6).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
         let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
         let mut flags = vec!["--env".to_string(), "/dev/null".to_string()];
-        for (name, port) in PORTS.iter().zip(&ports) {
+        for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
             flags.extend(["--set".to_string(), format!("{name}={port}")]);
         }
         // NO_SERVICE_MS is long so a request that races a worker's first heartbeat is held, not
@@ -44,7 +36,7 @@ impl Settings {
     }
 
     fn endpoint(&self, name: &str) -> String {
-        let i = PORTS.iter().position(|p| *p == name).unwrap();
+        let i = PORT_SETTINGS.iter().position(|p| *p == name).unwrap();
         format!("tcp://127.0.0.1:{}", self.ports[i])
     }
 
