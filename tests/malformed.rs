@@ -261,9 +261,16 @@ fn ready_with_64_kib_of_metadata_is_refused() {
 }
 
 #[test]
-fn ready_over_the_metadata_limit_but_under_the_command_limit_is_refused() {
+fn ready_over_the_metadata_limit_is_refused() {
+    // Over the limit by its frame size: refused at the header, before the body is buffered.
     let mut props = property(b"Socket-Type", b"DEALER");
     props.extend(property(b"X-Big", &vec![b'm'; 20 << 10]));
+    let err = feed_err(&mut fresh(SocketType::Router), &hello_with_ready_body(&props));
+    assert!(matches!(err, Error::Frame(FrameError::CommandTooLarge { .. })), "{err:?}");
+    // Over it by the properties alone (a frame that fits the cap with the name): refused on parse.
+    let mut props = property(b"Socket-Type", b"DEALER");
+    props.extend(property(b"X-Big", &vec![b'm'; (16 << 10) - props.len() - 10]));
+    props.push(0);
     let err = feed_err(&mut fresh(SocketType::Router), &hello_with_ready_body(&props));
     assert!(matches!(err, Error::Command(CommandError::MetadataTooLarge { .. })), "{err:?}");
 }
@@ -321,7 +328,30 @@ fn a_message_before_ready_is_refused() {
     let mut hello = greeting(3, 1, b"NULL");
     hello.extend(frame(0, b"early"));
     let err = feed_err(&mut fresh(SocketType::Router), &hello);
-    assert_eq!(err, Error::ExpectedReady { got: UnexpectedFrame::Message });
+    assert_eq!(err, Error::Frame(FrameError::MessageBeforeHandshake { declared: 5 }));
+}
+
+#[test]
+fn a_big_data_frame_before_ready_is_refused_at_its_header() {
+    // Only the 9-byte header of a 16 MiB frame: refused before any body byte is waited for.
+    let mut hello = greeting(3, 1, b"NULL");
+    hello.extend(&long_header(0, 16 << 20)[..9]);
+    let err = feed_err(&mut fresh(SocketType::Router), &hello);
+    assert_eq!(err, Error::Frame(FrameError::MessageBeforeHandshake { declared: 16 << 20 }));
+}
+
+#[test]
+fn commands_before_ready_are_capped_at_the_largest_ready() {
+    let limits = Limits::default();
+    let limit = limits.max_metadata_size + 7;
+    let mut hello = greeting(3, 1, b"NULL");
+    hello.extend(&long_header(0x04, 60_000)[..9]);
+    let err = feed_err(&mut fresh(SocketType::Router), &hello);
+    assert_eq!(err, Error::Frame(FrameError::CommandTooLarge { declared: 60_000, limit }));
+    // The same command after the handshake is within the command limit.
+    let mut session = active_session(SocketType::Router, b"DEALER", 1, Instant::now());
+    let mut buf = BytesMut::from(&long_header(0x04, 60_000)[..9]);
+    session.handle_input(&mut buf, Instant::now()).expect("a 60,000-byte command is allowed now");
 }
 
 #[test]

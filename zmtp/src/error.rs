@@ -34,8 +34,11 @@ pub enum FrameError {
     MessageTooLarge { declared: u64, limit: usize },
     /// One message would hold more frames than `Limits::max_frames`.
     TooManyFrames { limit: usize },
-    /// A command frame declared more bytes than `Limits::max_command_size`.
+    /// A command frame declared more bytes than `Limits::max_command_size` (during the
+    /// handshake: more than a READY with the most metadata allowed).
     CommandTooLarge { declared: u64, limit: usize },
+    /// A data frame arrived before the handshake completed (only READY or ERROR may).
+    MessageBeforeHandshake { declared: u64 },
 }
 
 /// A command body could not be parsed.
@@ -150,6 +153,9 @@ impl fmt::Display for FrameError {
             Self::TooManyFrames { limit } => write!(f, "message has more than {limit} frames"),
             Self::CommandTooLarge { declared, limit } => {
                 write!(f, "command of {declared} bytes exceeds the {limit}-byte limit")
+            }
+            Self::MessageBeforeHandshake { declared } => {
+                write!(f, "a {declared}-byte data frame before the handshake completed")
             }
         }
     }

@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_FRAMES: usize = 256;
 pub const DEFAULT_MAX_COMMAND_SIZE: usize = (64 << 10) + 256;
 /// Default cap on the summed READY properties.
 pub const DEFAULT_MAX_METADATA_SIZE: usize = 16 << 10;
+/// Bytes of a READY or ERROR command besides the properties or reason: the name-length octet,
+/// the name, and ERROR's reason-length octet.
+const HANDSHAKE_COMMAND_OVERHEAD: usize = 1 + 5 + 1;
 
 /// Limits applied to what a peer declares, before anything is allocated for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +106,26 @@ pub struct FrameDecoder {
     message_size: u64,
     /// Data frames of the message in progress.
     message_frames: usize,
+    /// Until the handshake completes only READY or ERROR may come (RFC 23: "the peer SHALL send
+    /// a READY command"), so a data frame is refused at its header, before a byte of its body
+    /// is buffered, and commands are capped at what a READY can hold.
+    handshake: bool,
 }
 
 impl FrameDecoder {
+    /// A decoder for frames after the handshake: messages and commands.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Header, message_size: 0, message_frames: 0 }
+        Self { limits, state: State::Header, message_size: 0, message_frames: 0, handshake: false }
+    }
+
+    /// A decoder for a connection whose handshake is still under way (see `handshake_done`).
+    pub fn for_handshake(limits: Limits) -> Self {
+        Self { handshake: true, ..Self::new(limits) }
+    }
+
+    /// The handshake completed: data frames and every command up to the command limit may come.
+    pub fn handshake_done(&mut self) {
+        self.handshake = false;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -169,8 +187,11 @@ impl FrameDecoder {
     fn check_size(&self, flags: u8, declared: u64) -> Result<usize, FrameError> {
         let limits = &self.limits;
         if flags & flags::COMMAND != 0 {
-            return within(declared, limits.max_command_size)
-                .ok_or(FrameError::CommandTooLarge { declared, limit: limits.max_command_size });
+            let limit = self.command_limit();
+            return within(declared, limit).ok_or(FrameError::CommandTooLarge { declared, limit });
+        }
+        if self.handshake {
+            return Err(FrameError::MessageBeforeHandshake { declared });
         }
         let len = within(declared, limits.max_frame_size)
             .ok_or(FrameError::FrameTooLarge { declared, limit: limits.max_frame_size })?;
@@ -182,6 +203,17 @@ impl FrameDecoder {
             return Err(FrameError::MessageTooLarge { declared: total, limit: limits.max_message_size });
         }
         Ok(len)
+    }
+
+    /// The largest command acceptable now: during the handshake a READY with the most metadata
+    /// allowed, or an ERROR with the longest reason.
+    fn command_limit(&self) -> usize {
+        let limits = &self.limits;
+        if !self.handshake {
+            return limits.max_command_size;
+        }
+        let ready = limits.max_metadata_size.saturating_add(HANDSHAKE_COMMAND_OVERHEAD);
+        ready.max(HANDSHAKE_COMMAND_OVERHEAD + 255).min(limits.max_command_size)
     }
 
     /// Tracks the message in progress so its caps hold across frames.

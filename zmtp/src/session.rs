@@ -123,7 +123,7 @@ impl Session {
         encoder.push_raw(&Greeting::ours(Mechanism::Null, config.as_server).encode());
         encoder.push_command(&Command::Ready(ready_metadata(&config)));
         Self {
-            decoder: FrameDecoder::new(config.limits),
+            decoder: FrameDecoder::for_handshake(config.limits),
             phase: Phase::AwaitGreeting(GreetingReader::default()),
             encoder,
             events: VecDeque::new(),
@@ -283,7 +283,9 @@ impl Session {
         if !frame.is_command() {
             return Err(Error::ExpectedReady { got: UnexpectedFrame::Message });
         }
-        let metadata = match Command::parse(frame.body, self.config.limits.max_metadata_size)? {
+        // A copy, so the properties a peer keeps for its lifetime do not hold the read buffer.
+        let body = Bytes::copy_from_slice(&frame.body);
+        let metadata = match Command::parse(body, self.config.limits.max_metadata_size)? {
             Command::Ready(metadata) => metadata,
             Command::Error { reason } => return Err(Error::PeerError { reason }),
             _ => return Err(Error::ExpectedReady { got: UnexpectedFrame::Command }),
@@ -291,6 +293,7 @@ impl Session {
         let socket_type = self.check_peer_type(&metadata)?;
         let identity = metadata.get(metadata::IDENTITY).cloned().unwrap_or_default();
         self.phase = Phase::Active { peer };
+        self.decoder.handshake_done();
         self.handshake_deadline = None;
         self.heartbeat.start(now);
         let info = PeerInfo { socket_type, identity, metadata, major: peer.major, minor: peer.minor };
