@@ -93,7 +93,7 @@ impl Client {
     }
 
     fn wait_for(&mut self, req_id: &Bytes) -> Result<Option<Vec<Bytes>>, CallError> {
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = crate::time::after(Instant::now(), self.options.timeout);
         loop {
             while let Some(mut message) = self.reactor.recv(self.dealer) {
                 // ["", REQ_ID, REPLY...]

@@ -1,30 +1,93 @@
 //! Typed configuration from flags, the environment and the `env` file, in that precedence, over
 //! built-in defaults. The names are the original EZ Arch's. Touches no sockets.
 //!
-//! The `env` file is shell syntax: `export NAME="VALUE"` (or `NAME=VALUE`) lines, `#` comments.
+//! The `env` file is shell syntax: `export NAME="VALUE"` (or `NAME=VALUE`) lines, `#` comment
+//! lines, and a `# comment` after a value. Every number has a documented range, checked at start.
 
 use std::fmt;
 use std::time::Duration;
 
 use hashbrown::HashMap;
 
-/// Every setting: name, default, what it is.
-pub const SETTINGS: &[(&str, &str, &str)] = &[
-    ("IN_PIPE_HOST", "127.0.0.1", "where brokers find the in pipe"),
-    ("IN_PIPE_PORT_A", "9000", "in pipe ROUTER: clients connect here"),
-    ("IN_PIPE_PORT_B", "9001", "in pipe DEALER: brokers connect here"),
-    ("BROKER_PIPE_HOST", "127.0.0.1", "where brokers find the broker pipe"),
-    ("BROKER_PIPE_PORT_A", "9002", "broker pipe ROUTER: brokers' state DEALERs connect here"),
-    ("BROKER_BROADCAST_PORT", "9003", "broker pipe PUB: brokers' SUBs connect here"),
-    ("WORKER_PIPE_HOST", "127.0.0.1", "where brokers find the worker pipe"),
-    ("WORKER_PIPE_PORT_A", "9004", "worker pipe ROUTER: workers connect here"),
-    ("WORKER_PIPE_PORT_B", "9005", "worker pipe DEALER: brokers connect here"),
-    ("LOG_LEVEL", "INFO", "error, warn, info, debug or trace"),
-    ("POLL_INTERVAL_MS", "3000", "worker heartbeat interval"),
-    ("WORKER_LIFETIME_S", "9", "a worker with no heartbeat for this long is dropped"),
-    ("TASK_TIMEOUT_MS", "30000", "an engaged task with no reply is released after this"),
-    ("NO_SERVICE_MS", "1000", "a request with no live worker waits this long, then NO_SERVICE"),
-    ("BIND_ADDRESS", "127.0.0.1", "the address pipe listeners bind (--bind)"),
+/// What values a setting takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A TCP port, 1-65535.
+    Port,
+    /// A host name or address.
+    Host,
+    /// A log level, in Rust's or Python's words (see `parse_log_level`).
+    LogLevel,
+    /// A whole number in `min..=max`, in `unit`.
+    Number { min: u64, max: u64, unit: &'static str },
+}
+
+/// One setting: its name, default, meaning and range.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub about: &'static str,
+    pub kind: Kind,
+}
+
+const fn number(min: u64, max: u64, unit: &'static str) -> Kind {
+    Kind::Number { min, max, unit }
+}
+
+const fn setting(name: &'static str, default: &'static str, kind: Kind, about: &'static str) -> Setting {
+    Setting { name, default, about, kind }
+}
+
+/// Every setting: name, default, range, what it is.
+pub const SETTINGS: &[Setting] = &[
+    setting("IN_PIPE_HOST", "127.0.0.1", Kind::Host, "where brokers find the in pipe"),
+    setting("IN_PIPE_PORT_A", "9000", Kind::Port, "in pipe ROUTER: clients connect here"),
+    setting("IN_PIPE_PORT_B", "9001", Kind::Port, "in pipe DEALER: brokers connect here"),
+    setting("BROKER_PIPE_HOST", "127.0.0.1", Kind::Host, "where brokers find the broker pipe"),
+    setting(
+        "BROKER_PIPE_PORT_A",
+        "9002",
+        Kind::Port,
+        "broker pipe ROUTER: brokers' state DEALERs connect here",
+    ),
+    setting("BROKER_BROADCAST_PORT", "9003", Kind::Port, "broker pipe PUB: brokers' SUBs connect here"),
+    setting("WORKER_PIPE_HOST", "127.0.0.1", Kind::Host, "where brokers find the worker pipe"),
+    setting("WORKER_PIPE_PORT_A", "9004", Kind::Port, "worker pipe ROUTER: workers connect here"),
+    setting("WORKER_PIPE_PORT_B", "9005", Kind::Port, "worker pipe DEALER: brokers connect here"),
+    setting("LOG_LEVEL", "INFO", Kind::LogLevel, "trace, debug, info, warning, error or critical"),
+    setting("POLL_INTERVAL_MS", "3000", number(10, 3_600_000, "ms"), "worker heartbeat interval"),
+    setting(
+        "WORKER_LIFETIME_S",
+        "9",
+        number(1, 86_400, "s"),
+        "a worker with no heartbeat for this long is dropped",
+    ),
+    setting(
+        "TASK_TIMEOUT_MS",
+        "30000",
+        number(1, 86_400_000, "ms"),
+        "an engaged task with no reply is released after this",
+    ),
+    setting(
+        "NO_SERVICE_MS",
+        "1000",
+        number(1, 3_600_000, "ms"),
+        "a request with no live worker waits this long, then NO_SERVICE",
+    ),
+    setting("BIND_ADDRESS", "127.0.0.1", Kind::Host, "the address pipe listeners bind (--bind)"),
+    setting(
+        "MAX_CONNECTIONS",
+        "10000",
+        number(1, 1_000_000, "connections"),
+        "TCP connections one process holds; more are accepted and closed at once",
+    ),
+    setting(
+        "INBOUND_BUDGET_MB",
+        "256",
+        number(1, 1_048_576, "MiB"),
+        "bytes held in partial messages and queues, all connections together; reading pauses beyond it",
+    ),
 ];
 
 /// The six port settings, one per pipe socket.
@@ -85,17 +148,18 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let file = env_file.map(parse_env_file).transpose()?.unwrap_or_default();
         for (name, _) in flags {
-            if !SETTINGS.iter().any(|(n, _, _)| n == name) {
+            if !SETTINGS.iter().any(|s| s.name == name) {
                 return Err(ConfigError(format!("unknown setting {name} (see `ezarch settings`)")));
             }
         }
         let mut values = HashMap::new();
-        for &(name, default, _) in SETTINGS {
+        for s in SETTINGS {
+            let name = s.name;
             let flag = flags.iter().rev().find(|(n, _)| n == name).map(|(_, v)| (v.clone(), Source::Flag));
             let value = flag
                 .or_else(|| environment(name).map(|v| (v, Source::Environment)))
                 .or_else(|| file.get(name).map(|v| (v.clone(), Source::EnvFile)))
-                .unwrap_or_else(|| (default.to_string(), Source::Default));
+                .unwrap_or_else(|| (s.default.to_string(), Source::Default));
             values.insert(name, value);
         }
         let config = Self { values };
@@ -111,16 +175,21 @@ impl Config {
         self.get(name).parse().unwrap_or(0)
     }
 
+    /// A `Kind::Number` setting, already checked against its range.
+    pub fn number(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
     pub fn millis(&self, name: &str) -> Duration {
-        Duration::from_millis(self.get(name).parse().unwrap_or(0))
+        Duration::from_millis(self.number(name))
     }
 
     pub fn seconds(&self, name: &str) -> Duration {
-        Duration::from_secs(self.get(name).parse().unwrap_or(0))
+        Duration::from_secs(self.number(name))
     }
 
     pub fn log_level(&self) -> log::LevelFilter {
-        self.get("LOG_LEVEL").parse().unwrap_or(log::LevelFilter::Info)
+        parse_log_level(self.get("LOG_LEVEL")).unwrap_or(log::LevelFilter::Info)
     }
 
     /// `tcp://HOST:PORT` for a pipe's port, with the given host setting.
@@ -138,13 +207,13 @@ impl Config {
         self.endpoint("BIND_ADDRESS", port)
     }
 
-    /// One line: every setting that is not at its default, with its source.
+    /// One line: every setting, with its source.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = SETTINGS
             .iter()
-            .map(|(name, _, _)| {
-                let (value, source) = &self.values[name];
-                format!("{name}={value} ({source})")
+            .map(|s| {
+                let (value, source) = &self.values[s.name];
+                format!("{}={value} ({source})", s.name)
             })
             .collect();
         parts.sort();
@@ -152,24 +221,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for &(name, _, _) in SETTINGS {
-            let (value, source) = &self.values[name];
-            let (ok, expected) = match name {
-                n if n.contains("PORT") => {
-                    (value.parse::<u16>().is_ok_and(|p| p > 0), "expected a port number 1-65535")
-                }
-                n if n.ends_with("_MS") || n.ends_with("_S") => {
-                    (value.parse::<u64>().is_ok_and(|v| v > 0), "expected a positive whole number")
-                }
-                "LOG_LEVEL" => {
-                    (value.parse::<log::LevelFilter>().is_ok(), "expected error, warn, info, debug or trace")
-                }
-                _ => (
-                    !value.is_empty() && !value.contains(char::is_whitespace),
-                    "expected a host name or address",
-                ),
-            };
-            if !ok {
+        for s in SETTINGS {
+            let (value, source) = &self.values[s.name];
+            if let Err(expected) = check(s.kind, value) {
+                let name = s.name;
                 return Err(ConfigError(format!("invalid {name}={value:?} (from {source}): {expected}")));
             }
         }
@@ -177,7 +232,42 @@ impl Config {
     }
 }
 
-/// Parses `export NAME="VALUE"` / `NAME=VALUE` lines; `#` starts a comment line.
+/// Whether `value` is a valid `kind`; otherwise what was expected.
+fn check(kind: Kind, value: &str) -> Result<(), String> {
+    let ok = match kind {
+        Kind::Port => value.parse::<u16>().is_ok_and(|p| p > 0),
+        Kind::Host => !value.is_empty() && !value.contains(char::is_whitespace),
+        Kind::LogLevel => parse_log_level(value).is_some(),
+        Kind::Number { min, max, .. } => value.parse::<u64>().is_ok_and(|v| (min..=max).contains(&v)),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match kind {
+        Kind::Port => "expected a port number 1-65535".into(),
+        Kind::Host => "expected a host name or address".into(),
+        Kind::LogLevel => "expected trace, debug, info, warning (warn), error or critical".into(),
+        Kind::Number { min, max, unit } => format!("expected a whole number of {unit} from {min} to {max}"),
+    })
+}
+
+/// A log level in any case: Rust's names (`trace` ... `error`, `off`) and Python's, which the
+/// original EZ Arch's env files use (`WARNING`, `CRITICAL` and `FATAL` map to warn and error).
+pub fn parse_log_level(text: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match text.to_ascii_uppercase().as_str() {
+        "TRACE" => Trace,
+        "DEBUG" => Debug,
+        "INFO" => Info,
+        "WARN" | "WARNING" => Warn,
+        "ERROR" | "CRITICAL" | "FATAL" => Error,
+        "OFF" => Off,
+        _ => return None,
+    })
+}
+
+/// Parses `export NAME="VALUE"` / `NAME=VALUE` lines; `#` starts a comment line, and a `#` after
+/// whitespace following the value starts a trailing comment, as in the shell.
 pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, ConfigError> {
     let mut out = HashMap::new();
     for (number, line) in text.lines().enumerate() {
@@ -186,19 +276,39 @@ pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, ConfigError
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim();
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(ConfigError(format!(
-                "env file line {}: expected NAME=VALUE, got {line:?}",
-                number + 1
-            )));
-        };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
+        let bad = |what: &str| ConfigError(format!("env file line {}: {what}, got {line:?}", number + 1));
+        let Some((name, value)) = line.split_once('=') else { return Err(bad("expected NAME=VALUE")) };
+        let value = parse_value(value).ok_or_else(|| bad("expected one value, then at most a # comment"))?;
         out.insert(name.trim().to_string(), value.to_string());
     }
     Ok(out)
+}
+
+/// One shell word: `"..."`, `'...'` or bare, then nothing but whitespace and a `# comment`.
+fn parse_value(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let (value, rest) = match text.chars().next() {
+        Some(quote @ ('"' | '\'')) => {
+            let end = text[1..].find(quote)? + 1;
+            (&text[1..end], &text[end + 1..])
+        }
+        _ => text.split_at(text.find(char::is_whitespace).unwrap_or(text.len())),
+    };
+    let comment = rest.trim_start();
+    let separated = comment.len() < rest.len();
+    (comment.is_empty() || (separated && comment.starts_with('#'))).then_some(value)
+}
+
+/// Reads the env file: `path` when given (it must exist), else `./env` when it exists. A file
+/// that exists but cannot be read is an error naming it.
+pub fn read_env_file(path: Option<&std::path::Path>) -> Result<Option<String>, ConfigError> {
+    let (path, required) = match path {
+        Some(path) => (path, true),
+        None => (std::path::Path::new("env"), false),
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError(format!("env file {}: {e}", path.display()))),
+    }
 }

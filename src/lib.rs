@@ -20,4 +20,5 @@ pub mod random;
 pub mod reactor;
 pub mod signals;
 pub mod socket;
+pub mod time;
 pub mod worker;

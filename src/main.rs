@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ezarch::client::{Client, ClientOptions};
-use ezarch::config::{Config, ConfigError, SETTINGS};
+use ezarch::config::{read_env_file, Config, ConfigError, Kind, SETTINGS};
 use ezarch::node::Node;
 use ezarch::pipe::PipeMode;
 use ezarch::worker::{demo_handler, Worker, WorkerOptions};
@@ -26,7 +26,7 @@ struct Cli {
     /// Address the pipes' listeners bind (BIND_ADDRESS). Default 127.0.0.1.
     #[arg(long, global = true)]
     bind: Option<String>,
-    /// Log level (LOG_LEVEL): error, warn, info, debug or trace.
+    /// Log level (LOG_LEVEL): trace, debug, info, warning, error or critical (any case).
     #[arg(long, global = true)]
     log_level: Option<String>,
     /// Any setting, as NAME=VALUE; repeatable.
@@ -107,13 +107,7 @@ fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
-    let env_text = match &cli.env {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("--env {}: {e}", path.display())))?,
-        ),
-        None => std::fs::read_to_string("env").ok(),
-    };
+    let env_text = read_env_file(cli.env.as_deref())?;
     let mut flags = cli.set.clone();
     if let Some(bind) = &cli.bind {
         flags.push(("BIND_ADDRESS".into(), bind.clone()));
@@ -173,8 +167,13 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
             })?;
         }
         Command::Settings => {
-            for (name, _, about) in SETTINGS {
-                println!("{name}={:?}  # {about}", config.get(name));
+            for s in SETTINGS {
+                let range = match s.kind {
+                    Kind::Number { min, max, unit } => format!(" ({min}-{max} {unit})"),
+                    Kind::Port => " (1-65535)".to_string(),
+                    _ => String::new(),
+                };
+                println!("{}={:?}  # {}{range}", s.name, config.get(s.name), s.about);
             }
         }
     }

@@ -72,7 +72,7 @@ impl Worker {
                 let one = Bytes::from_static(b"\x01");
                 let heartbeat = vec![Bytes::new(), one.clone(), one, self.service.clone()];
                 let _ = self.reactor.send(self.dealer, heartbeat);
-                next_heartbeat = now + self.options.interval;
+                next_heartbeat = crate::time::after(now, self.options.interval);
             }
             self.reactor
                 .poll(Some(next_heartbeat.saturating_duration_since(now).min(Duration::from_millis(200))))?;
