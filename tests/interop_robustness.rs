@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ezarch::reactor::{PeerEvent, Reactor};
+use ezarch::reactor::{CloseReason, PeerEvent, Reactor};
 use ezarch::socket::{SocketOptions, SocketType};
 use ezarch::zmtp;
 use interop::{bound, drive, echo, free_endpoint, spawn, spin};
@@ -272,8 +272,7 @@ fn duplicate_identity_keeps_the_first_peer_unless_handover_is_on() {
                 heard.push(m[1].clone());
             }
             while let Some(event) = r.poll_peer_event() {
-                evicted |=
-                    matches!(event, PeerEvent::Disconnected { reason, .. } if reason.contains("taken over"));
+                evicted |= matches!(event, PeerEvent::Disconnected { reason: CloseReason::Evicted, .. });
             }
         });
         first.ok_line();

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use zmtp::Session;
 
+use super::CloseReason;
 use crate::socket::PipeKey;
 
 /// Smallest and largest read sizes; the size adapts to how full reads come back.
@@ -17,39 +18,6 @@ const MIN_READ: usize = 16 << 10;
 const MAX_READ: usize = 256 << 10;
 /// iovecs per vectored write (Linux allows 1024; a few dozen covers every batch we build).
 const MAX_IOVECS: usize = 64;
-
-/// Why a connection ended; logged once and counted.
-#[derive(Debug)]
-pub enum CloseReason {
-    /// The peer closed its end.
-    PeerClosed,
-    Io(io::Error),
-    /// The peer broke the protocol or a limit, or a handshake/heartbeat timer ran out.
-    Protocol(zmtp::Error),
-    /// Another peer took over this one's identity (ROUTER handover).
-    Evicted,
-    /// Our side closed it (socket closed, reactor shutting down).
-    Local,
-}
-
-impl CloseReason {
-    /// Whether this counts as a failed peer (bad input or timeout) rather than a normal close.
-    pub fn is_failure(&self) -> bool {
-        matches!(self, CloseReason::Protocol(_))
-    }
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
-            CloseReason::Io(e) => write!(f, "I/O error: {e}"),
-            CloseReason::Protocol(e) => write!(f, "protocol: {e}"),
-            CloseReason::Evicted => f.write_str("identity taken over by a new peer"),
-            CloseReason::Local => f.write_str("closed locally"),
-        }
-    }
-}
 
 /// What one read attempt produced.
 pub enum ReadOutcome {
@@ -74,7 +42,7 @@ pub struct Connection {
     pub ignored: bool,
     /// Reading stopped because the pipe's inbound queue is at its high-water mark.
     pub read_paused: bool,
-    /// The deadline registered with the reactor's timers, to spot stale timer entries.
+    /// The deadline armed in the reactor's timers (saves a lookup when it has not changed).
     pub deadline: Option<Instant>,
     rbuf: BytesMut,
     read_size: usize,
@@ -116,7 +84,7 @@ impl Connection {
                 Ok(ReadOutcome::Progress { drained: n < want })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
-            Err(e) => Err(CloseReason::Io(e)),
+            Err(e) => Err(CloseReason::Io(e.kind())),
         }
     }
 
@@ -139,7 +107,7 @@ impl Connection {
                 Err(e) => match e.kind() {
                     io::ErrorKind::Interrupted => continue,
                     io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected => return Ok(false),
-                    _ => return Err(CloseReason::Io(e)),
+                    _ => return Err(CloseReason::Io(e.kind())),
                 },
             }
         }

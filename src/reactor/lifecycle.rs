@@ -8,9 +8,9 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use zmtp::{Event, Session};
 
-use super::connection::{CloseReason, Connection, ReadOutcome};
+use super::connection::{Connection, ReadOutcome};
 use super::timers::TimerOwner;
-use super::{session_config, Io, PeerEvent, Reactor, SocketId, Transport};
+use super::{session_config, CloseReason, Io, PeerEvent, Reactor, SocketId, Transport};
 use crate::socket::{Attach, Inbound, Socket};
 
 impl Reactor {
@@ -94,7 +94,7 @@ impl Reactor {
         let Some(connector) = self.connectors.get_mut(ck) else { return };
         let delay = connector.backoff.next_delay(random);
         log::debug!("reconnecting to {} in {delay:?}", connector.addr);
-        self.timers.schedule(now + delay, TimerOwner::Reconnect(ck));
+        self.timers.set(TimerOwner::Reconnect(ck), Some(crate::time::after(now, delay)));
     }
 
     pub(super) fn read_conn(&mut self, key: usize, now: Instant) {
@@ -195,11 +195,10 @@ impl Reactor {
             if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
                 old_conn.pipe = None; // its pipe is gone already; the newcomer holds the identity
             }
-            let reason = CloseReason::Evicted.to_string();
             self.peer_events.push_back(PeerEvent::Disconnected {
                 socket,
                 identity: identity.clone(),
-                reason,
+                reason: CloseReason::Evicted,
             });
             self.close_conn(old, CloseReason::Evicted);
         }
@@ -208,6 +207,7 @@ impl Reactor {
 
     pub(super) fn close_conn(&mut self, key: usize, reason: CloseReason) {
         let Some(Io::Conn(mut conn)) = self.io.try_remove(key) else { return };
+        self.timers.set(TimerOwner::Connection(key), None);
         let _ = conn.flush();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let addr = conn.peer_addr;
@@ -230,11 +230,7 @@ impl Reactor {
             entry.metadata.remove(&pipe);
             entry.socket.detach(pipe, keep);
             let socket = SocketId(conn.socket);
-            self.peer_events.push_back(PeerEvent::Disconnected {
-                socket,
-                identity,
-                reason: reason.to_string(),
-            });
+            self.peer_events.push_back(PeerEvent::Disconnected { socket, identity, reason: reason.clone() });
         }
         if let Some((ck, c)) = connector {
             c.conn = None;
@@ -257,20 +253,15 @@ impl Reactor {
         let deadline = conn.session.poll_timeout();
         if deadline != conn.deadline {
             conn.deadline = deadline;
-            if let Some(at) = deadline {
-                self.timers.schedule(at, TimerOwner::Connection(key));
-            }
+            self.timers.set(TimerOwner::Connection(key), deadline);
         }
     }
 
     pub(super) fn fire_timers(&mut self, now: Instant) {
-        while let Some((at, owner)) = self.timers.pop_due(now) {
+        while let Some(owner) = self.timers.pop_due(now) {
             match owner {
                 TimerOwner::Connection(key) => {
                     let Some(Io::Conn(conn)) = self.io.get_mut(key) else { continue };
-                    if conn.deadline != Some(at) {
-                        continue; // stale entry
-                    }
                     conn.deadline = None;
                     match conn.session.handle_timeout(now) {
                         Ok(()) => self.after_activity(key),

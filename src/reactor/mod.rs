@@ -15,6 +15,7 @@
 //! reads and writes.
 
 pub mod backoff;
+mod close_reason;
 mod connection;
 pub mod endpoint;
 mod lifecycle;
@@ -33,7 +34,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use self::backoff::{Backoff, Jitter};
-use self::connection::{CloseReason, Connection};
+pub use self::close_reason::CloseReason;
+use self::connection::Connection;
 pub use self::endpoint::EndpointError;
 use self::timers::Timers;
 use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
@@ -48,7 +50,7 @@ pub enum PeerEvent {
     /// A peer completed its handshake and holds a routing slot; `identity` is the routing id.
     Connected { socket: SocketId, identity: Bytes },
     /// A peer with a routing slot went away.
-    Disconnected { socket: SocketId, identity: Bytes, reason: String },
+    Disconnected { socket: SocketId, identity: Bytes, reason: CloseReason },
 }
 
 /// Errors from reactor calls (not from peers: those close one connection and are counted).
@@ -297,6 +299,12 @@ impl Reactor {
         self.io.iter().filter(|(_, io)| matches!(io, Io::Conn(_))).count()
     }
 
+    /// Deadlines armed (handshake, heartbeat, reconnect): at most one per connection and
+    /// connector, whatever the peers send.
+    pub fn armed_timers(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Whether any socket still has messages or bytes waiting to be written.
     pub fn has_pending_output(&self) -> bool {
         let queued = self
@@ -359,6 +367,7 @@ impl Reactor {
             .collect();
         for key in self.sockets[id.0].connectors.clone() {
             self.connectors.try_remove(key);
+            self.timers.set(timers::TimerOwner::Reconnect(key), None);
         }
         for key in conns {
             if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
