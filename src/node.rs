@@ -13,8 +13,9 @@ use crate::pipe::{Forwarder, PipeMode};
 use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
-/// How often the broker's expiry sweep runs even when nothing else happens.
-const TICK: Duration = Duration::from_millis(100);
+/// The longest the loop sleeps with nothing due, so a stop signal that lands just before
+/// `epoll_wait` is still seen soon. Idle, the node wakes this often and no more.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
 /// How long a stopping node keeps delivering what is queued.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -25,6 +26,26 @@ pub struct BrokerNode {
     pub worker_router: SocketId,
     pub state_dealer: SocketId,
     pub state_sub: SocketId,
+}
+
+impl BrokerNode {
+    /// A pipe attached to one of the broker's sockets (at start, and again after a reconnect).
+    fn on_attached(&mut self, socket: SocketId, identity: Bytes, now: Instant) {
+        let pipe = if socket == self.in_router {
+            self.broker.set_in_pipe(identity);
+            "the in pipe"
+        } else if socket == self.worker_router {
+            self.broker.set_worker_pipe(identity, now);
+            "the worker pipe"
+        } else if socket == self.state_dealer {
+            "the broker pipe"
+        } else if socket == self.state_sub {
+            "the broadcast"
+        } else {
+            return;
+        };
+        log::info!("broker attached to {pipe}");
+    }
 }
 
 pub struct Node {
@@ -123,21 +144,15 @@ impl Node {
     }
 
     /// Runs until `stop` is set, then keeps delivering queued messages for up to the grace.
+    /// The loop sleeps until I/O or the broker's next deadline, and handles a due deadline in
+    /// the same turn, so idle and low-rate CPU stay near zero.
     pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        let mut next_tick = Instant::now() + TICK;
         while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            let mut deadline = next_tick;
-            if let Some(b) = &self.broker {
-                deadline = b.broker.poll_timeout().map_or(deadline, |d| d.min(deadline));
-            }
-            self.reactor.poll(Some(deadline.saturating_duration_since(now)))?;
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + TICK;
-                if let Some(b) = &mut self.broker {
-                    b.broker.handle_timeout(Instant::now());
-                }
-            }
+            let sleep = self
+                .broker_deadline()
+                .map_or(MAX_SLEEP, |at| at.saturating_duration_since(Instant::now()).min(MAX_SLEEP));
+            self.reactor.poll(Some(sleep))?;
+            self.handle_broker_timeout(Instant::now());
             self.turn();
         }
         log::info!("stopping: no new connections; delivering what is queued (up to {SHUTDOWN_GRACE:?})");
@@ -157,16 +172,25 @@ impl Node {
         Ok(())
     }
 
+    fn broker_deadline(&self) -> Option<Instant> {
+        self.broker.as_ref().and_then(|b| b.broker.poll_timeout())
+    }
+
+    /// Runs the broker's timers when their deadline has come.
+    pub fn handle_broker_timeout(&mut self, now: Instant) {
+        if let Some(b) = &mut self.broker {
+            if b.broker.poll_timeout().is_some_and(|at| at <= now) {
+                b.broker.handle_timeout(now);
+            }
+        }
+    }
+
     /// Moves everything that can move: pipe traffic, broker input and output.
     pub fn turn(&mut self) {
         let now = Instant::now();
         while let Some(event) = self.reactor.poll_peer_event() {
             if let (Some(b), PeerEvent::Connected { socket, identity }) = (&mut self.broker, event) {
-                if socket == b.in_router {
-                    b.broker.set_in_pipe(identity);
-                } else if socket == b.worker_router {
-                    b.broker.set_worker_pipe(identity, now);
-                }
+                b.on_attached(socket, identity, now);
             }
         }
         for _ in 0..64 {

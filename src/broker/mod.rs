@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-pub use self::registry::Registry;
+pub use self::registry::{Heartbeat, Registry};
 use crate::socket::Message;
+use crate::time::after;
 
 /// Frame values of the protocol.
 pub mod wire {
@@ -169,7 +170,7 @@ impl Broker {
         match &message[4][..] {
             m if m == wire::HEARTBEAT && message.len() == 6 => {
                 let (service, worker) = (message[5].clone(), message[1].clone());
-                self.registry.heartbeat(&service, &worker, now);
+                self.note_heartbeat(&service, &worker, now);
                 self.outputs.push_back(Output::Broadcast(vec![
                     Bytes::from_static(wire::STATE_HEARTBEAT),
                     service,
@@ -205,7 +206,7 @@ impl Broker {
         let ours = message[0] == self.config.identity;
         match (&message[1][..], message.len()) {
             (m, 4) if m == wire::STATE_HEARTBEAT => {
-                self.registry.heartbeat(&message[2], &message[3], now);
+                self.note_heartbeat(&message[2], &message[3], now);
                 self.retry_waiting(now);
             }
             // Our own ENGAGED/UNENGAGED were counted when we acted; count only other brokers'.
@@ -223,16 +224,25 @@ impl Broker {
         }
     }
 
-    /// The earliest deadline of a held request. Worker and task expiry need no precision: the
-    /// node also calls `handle_timeout` on a steady tick.
+    /// When `handle_timeout` must next run: the earliest held request's deadline or worker or
+    /// task expiry. `None` when nothing is pending; the node sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting.values().filter_map(|q| q.front().map(|w| w.deadline)).min()
+        let held = self.waiting.values().filter_map(|q| q.front().map(|w| w.deadline)).min();
+        [held, self.registry.next_expiry()].into_iter().flatten().min()
     }
 
     /// Expires workers and tasks, and answers NO_SERVICE for requests that waited long enough.
     pub fn handle_timeout(&mut self, now: Instant) {
         let (workers, tasks) = self.registry.expire(now);
-        self.stats.workers_expired += workers;
+        for (worker, service) in &workers {
+            log::info!(
+                "worker {} expired from service {}: no heartbeat for {:?}",
+                printable(worker),
+                printable(service),
+                self.config.worker_lifetime
+            );
+        }
+        self.stats.workers_expired += workers.len() as u64;
         self.stats.tasks_timed_out += tasks;
         let mut expired = Vec::new();
         for queue in self.waiting.values_mut() {
@@ -256,7 +266,8 @@ impl Broker {
         if self.waiting_count >= self.config.max_waiting {
             return self.answer_no_service(request);
         }
-        let deadline = (now + self.config.no_service_wait).max(self.started + self.config.startup_grace);
+        let deadline =
+            after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
         self.waiting.entry(service).or_default().push_back(Waiting { deadline, request });
         self.waiting_count += 1;
     }
@@ -314,8 +325,30 @@ impl Broker {
         ]));
     }
 
+    fn note_heartbeat(&mut self, service: &[u8], worker: &[u8], now: Instant) {
+        match self.registry.heartbeat(service, worker, now) {
+            Heartbeat::Joined => {
+                log::info!("worker {} joined service {}", printable(worker), printable(service))
+            }
+            Heartbeat::Moved => {
+                log::info!("worker {} moved to service {}", printable(worker), printable(service))
+            }
+            Heartbeat::Renewed => {}
+        }
+    }
+
     fn malformed(&mut self, what: &str, message: &Message) {
         self.stats.malformed += 1;
         log::debug!("dropping a malformed {what} of {} frames", message.len());
     }
+}
+
+/// Bytes as text for a log line: printable ASCII as is, anything else as `\xNN`, at most 64.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut text: String =
+        bytes.iter().take(64).flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect();
+    if bytes.len() > 64 {
+        text.push_str("...");
+    }
+    text
 }

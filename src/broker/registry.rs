@@ -3,12 +3,18 @@
 //! Task counts are deadlines, not bare integers: each engagement expires after the task timeout
 //! unless a reply (UNENGAGED) releases it first, so a lost reply cannot pin a count forever and
 //! no stray reply can push a count below zero.
+//!
+//! The registry knows its earliest deadline (`next_expiry`), so the node sleeps until then
+//! instead of sweeping on a tick. Worker and service names are copied out of the messages they
+//! came in, so a registered worker does not keep a whole read buffer alive.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+
+use crate::time::after;
 
 /// Most engagements tracked per worker; beyond it the oldest is dropped (bounded memory).
 const MAX_TASKS_PER_WORKER: usize = 100_000;
@@ -34,28 +40,58 @@ pub struct Registry {
     task_timeout: Duration,
     workers: HashMap<Bytes, Worker>,
     services: HashMap<Bytes, Service>,
+    /// No worker or task expires before this (it may be early: heartbeats push expiries later).
+    next_expiry: Option<Instant>,
+}
+
+/// What a heartbeat changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// A worker not known before.
+    Joined,
+    /// A known worker, now for another service.
+    Moved,
+    /// A known worker: its expiry moved.
+    Renewed,
 }
 
 impl Registry {
     pub fn new(lifetime: Duration, task_timeout: Duration) -> Self {
-        Self { lifetime, task_timeout, workers: HashMap::new(), services: HashMap::new() }
+        Self { lifetime, task_timeout, workers: HashMap::new(), services: HashMap::new(), next_expiry: None }
     }
 
     /// A heartbeat: the worker serves `service` until now + lifetime.
-    pub fn heartbeat(&mut self, service: &Bytes, worker: &Bytes, now: Instant) {
-        let expires = now + self.lifetime;
-        if let Some(known) = self.workers.get_mut(worker) {
-            known.expires = expires;
-            if known.service == *service {
-                return;
+    pub fn heartbeat(&mut self, service: &[u8], worker: &[u8], now: Instant) -> Heartbeat {
+        let expires = after(now, self.lifetime);
+        let (worker, change) = match self.workers.get_key_value_mut(worker) {
+            Some((_, known)) if known.service == service => {
+                known.expires = expires;
+                return Heartbeat::Renewed;
             }
-            let old = std::mem::replace(&mut known.service, service.clone());
-            self.unlist(&old, worker);
-        } else {
-            self.workers
-                .insert(worker.clone(), Worker { service: service.clone(), expires, tasks: VecDeque::new() });
+            Some((id, known)) => {
+                known.expires = expires;
+                let old = std::mem::replace(&mut known.service, Bytes::copy_from_slice(service));
+                let id = id.clone();
+                self.unlist(&old, &id);
+                (id, Heartbeat::Moved)
+            }
+            None => {
+                let id = Bytes::copy_from_slice(worker);
+                let entry =
+                    Worker { service: Bytes::copy_from_slice(service), expires, tasks: VecDeque::new() };
+                self.workers.insert(id.clone(), entry);
+                self.note_deadline(expires);
+                (id, Heartbeat::Joined)
+            }
+        };
+        match self.services.get_mut(service) {
+            Some(entry) => entry.workers.push(worker),
+            None => {
+                let entry = Service { workers: vec![worker], cursor: 0 };
+                self.services.insert(Bytes::copy_from_slice(service), entry);
+            }
         }
-        self.services.entry(service.clone()).or_default().workers.push(worker.clone());
+        change
     }
 
     /// One more task for `worker` (unknown workers are ignored).
@@ -64,7 +100,9 @@ impl Registry {
             if w.tasks.len() >= MAX_TASKS_PER_WORKER {
                 w.tasks.pop_front();
             }
-            w.tasks.push_back(now + self.task_timeout);
+            let deadline = after(now, self.task_timeout);
+            w.tasks.push_back(deadline);
+            self.note_deadline(deadline);
         }
     }
 
@@ -107,10 +145,20 @@ impl Registry {
         })
     }
 
-    /// Drops expired workers (their tasks go with them) and expired tasks; returns both counts.
-    pub fn expire(&mut self, now: Instant) -> (u64, u64) {
+    /// No worker or task expires before this; `None` when nothing can expire.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.next_expiry
+    }
+
+    /// Drops expired workers (their tasks go with them) and expired tasks. Returns the expired
+    /// workers as (worker, service) and how many tasks expired.
+    pub fn expire(&mut self, now: Instant) -> (Vec<(Bytes, Bytes)>, u64) {
+        if self.next_expiry.is_none_or(|at| at > now) {
+            return (Vec::new(), 0);
+        }
         let mut tasks_expired = 0;
         let mut gone = Vec::new();
+        let mut next: Option<Instant> = None;
         for (id, worker) in &mut self.workers {
             while worker.tasks.front().is_some_and(|&d| d <= now) {
                 worker.tasks.pop_front();
@@ -118,16 +166,24 @@ impl Registry {
             }
             if worker.expires <= now {
                 gone.push((id.clone(), worker.service.clone()));
+                continue;
             }
+            let soonest = worker.tasks.front().map_or(worker.expires, |&t| t.min(worker.expires));
+            next = Some(next.map_or(soonest, |n| n.min(soonest)));
         }
         for (id, service) in &gone {
             self.workers.remove(id);
             self.unlist(service, id);
         }
-        (gone.len() as u64, tasks_expired)
+        self.next_expiry = next;
+        (gone, tasks_expired)
     }
 
-    fn unlist(&mut self, service: &Bytes, worker: &Bytes) {
+    fn note_deadline(&mut self, at: Instant) {
+        self.next_expiry = Some(self.next_expiry.map_or(at, |n| n.min(at)));
+    }
+
+    fn unlist(&mut self, service: &[u8], worker: &[u8]) {
         if let Some(entry) = self.services.get_mut(service) {
             entry.workers.retain(|w| w != worker);
             if entry.workers.is_empty() {
