@@ -10,6 +10,9 @@
 //!
 //! Run: `cargo bench --bench forwarder` (needs python3 with pyzmq).
 
+#[path = "../tests/interop/mod.rs"]
+mod interop;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,7 +76,7 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
                 .expect("start ezarch pipe"),
         ),
         Contender::Libzmq => Some(
-            Command::new("python3")
+            Command::new(interop::python())
                 .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/libzmq_proxy.py"))
                 .args([&front, &back])
                 .stdin(Stdio::null())
@@ -81,7 +84,11 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
                 .expect("start python3 benches/libzmq_proxy.py (needs pyzmq)"),
         ),
     };
-    std::thread::sleep(Duration::from_millis(if contender == Contender::Libzmq { 600 } else { 200 }));
+    if contender != Contender::Direct {
+        // Both ends bound (the back one is bound last) before the load starts.
+        interop::wait_listening(&front, Duration::from_secs(30));
+        interop::wait_listening(&back, Duration::from_secs(30));
+    }
     (child, front, back)
 }
 

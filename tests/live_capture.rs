@@ -2,6 +2,8 @@
 //! ones, so the vectors cannot drift from what real libzmq sends. Fails (does not skip) when
 //! python3 or pyzmq is missing: `.ci/run` installs pyzmq.
 
+mod interop;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -9,7 +11,7 @@ use std::process::Command;
 fn committed_vectors_equal_a_fresh_capture_from_pyzmq() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = std::env::temp_dir().join(format!("ezarch-vectors-{}", std::process::id()));
-    let status = Command::new("python3")
+    let status = Command::new(interop::python())
         .arg(Path::new(root).join("tests/capture_vectors.py"))
         .arg("--out")
         .arg(&out)

@@ -125,6 +125,38 @@ def no_service(endpoint, service, max_ms="5000"):
     os._exit(0)
 
 
+def no_service_rate(endpoint, service, rate="30", seconds="3"):
+    """Sends `rate` requests a second for `seconds` to a service nobody serves; every one must
+    be answered EZ_ERR NO_SERVICE. Prints how many were answered."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    total, gap = int(float(rate) * float(seconds)), 1 / float(rate)
+    start, pending = time.time(), set()
+    for i in range(total):
+        req_id = b"ns-%d" % i
+        pending.add(req_id)
+        s.send_multipart([b"", CLIENT, req_id, service.encode(), b"/echo"])
+        while True:
+            wait = start + (i + 1) * gap - time.time()
+            if wait <= 0 or not s.poll(int(wait * 1000) + 1):
+                break
+            msg = s.recv_multipart()
+            assert msg[2:] == [b"EZ_ERR", b"NO_SERVICE"], msg
+            pending.discard(msg[1])
+    deadline = time.time() + 10
+    while pending and time.time() < deadline:
+        if s.poll(100):
+            msg = s.recv_multipart()
+            assert msg[2:] == [b"EZ_ERR", b"NO_SERVICE"], msg
+            pending.discard(msg[1])
+    assert not pending, "%d requests unanswered" % len(pending)
+    print("OK no_service_rate %d" % total)
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def garbage(in_endpoint, worker_endpoint, broker_endpoint):
     """Malformed client, worker and state messages of many shapes, into all three pipes."""
     ctx = zmq.Context()
@@ -157,6 +189,8 @@ def in_pipe_retry(endpoint):
     r.setsockopt(zmq.RCVTIMEO, 10000)
     r.setsockopt(zmq.LINGER, 1000)
     r.bind(endpoint)
+    print("READY")
+    sys.stdout.flush()
     first = r.recv_multipart()
     second = r.recv_multipart()
     # [CLIENT_ID, "", 0x02, REQ_ID, SERVICE, BODY...]

@@ -6,6 +6,8 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ezarch::reactor::{Reactor, SocketId};
@@ -14,7 +16,21 @@ use ezarch::socket::{SocketOptions, SocketType};
 pub struct Peer {
     name: String,
     child: Child,
+    /// What the peer printed so far (stdout, then stderr at exit), read as it arrives.
+    stdout: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<String>>,
     pub output: Option<(bool, String)>,
+}
+
+/// Reads a child's pipe to its end on a thread, appending to `into` as text arrives.
+fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+        into.lock().unwrap().clone()
+    })
 }
 
 /// Starts `peer.py SCENARIO ENDPOINT ARGS...`.
@@ -24,17 +40,46 @@ pub fn spawn(scenario: &str, endpoint: &str, args: &[&str]) -> Peer {
     spawn_script("peer.py", &all)
 }
 
+/// The Python that runs the pyzmq peers: `$EZARCH_PYTHON`, else the project's `.venv` (made by
+/// the README's test command), else `python3` on the PATH.
+pub fn python() -> String {
+    if let Ok(python) = std::env::var("EZARCH_PYTHON") {
+        return python;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python3");
+    if std::path::Path::new(venv).exists() {
+        venv.to_string()
+    } else {
+        "python3".to_string()
+    }
+}
+
+/// Waits until something accepts TCP connections at `tcp://HOST:PORT`.
+pub fn wait_listening(endpoint: &str, timeout: Duration) {
+    let addr = endpoint.trim_start_matches("tcp://");
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens at {endpoint} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Starts `python3 tests/interop/SCRIPT ARGS...`.
 pub fn spawn_script(script: &str, args: &[&str]) -> Peer {
     let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
-    let child = Command::new("python3")
+    let mut child = Command::new(python())
         .arg(path)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 is required for the interop tests");
-    Peer { name: format!("{script} {}", args.join(" ")), child, output: None }
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let readers = vec![
+        collect(child.stdout.take().unwrap(), stdout.clone()),
+        collect(child.stderr.take().unwrap(), Arc::new(Mutex::new(String::new()))),
+    ];
+    Peer { name: format!("{script} {}", args.join(" ")), child, stdout, readers, output: None }
 }
 
 /// Waits for every peer to exit, without a reactor (the system under test is another process).
@@ -59,13 +104,23 @@ impl Peer {
         }
         match self.child.try_wait() {
             Ok(Some(status)) => {
-                let mut text = String::new();
-                let _ = self.child.stdout.take().map(|mut o| o.read_to_string(&mut text));
-                let _ = self.child.stderr.take().map(|mut e| e.read_to_string(&mut text));
+                let text: String = self.readers.drain(..).map(|r| r.join().unwrap_or_default()).collect();
                 self.output = Some((status.success(), text));
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Waits until the peer has printed a line starting with `prefix` (it is still running).
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stdout.lock().unwrap().lines().any(|l| l.starts_with(prefix)) {
+            if self.poll_done() || Instant::now() > deadline {
+                self.kill();
+                panic!("peer `{}` never printed {prefix:?}: {:?}", self.name, self.output);
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -139,5 +194,68 @@ pub fn bound(reactor: &mut Reactor, socket_type: SocketType, options: SocketOpti
 pub fn echo(reactor: &mut Reactor, socket: SocketId) {
     while let Some(message) = reactor.recv(socket) {
         let _ = reactor.send(socket, message);
+    }
+}
+
+/// A background process (an `ezarch` node, say) whose stderr log is read as it arrives, so a
+/// test can wait for the line that says what it needs. Killed when dropped.
+pub struct Logged {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<String>>,
+}
+
+impl Logged {
+    /// Starts `command` with stderr captured (stdout and stdin are not used).
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child =
+            command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let reader = Some(collect(child.stderr.take().unwrap(), log.clone()));
+        Self { child, log, reader }
+    }
+
+    /// Lines logged so far that contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until `count` lines containing `needle` have been logged.
+    pub fn wait_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(needle) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{count} lines with {needle:?} not logged within {timeout:?}:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then the exit status and the whole log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the process did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self.reader.take().map(|r| r.join().unwrap_or_default()).unwrap_or_default();
+        (status, log)
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
