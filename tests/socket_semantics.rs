@@ -9,6 +9,7 @@ use ezarch::reactor::backoff::Backoff;
 use ezarch::reactor::{PeerEvent, Reactor};
 use ezarch::socket::{
     Attach, Dealer, Inbound, PipeKey, Publisher, Router, SendError, SocketOptions, SocketType, Trie,
+    MAX_SUBSCRIPTION_COST_PER_PEER, MAX_SUBSCRIPTION_COST_PER_SOCKET,
 };
 
 fn b(s: &str) -> Bytes {
@@ -139,17 +140,17 @@ fn publisher_matches_prefixes_counts_subscriptions_and_drops_at_hwm() {
     let mut publisher = Publisher::new(&SocketOptions { send_hwm: 1, ..SocketOptions::default() });
     let a = publisher.pipes.insert(Bytes::new(), true);
     let all = publisher.pipes.insert(Bytes::new(), true);
-    publisher.subscribe(a, b("A"));
-    publisher.subscribe(a, b("A"));
-    publisher.subscribe(all, Bytes::new());
-    publisher.cancel(a, &b("A"));
+    publisher.subscribe(a, b"A");
+    publisher.subscribe(a, b"A");
+    publisher.subscribe(all, b"");
+    publisher.cancel(a, b"A");
     publisher.send(vec![b("AB"), b("part")]);
     publisher.send(vec![b("BA")]);
     assert_eq!(publisher.pipes.pop_outbound(a), Some(vec![b("AB"), b("part")]));
     assert_eq!(publisher.pipes.pop_outbound(a), None);
     assert_eq!(publisher.pipes.pop_outbound(all), Some(vec![b("AB"), b("part")]));
     assert_eq!(publisher.stats.dropped_hwm, 1, "BA hit the full pipe of the subscribe-all peer");
-    publisher.cancel(a, &b("A"));
+    publisher.cancel(a, b"A");
     publisher.send(vec![b("A")]);
     assert_eq!(publisher.pipes.pop_outbound(a), None, "two cancels end two subscriptions");
 }
@@ -236,19 +237,43 @@ fn inproc_router_dealer_and_pub_sub_behave_as_peers() {
 }
 
 #[test]
-fn one_peer_cannot_hold_more_than_a_mebibyte_of_distinct_topics() {
+fn one_peer_cannot_hold_more_than_a_mebibyte_of_subscriptions() {
     let mut publisher = Publisher::new(&SocketOptions::default());
     let peer = publisher.pipes.insert(Bytes::new(), true);
-    for i in 0..20u8 {
+    let topic = |i: u8| {
         let mut topic = vec![i; 64 << 10];
         topic[0] = i;
-        publisher.subscribe(peer, Bytes::from(topic));
+        topic
+    };
+    for i in 0..20u8 {
+        publisher.subscribe(peer, &topic(i));
     }
-    assert_eq!(publisher.subscription_count(), 16, "16 x 64 KiB fills the 1 MiB allowance");
-    publisher.subscribe(peer, Bytes::from(vec![0u8; 64 << 10])); // a repeat is only a count
-    publisher.cancel(peer, &Bytes::from(vec![1u8; 64 << 10]));
-    publisher.subscribe(peer, Bytes::from(vec![19u8; 64 << 10]));
-    assert_eq!(publisher.subscription_count(), 16, "a cancel frees room for another topic");
+    // Each 64 KiB topic costs 2 x 64 KiB + overhead: 7 fit in the 1 MiB allowance.
+    assert_eq!(publisher.subscription_count(), 7);
+    assert_eq!(publisher.stats.subscriptions_refused, 13);
+    publisher.subscribe(peer, &topic(0)); // a repeat is only a count
+    publisher.cancel(peer, &topic(1));
+    publisher.subscribe(peer, &topic(19));
+    assert_eq!(publisher.subscription_count(), 7, "a cancel frees room for another topic");
+    assert!(publisher.subscription_cost() <= MAX_SUBSCRIPTION_COST_PER_PEER);
+    publisher.detach(peer);
+    assert_eq!((publisher.subscription_count(), publisher.subscription_cost()), (0, 0));
+}
+
+#[test]
+fn all_peers_of_a_socket_together_are_bounded_too() {
+    let mut publisher = Publisher::new(&SocketOptions::default());
+    let peers: Vec<PipeKey> = (0..40).map(|_| publisher.pipes.insert(Bytes::new(), true)).collect();
+    for (n, &peer) in peers.iter().enumerate() {
+        for i in 0..7u32 {
+            let mut topic = vec![b'x'; 64 << 10];
+            topic[..8].copy_from_slice(&((n as u32) << 8 | i).to_be_bytes().repeat(2));
+            publisher.subscribe(peer, &topic);
+        }
+    }
+    assert!(publisher.subscription_cost() <= MAX_SUBSCRIPTION_COST_PER_SOCKET);
+    assert!(publisher.subscription_count() < 40 * 7, "{}", publisher.subscription_count());
+    assert!(publisher.stats.subscriptions_refused > 0);
 }
 
 #[test]

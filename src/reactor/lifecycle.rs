@@ -138,7 +138,7 @@ impl Reactor {
                 },
                 Event::Subscribe(topic) => {
                     if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
-                        publisher.subscribe(pipe, topic);
+                        publisher.subscribe(pipe, &topic);
                     }
                 }
                 Event::Cancel(topic) => {

@@ -489,7 +489,7 @@ impl Reactor {
                     if let Some(Socket::Pub(publisher)) = self.sockets.get_mut(socket).map(|e| &mut e.socket)
                     {
                         if subscribe {
-                            publisher.subscribe(pipe, topic.clone());
+                            publisher.subscribe(pipe, &topic);
                         } else {
                             publisher.cancel(pipe, &topic);
                         }
@@ -514,7 +514,7 @@ fn attach_inproc(entry: &mut SocketEntry, identity: Bytes) -> Result<PipeKey, Er
 fn share_subscriptions(from: &SocketEntry, to: &mut SocketEntry, pipe_at_to: PipeKey) {
     if let (Socket::Sub(subscriber), Socket::Pub(publisher)) = (&from.socket, &mut to.socket) {
         for topic in subscriber.topics() {
-            publisher.subscribe(pipe_at_to, topic.clone());
+            publisher.subscribe(pipe_at_to, topic);
         }
     }
 }

@@ -18,7 +18,10 @@ use std::time::Duration;
 use bytes::Bytes;
 pub use dealer::Dealer;
 pub use pipes::{Inbound, PipeKey, Pipes};
-pub use publisher::Publisher;
+pub use publisher::{
+    subscription_cost, Publisher, MAX_SUBSCRIPTION_COST_PER_PEER, MAX_SUBSCRIPTION_COST_PER_SOCKET,
+    SUBSCRIPTION_OVERHEAD,
+};
 pub use router::{Attach, Router};
 pub use subscriber::Subscriber;
 pub use trie::Trie;
@@ -118,6 +121,8 @@ pub struct SocketStats {
     pub dropped_ignored_peer: u64,
     /// Connections closed for bad input or timeouts.
     pub peers_failed: u64,
+    /// PUB: subscriptions refused because a peer's or the socket's subscriptions cost too much.
+    pub subscriptions_refused: u64,
 }
 
 /// One socket of any of the four types.

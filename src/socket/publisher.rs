@@ -1,6 +1,11 @@
 //! PUB: each message goes to every peer with a subscription that prefixes its first frame; a
 //! peer at its high-water mark misses it (counted) and the others are not slowed.
 //! Subscriptions are counted per peer, so "A" twice needs two cancels.
+//!
+//! What subscriptions hold is bounded per peer and per socket, counted as what they really
+//! cost: each distinct (peer, topic) costs the topic twice (the peer's copy and, at most, the
+//! trie's label) plus `SUBSCRIPTION_OVERHEAD` for the table entries and the trie node. Topics are
+//! copied out of the message they came in, so a subscription never keeps a read buffer alive.
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -9,16 +14,26 @@ use crate::socket::pipes::{PipeKey, Pipes};
 use crate::socket::trie::Trie;
 use crate::socket::{Message, SocketOptions, SocketStats};
 
-/// Most distinct topics one peer may hold; more are ignored (and logged) to bound memory.
-pub const MAX_TOPICS_PER_PEER: usize = 1 << 20;
-/// Most bytes of distinct topics one peer may hold (the trie spends a node per byte).
-pub const MAX_TOPIC_BYTES_PER_PEER: usize = 1 << 20;
+/// Bytes one distinct (peer, topic) subscription costs besides its topic bytes: a hash table
+/// entry, a trie node and a subscriber slot (measured by `tests/memory.rs`).
+pub const SUBSCRIPTION_OVERHEAD: usize = 384;
+/// Most subscription cost one peer may hold; more subscriptions are refused and counted.
+pub const MAX_SUBSCRIPTION_COST_PER_PEER: usize = 1 << 20;
+/// Most subscription cost all peers of one socket may hold together.
+pub const MAX_SUBSCRIPTION_COST_PER_SOCKET: usize = 16 << 20;
+
+/// What one distinct subscription to `topic` costs.
+pub fn subscription_cost(topic: &[u8]) -> usize {
+    2 * topic.len() + SUBSCRIPTION_OVERHEAD
+}
 
 #[derive(Debug, Default)]
 struct PeerTopics {
     counts: HashMap<Bytes, u32>,
-    /// Bytes of the distinct topics in `counts`.
-    bytes: usize,
+    /// Cost of the distinct topics in `counts`.
+    cost: usize,
+    /// Whether a refusal was logged for this peer already (one line per peer, not per topic).
+    refusal_logged: bool,
 }
 
 #[derive(Debug)]
@@ -28,6 +43,8 @@ pub struct Publisher {
     /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
     topics: HashMap<PipeKey, PeerTopics>,
     matched: Vec<PipeKey>,
+    /// Cost of every peer's subscriptions together.
+    cost: usize,
     pub stats: SocketStats,
 }
 
@@ -38,43 +55,70 @@ impl Publisher {
             trie: Trie::new(),
             topics: HashMap::new(),
             matched: Vec::new(),
+            cost: 0,
             stats: SocketStats::default(),
         }
     }
 
-    pub fn subscribe(&mut self, key: PipeKey, topic: Bytes) {
+    /// One more subscription of `key`'s peer to `topic`; refused (and counted) when the peer's
+    /// or the socket's subscriptions would cost more than their limits.
+    pub fn subscribe(&mut self, key: PipeKey, topic: &[u8]) {
         if self.pipes.get(key).is_none() {
             return;
         }
         let held = self.topics.entry(key).or_default();
-        if !held.counts.contains_key(&topic) {
-            if held.counts.len() >= MAX_TOPICS_PER_PEER || held.bytes + topic.len() > MAX_TOPIC_BYTES_PER_PEER
-            {
-                log::info!("peer {key:?} holds too many subscriptions; {} more bytes ignored", topic.len());
-                return;
-            }
-            held.bytes += topic.len();
+        if let Some(count) = held.counts.get_mut(topic) {
+            *count = count.saturating_add(1);
+            self.trie.add(topic, key);
+            return;
         }
-        self.trie.add(&topic, key);
-        *held.counts.entry(topic).or_insert(0) += 1;
+        let cost = subscription_cost(topic);
+        if held.cost + cost > MAX_SUBSCRIPTION_COST_PER_PEER
+            || self.cost + cost > MAX_SUBSCRIPTION_COST_PER_SOCKET
+        {
+            self.stats.subscriptions_refused += 1;
+            if !std::mem::replace(&mut held.refusal_logged, true) {
+                log::warn!(
+                    "subscriptions refused for peer {key:?}: it holds {} bytes of a {MAX_SUBSCRIPTION_COST_PER_PEER} \
+                     limit, the socket {} of {MAX_SUBSCRIPTION_COST_PER_SOCKET}",
+                    held.cost,
+                    self.cost
+                );
+            }
+            return;
+        }
+        held.cost += cost;
+        self.cost += cost;
+        self.trie.add(topic, key);
+        held.counts.insert(Bytes::copy_from_slice(topic), 1);
     }
 
-    pub fn cancel(&mut self, key: PipeKey, topic: &Bytes) {
+    /// One subscription fewer of `key`'s peer to `topic`.
+    pub fn cancel(&mut self, key: PipeKey, topic: &[u8]) {
         let Some(held) = self.topics.get_mut(&key) else { return };
         let Some(count) = held.counts.get_mut(topic) else { return };
         self.trie.remove(topic, key);
         *count -= 1;
         if *count == 0 {
             held.counts.remove(topic);
-            held.bytes -= topic.len();
+            let cost = subscription_cost(topic);
+            held.cost -= cost;
+            self.cost -= cost;
         }
     }
 
     pub fn detach(&mut self, key: PipeKey) {
-        for (topic, count) in self.topics.remove(&key).unwrap_or_default().counts {
+        let held = self.topics.remove(&key).unwrap_or_default();
+        self.cost -= held.cost;
+        for (topic, count) in held.counts {
             self.trie.remove_times(&topic, key, count);
         }
         self.pipes.remove(key);
+    }
+
+    /// What every peer's subscriptions cost together, by `subscription_cost`.
+    pub fn subscription_cost(&self) -> usize {
+        self.cost
     }
 
     pub fn send(&mut self, message: Message) {
