@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::broker::{Broker, BrokerConfig, Output};
 use crate::config::Config;
 use crate::pipe::{Forwarder, PipeMode};
-use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
+use crate::reactor::{fd_limit, Error, Limits, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
 /// The longest the loop sleeps with nothing due, so a stop signal that lands just before
@@ -60,7 +60,7 @@ pub struct Node {
 impl Node {
     /// `ezarch up`: three pipes on their ports plus one broker wired to them in memory.
     pub fn up(config: &Config) -> Result<Self, Error> {
-        let mut node = Self::empty()?;
+        let mut node = Self::empty(limits(config))?;
         let [in_pipe, worker_pipe, broker_pipe] = [
             (PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
             (PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
@@ -82,14 +82,24 @@ impl Node {
     }
 
     /// `ezarch pipe`: one forwarder, its ROUTER bound at `front`, its DEALER or PUB at `back`.
-    pub fn pipe(mode: PipeMode, front: &str, back: &str) -> Result<Self, Error> {
-        let mut node = Self::empty()?;
+    pub fn pipe(mode: PipeMode, front: &str, back: &str, limits: Limits) -> Result<Self, Error> {
+        let mut node = Self::empty(limits)?;
         node.add_pipe(mode, ("front", front), ("back", back))?;
         Ok(node)
     }
 
-    fn empty() -> Result<Self, Error> {
-        Ok(Self { reactor: Reactor::new()?, forwarders: Vec::new(), broker: None, bound: Vec::new() })
+    /// A node with no sockets yet, on a reactor with `limits` (the connection limit lowered to
+    /// what the open-file limit allows, with a warning).
+    fn empty(limits: Limits) -> Result<Self, Error> {
+        let fitting = fd_limit::fit_connections(limits.max_connections)?;
+        if fitting < limits.max_connections {
+            log::warn!(
+                "MAX_CONNECTIONS={} lowered to {fitting}: the open-file limit (ulimit -n) allows no more",
+                limits.max_connections
+            );
+        }
+        let reactor = Reactor::with_limits(Limits { max_connections: fitting, ..limits })?;
+        Ok(Self { reactor, forwarders: Vec::new(), broker: None, bound: Vec::new() })
     }
 
     /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
@@ -111,7 +121,7 @@ impl Node {
 
     /// `ezarch broker`: a broker that connects to the three pipes by address.
     pub fn broker(config: &Config) -> Result<Self, Error> {
-        let mut node = Self::empty()?;
+        let mut node = Self::empty(limits(config))?;
         let broker = node.add_broker(config)?;
         let r = &mut node.reactor;
         r.connect(broker.in_router, &config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_B"))?;
@@ -206,6 +216,15 @@ impl Node {
                 break;
             }
         }
+    }
+}
+
+/// The reactor limits the settings ask for: `MAX_CONNECTIONS` and `INBOUND_BUDGET_MB`.
+pub fn limits(config: &Config) -> Limits {
+    let budget_mb = usize::try_from(config.number("INBOUND_BUDGET_MB")).unwrap_or(usize::MAX);
+    Limits {
+        max_connections: usize::try_from(config.number("MAX_CONNECTIONS")).unwrap_or(usize::MAX),
+        memory_budget: budget_mb.saturating_mul(1 << 20),
     }
 }
 

@@ -2,15 +2,18 @@
 //! connections: what a crowd of peers, a patient peer or a legal but heavy peer can make the node
 //! hold. Each test pushes past a bound and checks what was refused or kept.
 
+mod interop;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ezarch::reactor::Reactor;
-use ezarch::socket::{SocketOptions, SocketType};
+use ezarch::reactor::{Limits, Reactor};
+use ezarch::socket::{SocketOptions, SocketType, PRESSURE_RESERVE};
 use ezarch::zmtp::{Command, Config, Event, Session};
+use interop::{echo, spawn};
 
 /// Binds a socket of `socket_type` on a free loopback port; returns it and its `host:port`.
 fn listening(
@@ -112,4 +115,83 @@ fn a_data_frame_before_ready_closes_the_connection_at_its_header() {
     let mut rest = Vec::new();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = stream.read_to_end(&mut rest); // our greeting and READY, then the end of the stream
+}
+
+#[test]
+fn connections_beyond_the_limit_are_accepted_closed_and_counted() {
+    let mut reactor = Reactor::with_limits(Limits { max_connections: 5, ..Limits::default() }).unwrap();
+    let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    let streams: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let settled =
+        reactor.run_until(Duration::from_secs(20), |r| r.reactor_stats().connections_refused == 3).unwrap();
+    assert!(settled, "{:?}", reactor.reactor_stats());
+    assert_eq!(reactor.connection_count(), 5);
+    // The refused three see the end of the stream at once; the five get our greeting.
+    let mut ended = 0;
+    for mut stream in streams.iter() {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        ended += usize::from(matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+    }
+    assert_eq!(ended, 3);
+    drop(streams);
+    assert!(reactor.run_until(Duration::from_secs(20), |r| r.connection_count() == 0).unwrap());
+    // With room again, a real peer is served.
+    let mut good = spawn("dealer_echo", &format!("tcp://{addr}"), &["good", "5", "16,1000"]);
+    interop::drive(&mut reactor, &mut [&mut good], Duration::from_secs(30), |r| echo(r, router));
+    good.ok_line();
+}
+
+/// A raw DEALER peer that completes its handshake, then sends the 9-byte header of a frame of
+/// `frame` bytes and `sent` bytes of its body, and never finishes it. Returns when the bytes are
+/// written (or the node stopped reading them for `patience`), keeping the connection open.
+fn hold_partial_frame(addr: String, frame: u64, sent: usize, patience: Duration) -> TcpStream {
+    let mut peer = RawPeer::connect(&addr, SocketType::Dealer);
+    peer.stream.set_write_timeout(Some(patience)).unwrap();
+    let mut bytes = vec![0x02];
+    bytes.extend_from_slice(&frame.to_be_bytes());
+    bytes.resize(9 + sent, b'z');
+    let _ = peer.stream.write_all(&bytes); // a timeout here means the node stopped reading: fine
+    peer.stream
+}
+
+#[test]
+fn peers_holding_unfinished_frames_pause_at_the_budget_while_small_messages_flow() {
+    const BUDGET: usize = 4 << 20;
+    const HOLDERS: usize = 8;
+    let mut reactor = Reactor::with_limits(Limits { memory_budget: BUDGET, ..Limits::default() }).unwrap();
+    let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    // Eight peers each try to park 3 MiB of a 4 MiB frame: 24 MiB against a 4 MiB budget.
+    let holders: Vec<_> = (0..HOLDERS)
+        .map(|_| {
+            let addr = addr.clone();
+            thread::spawn(move || hold_partial_frame(addr, 4 << 20, 3 << 20, Duration::from_secs(3)))
+        })
+        .collect();
+    let mut peak = 0;
+    let paused = reactor
+        .run_until(Duration::from_secs(30), |r| {
+            peak = peak.max(r.memory_used());
+            holders.iter().all(|h| h.is_finished())
+        })
+        .unwrap();
+    assert!(paused, "the holders' writes did not finish or time out");
+    let bound = BUDGET + HOLDERS * PRESSURE_RESERVE + (256 << 10);
+    assert!(peak <= bound, "{peak} bytes held, bound {bound}");
+    assert!(peak >= BUDGET, "the holders did fill the budget: {peak}");
+    assert!(reactor.reactor_stats().budget_pauses >= 1);
+    // The budget is spent, and a good peer with small messages is still served.
+    let mut good = spawn("dealer_echo", &format!("tcp://{addr}"), &["good", "20", "16,1000"]);
+    interop::drive(&mut reactor, &mut [&mut good], Duration::from_secs(30), |r| {
+        echo(r, router);
+        peak = peak.max(r.memory_used());
+    });
+    good.ok_line();
+    assert!(peak <= bound, "{peak} bytes held, bound {bound}");
+    // The holders leave: everything they held is released.
+    let streams: Vec<TcpStream> = holders.into_iter().map(|h| h.join().unwrap()).collect();
+    drop(streams);
+    let released = reactor.run_until(Duration::from_secs(20), |r| r.connection_count() == 0).unwrap();
+    assert!(released);
+    assert_eq!(reactor.memory_used(), 0);
 }

@@ -268,6 +268,8 @@ impl Broker {
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
+        let mut request = request;
+        crate::socket::compact(&mut request); // it waits: it must not pin a read buffer
         self.waiting.entry(service).or_default().push_back(Waiting { deadline, request });
         self.waiting_count += 1;
     }

@@ -1,6 +1,9 @@
 //! One TCP connection: its stream, its ZMTP session, and its receive buffer. Reads drain the
-//! socket into a reusable buffer that the session slices frames out of; writes send the
-//! session's queued chunks with one vectored write per batch and resume after partial writes.
+//! socket into a buffer that the session slices frames out of; writes send the session's queued
+//! chunks with one vectored write per batch and resume after partial writes.
+//!
+//! A connection with nothing buffered holds no read buffer (an idle connection costs its
+//! structs, not 16 KiB), and it reports what it holds (`held`) for the node's memory budget.
 
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
@@ -42,8 +45,12 @@ pub struct Connection {
     pub ignored: bool,
     /// Reading stopped because the pipe's inbound queue is at its high-water mark.
     pub read_paused: bool,
+    /// Reading stopped because the node is over its memory budget (see the reactor).
+    pub budget_paused: bool,
     /// The deadline armed in the reactor's timers (saves a lookup when it has not changed).
     pub deadline: Option<Instant>,
+    /// What `held` said when the reactor last counted it into the node's total.
+    pub accounted: usize,
     rbuf: BytesMut,
     read_size: usize,
 }
@@ -59,17 +66,20 @@ impl Connection {
             pipe: None,
             ignored: false,
             read_paused: false,
+            budget_paused: false,
             deadline: None,
+            accounted: 0,
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
         }
     }
 
-    /// One read into the receive buffer, fed to the session. A read shorter than the buffer
-    /// means the socket is drained (TCP), which saves the extra read that would say WouldBlock.
-    pub fn read_once(&mut self, now: Instant) -> Result<ReadOutcome, CloseReason> {
+    /// One read of at most `limit` bytes into the receive buffer, fed to the session. A read
+    /// shorter than asked means the socket is drained (TCP), which saves the extra read that
+    /// would say WouldBlock.
+    pub fn read_once(&mut self, now: Instant, limit: usize) -> Result<ReadOutcome, CloseReason> {
         // `needed` is bounded by the session's limits: the header was checked before it counts.
-        let want = self.read_size.max(self.session.needed(&self.rbuf));
+        let want = self.read_size.max(self.session.needed(&self.rbuf)).min(limit).max(1);
         let result = loop {
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -81,7 +91,13 @@ impl Connection {
             Ok(n) => {
                 self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
-                Ok(ReadOutcome::Progress { drained: n < want })
+                let drained = n < want;
+                if drained && self.rbuf.is_empty() {
+                    // Nothing partial left: hand the buffer to the frames that use it and hold
+                    // none until the next read.
+                    self.rbuf = BytesMut::new();
+                }
+                Ok(ReadOutcome::Progress { drained })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(CloseReason::Io(e.kind())),
@@ -116,6 +132,17 @@ impl Connection {
     /// Bytes queued for writing.
     pub fn pending_output(&mut self) -> usize {
         self.session.encoder().pending()
+    }
+
+    /// Bytes of input held: a partial frame in the read buffer and the frames of a message
+    /// still in progress.
+    pub fn input_held(&self) -> usize {
+        self.rbuf.len() + self.session.buffered_message_bytes()
+    }
+
+    /// Everything this connection holds for the memory budget: input held and unsent output.
+    pub fn held(&self) -> usize {
+        self.input_held() + self.session.pending_output()
     }
 
     fn adapt_read_size(&mut self, filled: bool) {

@@ -10,18 +10,24 @@ use zmtp::{Event, Session};
 
 use super::connection::{Connection, ReadOutcome};
 use super::timers::TimerOwner;
-use super::{session_config, CloseReason, Io, PeerEvent, Reactor, SocketId, Transport};
+use super::{session_config, CloseReason, Io, PeerEvent, Reactor, Readiness, SocketId, Transport};
 use crate::socket::{Attach, Inbound, Socket};
 
 impl Reactor {
-    pub(super) fn on_ready(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+    pub(super) fn on_ready(&mut self, event: Readiness, now: Instant) {
+        let key = event.key;
         match self.io.get(key) {
             Some(Io::Listener { .. }) => self.accept_all(key, now),
+            // Paused for the memory budget, it would not read to see the end of the stream: a
+            // peer that left must not keep holding what it sent.
+            Some(Io::Conn(conn)) if event.hung_up && conn.budget_paused => {
+                self.close_conn(key, CloseReason::PeerClosed)
+            }
             Some(Io::Conn(_)) => {
-                if writable {
+                if event.writable {
                     self.flush_conn(key);
                 }
-                if readable {
+                if event.readable {
                     self.read_conn(key, now);
                 }
             }
@@ -35,6 +41,10 @@ impl Reactor {
             let socket = *socket;
             match listener.accept() {
                 Ok((stream, addr)) => {
+                    if self.refuse_connection(now) {
+                        drop(stream); // closed at once: the peer sees the end of the stream
+                        continue;
+                    }
                     log::debug!("accepted {addr}");
                     self.add_conn(stream, socket, None, now);
                 }
@@ -67,6 +77,7 @@ impl Reactor {
         }
         let session = Session::new(config, now);
         self.io.insert(Io::Conn(Box::new(Connection::new(stream, session, socket, connector))));
+        self.conn_count += 1;
         if let Some(ck) = connector {
             if let Some(c) = self.connectors.get_mut(ck) {
                 c.conn = Some(key);
@@ -99,14 +110,20 @@ impl Reactor {
 
     pub(super) fn read_conn(&mut self, key: usize, now: Instant) {
         loop {
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-            if conn.read_paused {
+            let Some(Io::Conn(conn)) = self.io.get(key) else { return };
+            if conn.read_paused || conn.budget_paused {
                 break;
             }
-            match conn.read_once(now) {
+            let Some(limit) = self.read_allowance(key) else {
+                self.pause_for_budget(key, now);
+                break;
+            };
+            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+            match conn.read_once(now, limit) {
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Progress { drained }) => {
                     self.drain_session_events(key);
+                    self.account(key);
                     if drained {
                         break;
                     }
@@ -131,6 +148,9 @@ impl Reactor {
                 Event::Message(message) => match conn.pipe {
                     Some(pipe) => {
                         if entry.socket.deliver(pipe, message) == Inbound::Full {
+                            // The application is not keeping up: what waits must not pin
+                            // read buffers.
+                            entry.socket.pipes_mut().compact_inbound(pipe);
                             conn.read_paused = true;
                         }
                     }
@@ -208,6 +228,8 @@ impl Reactor {
     pub(super) fn close_conn(&mut self, key: usize, reason: CloseReason) {
         let Some(Io::Conn(mut conn)) = self.io.try_remove(key) else { return };
         self.timers.set(TimerOwner::Connection(key), None);
+        self.conn_count -= 1;
+        self.held -= conn.accounted;
         let _ = conn.flush();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let addr = conn.peer_addr;
@@ -245,6 +267,7 @@ impl Reactor {
                 self.to_flush.push(key);
             }
         }
+        self.account(key);
         self.rearm_timer(key);
     }
 

@@ -15,9 +15,11 @@
 //! reads and writes.
 
 pub mod backoff;
+mod budget;
 mod close_reason;
 mod connection;
 pub mod endpoint;
+pub mod fd_limit;
 mod lifecycle;
 mod timers;
 mod transfer;
@@ -34,6 +36,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use self::backoff::{Backoff, Jitter};
+use self::budget::Throttled;
+pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET};
 pub use self::close_reason::CloseReason;
 use self::connection::Connection;
 pub use self::endpoint::EndpointError;
@@ -104,6 +108,16 @@ enum Transport {
     Waiting,
 }
 
+/// What one readiness event says about one I/O slab entry.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    key: usize,
+    readable: bool,
+    writable: bool,
+    /// The peer closed its end or the socket failed.
+    hung_up: bool,
+}
+
 #[derive(Debug)]
 struct SocketEntry {
     socket: Socket,
@@ -144,12 +158,30 @@ pub struct Reactor {
     /// Connections whose reading was paused at the high-water mark and may resume.
     to_resume: Vec<usize>,
     peer_events: VecDeque<PeerEvent>,
-    ready: Vec<(usize, bool, bool)>,
+    ready: Vec<Readiness>,
     dirty: Vec<PipeKey>,
+    limits: Limits,
+    /// TCP connections open (accepted and connected).
+    conn_count: usize,
+    /// What every connection holds itself (partial input, unsent output), by `Connection::held`.
+    held: usize,
+    /// Whether the node is over its memory budget (queues then take no more than the reserve).
+    pressure: bool,
+    /// Connections whose reading paused for the memory budget, in the order they paused.
+    budget_waiters: Vec<usize>,
+    stats: ReactorStats,
+    budget_log: Throttled,
+    refusal_log: Throttled,
 }
 
 impl Reactor {
+    /// A reactor with the default `Limits`.
     pub fn new() -> io::Result<Self> {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A reactor with the given connection limit and memory budget.
+    pub fn with_limits(limits: Limits) -> io::Result<Self> {
         let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = clock.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
         Ok(Self {
@@ -165,7 +197,25 @@ impl Reactor {
             peer_events: VecDeque::new(),
             ready: Vec::new(),
             dirty: Vec::new(),
+            limits,
+            conn_count: 0,
+            held: 0,
+            pressure: false,
+            budget_waiters: Vec::new(),
+            stats: ReactorStats::default(),
+            budget_log: Throttled::default(),
+            refusal_log: Throttled::default(),
         })
+    }
+
+    /// The connection limit and memory budget this reactor enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Reactor-wide counters: connections refused, reads paused for the memory budget.
+    pub fn reactor_stats(&self) -> ReactorStats {
+        self.stats
     }
 
     // ---- sockets ----
@@ -296,7 +346,7 @@ impl Reactor {
 
     /// Connections of any state (handshaking included), for limits and tests.
     pub fn connection_count(&self) -> usize {
-        self.io.iter().filter(|(_, io)| matches!(io, Io::Conn(_))).count()
+        self.conn_count
     }
 
     /// Deadlines armed (handshake, heartbeat, reconnect): at most one per connection and
@@ -396,13 +446,14 @@ impl Reactor {
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let delivered = self.pump_all();
         self.flush_pending();
+        self.update_pressure();
         let now = Instant::now();
         let mut wait = timeout;
         if let Some(next) = self.timers.next() {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
-        let busy = delivered > 0 || !self.to_resume.is_empty();
+        let busy = delivered > 0 || !self.to_resume.is_empty() || self.budget_has_room();
         if busy || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
             wait = Some(Duration::ZERO);
         }
@@ -412,12 +463,14 @@ impl Reactor {
         }
         let now = Instant::now();
         let mut ready = std::mem::take(&mut self.ready);
-        ready.extend(self.events.iter().map(|e| {
-            let readable = e.is_readable() || e.is_read_closed() || e.is_error();
-            (e.token().0, readable, e.is_writable())
+        ready.extend(self.events.iter().map(|e| Readiness {
+            key: e.token().0,
+            readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+            writable: e.is_writable(),
+            hung_up: e.is_read_closed() || e.is_error(),
         }));
-        for &(key, readable, writable) in &ready {
-            self.on_ready(key, readable, writable, now);
+        for &event in &ready {
+            self.on_ready(event, now);
         }
         ready.clear();
         self.ready = ready;
@@ -427,9 +480,11 @@ impl Reactor {
                 self.read_conn(key, now);
             }
         }
+        self.resume_budget_waiters(now);
         self.fire_timers(now);
         self.pump_all();
         self.flush_pending();
+        self.update_pressure();
         Ok(())
     }
 

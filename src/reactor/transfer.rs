@@ -2,7 +2,7 @@
 //! queues, TCP peers get them encoded (up to the write budget) and written.
 
 use super::{Io, Reactor, Transport};
-use crate::socket::PipeKey;
+use crate::socket::{PipeKey, PRESSURE_RESERVE};
 
 impl Reactor {
     /// Moves what sockets queued to their transports now: in-process peers get it in their
@@ -68,13 +68,29 @@ impl Reactor {
         moved
     }
 
-    /// Moves queued messages into the connection's encoder (up to its write budget) and writes.
+    /// Moves queued messages into the connection's encoder (up to its write budget; under
+    /// memory pressure, up to the pressure reserve) and writes. What stays queued because the
+    /// peer does not read fast enough is compacted, so it pins no read buffers while it waits.
     pub(super) fn flush_conn(&mut self, key: usize) {
+        self.write_conn(key);
+        let Some(Io::Conn(conn)) = self.io.get(key) else { return };
+        if let (Some(pipe), Some(entry)) = (conn.pipe, self.sockets.get_mut(conn.socket)) {
+            if entry.socket.pipes().outbound_len(pipe) > 0 {
+                entry.socket.pipes_mut().compact_outbound(pipe);
+            }
+        }
+        self.account(key);
+    }
+
+    fn write_conn(&mut self, key: usize) {
         loop {
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
             let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
             if let Some(pipe) = conn.pipe {
-                let budget = entry.options.write_budget;
+                let budget = match self.pressure {
+                    true => entry.options.write_budget.min(PRESSURE_RESERVE),
+                    false => entry.options.write_budget,
+                };
                 let pipes = entry.socket.pipes_mut();
                 while conn.pending_output() < budget {
                     let Some(message) = pipes.pop_outbound(pipe) else { break };

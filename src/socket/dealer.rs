@@ -32,6 +32,11 @@ impl Dealer {
         }
     }
 
+    /// What waits for a first peer, by `message_cost`.
+    pub fn waiting_bytes(&self) -> usize {
+        self.waiting.bytes()
+    }
+
     /// A new pipe; whatever waited for a peer moves to it.
     pub fn attach(&mut self, identity: Bytes) -> PipeKey {
         let key = self.pipes.insert(identity, true);

@@ -6,6 +6,7 @@
 //! - `Publisher`: prefix-matched fan-out; drops for a subscriber at its high-water mark.
 //! - `Subscriber`: counted subscriptions sent to every publisher, filtered locally too.
 
+mod compact;
 mod dealer;
 mod pipes;
 mod publisher;
@@ -16,8 +17,9 @@ mod trie;
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use compact::{compact, COMPACT_FRAME_MAX};
 pub use dealer::Dealer;
-pub use pipes::{Inbound, PipeKey, Pipes};
+pub use pipes::{message_cost, Inbound, PipeKey, Pipes, PRESSURE_RESERVE};
 pub use publisher::{
     subscription_cost, Publisher, MAX_SUBSCRIPTION_COST_PER_PEER, MAX_SUBSCRIPTION_COST_PER_SOCKET,
     SUBSCRIPTION_OVERHEAD,
@@ -170,6 +172,15 @@ impl Socket {
             Socket::Pub(s) => &mut s.pipes,
             Socket::Sub(s) => &mut s.pipes,
         }
+    }
+
+    /// What this socket's queues hold, by `message_cost` (a DEALER's no-peer queue included).
+    pub fn queued_bytes(&self) -> usize {
+        let waiting = match self {
+            Socket::Dealer(s) => s.waiting_bytes(),
+            _ => 0,
+        };
+        self.pipes().queued_bytes() + waiting
     }
 
     pub fn stats(&self) -> &SocketStats {

@@ -2,36 +2,74 @@
 //! message queues (each bounded by a high-water mark in messages and a budget in bytes),
 //! fair-queued input across pipes, and the list of pipes with new outbound messages for the
 //! reactor to write.
+//!
+//! Queues count what messages cost on the heap (`message_cost`: payload plus the frame list), and
+//! `Pipes` keeps the total of all its queues for the reactor's node-wide budget. Under memory
+//! pressure (the reactor says when) a peer's outbound queue takes no more than
+//! `PRESSURE_RESERVE` bytes, so peers that do not read cannot grow the node past its budget.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::socket::compact::compact;
 use crate::socket::{Message, SocketOptions};
 
-/// A message queue that knows how many payload bytes it holds.
+/// Under memory pressure, what one peer's outbound queue may still hold (and what one
+/// connection may still buffer of its input, see the reactor): enough for small messages to keep
+/// flowing while the peers that hold the memory wait.
+pub const PRESSURE_RESERVE: usize = 32 << 10;
+
+/// What a queued message costs on the heap: its payload plus its frame list.
+pub fn message_cost(message: &Message) -> usize {
+    let payload: usize = message.iter().map(|frame| frame.len()).sum();
+    payload + message.capacity() * std::mem::size_of::<Bytes>() + std::mem::size_of::<Message>()
+}
+
+/// A message queue that knows what its messages cost.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     messages: VecDeque<Message>,
     bytes: usize,
+    /// Messages at the back not compacted yet.
+    uncompacted: usize,
 }
 
 impl Queue {
     pub(crate) fn push_back(&mut self, message: Message) {
-        self.bytes += size_of(&message);
+        self.bytes += message_cost(&message);
         self.messages.push_back(message);
+        self.uncompacted += 1;
     }
 
     pub(crate) fn push_front(&mut self, message: Message) {
-        self.bytes += size_of(&message);
+        self.bytes += message_cost(&message);
         self.messages.push_front(message);
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<Message> {
         let message = self.messages.pop_front()?;
-        self.bytes -= size_of(&message);
+        self.bytes -= message_cost(&message);
+        self.uncompacted = self.uncompacted.min(self.messages.len());
         Some(message)
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Compacts the messages that joined since the last call; returns the change in cost.
+    fn compact_new(&mut self) -> isize {
+        let before = self.bytes as isize;
+        let start = self.messages.len() - self.uncompacted;
+        for message in self.messages.range_mut(start..) {
+            self.bytes -= message_cost(message);
+            compact(message);
+            self.bytes += message_cost(message);
+        }
+        self.uncompacted = 0;
+        self.bytes as isize - before
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -46,10 +84,6 @@ impl Queue {
     pub(crate) fn is_full(&self, hwm: usize, bytes: usize) -> bool {
         self.messages.len() >= hwm || self.bytes >= bytes
     }
-}
-
-fn size_of(message: &Message) -> usize {
-    message.iter().map(|frame| frame.len()).sum()
 }
 
 /// A peer's key inside its socket.
@@ -91,8 +125,12 @@ pub struct Pipes {
     dirty: Vec<PipeKey>,
     send_hwm: usize,
     recv_hwm: usize,
-    /// Payload bytes each queue may hold, whatever its message count.
+    /// Bytes each queue may hold, whatever its message count.
     queue_bytes: usize,
+    /// What every queue here holds together, by `message_cost`.
+    queued: usize,
+    /// Set by the reactor while the node is over its memory budget.
+    pressure: bool,
 }
 
 impl Pipes {
@@ -104,6 +142,38 @@ impl Pipes {
             send_hwm: options.send_hwm.max(1),
             recv_hwm: options.recv_hwm.max(1),
             queue_bytes: options.queue_bytes.max(1),
+            queued: 0,
+            pressure: false,
+        }
+    }
+
+    /// What every queue of these pipes holds, by `message_cost`.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+
+    /// The reactor says whether the node is over its memory budget.
+    pub fn set_pressure(&mut self, pressure: bool) {
+        self.pressure = pressure;
+    }
+
+    /// What `key`'s queues (inbound and outbound) hold.
+    pub fn holdings(&self, key: PipeKey) -> usize {
+        self.pipes.get(key.0).map_or(0, |p| p.inbound.bytes() + p.outbound.bytes())
+    }
+
+    /// Copies the small frames of messages newly queued for `key`'s peer into allocations of
+    /// their own: they wait (the peer is not reading), so they must not pin read buffers.
+    pub fn compact_outbound(&mut self, key: PipeKey) {
+        if let Some(pipe) = self.pipes.get_mut(key.0) {
+            self.queued = self.queued.saturating_add_signed(pipe.outbound.compact_new());
+        }
+    }
+
+    /// The same for messages received from `key`'s peer that wait for the application.
+    pub fn compact_inbound(&mut self, key: PipeKey) {
+        if let Some(pipe) = self.pipes.get_mut(key.0) {
+            self.queued = self.queued.saturating_add_signed(pipe.inbound.compact_new());
         }
     }
 
@@ -114,6 +184,7 @@ impl Pipes {
     /// Removes a pipe and whatever it still queued.
     pub fn remove(&mut self, key: PipeKey) -> Option<Pipe> {
         let pipe = self.pipes.try_remove(key.0)?;
+        self.queued -= pipe.inbound.bytes() + pipe.outbound.bytes();
         if pipe.in_ring {
             self.ring.retain(|&k| k != key);
         }
@@ -146,6 +217,7 @@ impl Pipes {
     /// Queues a message received from `key`'s peer.
     pub fn push_inbound(&mut self, key: PipeKey, message: Message) -> Inbound {
         let Some(pipe) = self.pipes.get_mut(key.0) else { return Inbound::More };
+        self.queued += message_cost(&message);
         pipe.inbound.push_back(message);
         if !pipe.in_ring {
             pipe.in_ring = true;
@@ -168,6 +240,7 @@ impl Pipes {
                 pipe.in_ring = false;
                 continue;
             };
+            self.queued -= message_cost(&message);
             let resumed = was_full && !pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
             if pipe.inbound.is_empty() {
                 pipe.in_ring = false;
@@ -179,9 +252,14 @@ impl Pipes {
         None
     }
 
-    /// Whether `key`'s peer can take one more outbound message.
+    /// Whether `key`'s peer can take one more outbound message: below its high-water mark and
+    /// byte limit and, under memory pressure, below the pressure reserve.
     pub fn has_room(&self, key: PipeKey) -> bool {
-        self.pipes.get(key.0).is_some_and(|p| !p.outbound.is_full(self.send_hwm, self.queue_bytes))
+        self.pipes.get(key.0).is_some_and(|p| {
+            let full = p.outbound.is_full(self.send_hwm, self.queue_bytes);
+            let over_reserve = self.pressure && p.outbound.bytes() >= PRESSURE_RESERVE;
+            !full && !over_reserve
+        })
     }
 
     /// Queues a message for `key`'s peer, or gives it back when the pipe is full or gone.
@@ -190,6 +268,7 @@ impl Pipes {
             return Err(message);
         }
         let Some(pipe) = self.pipes.get_mut(key.0) else { return Err(message) };
+        self.queued += message_cost(&message);
         pipe.outbound.push_back(message);
         if !pipe.in_dirty {
             pipe.in_dirty = true;
@@ -215,12 +294,15 @@ impl Pipes {
 
     /// The next outbound message of `key`, for its transport.
     pub fn pop_outbound(&mut self, key: PipeKey) -> Option<Message> {
-        self.pipes.get_mut(key.0)?.outbound.pop_front()
+        let message = self.pipes.get_mut(key.0)?.outbound.pop_front()?;
+        self.queued -= message_cost(&message);
+        Some(message)
     }
 
     /// Puts a message back at the front (the transport could not take it after all).
     pub fn unpop_outbound(&mut self, key: PipeKey, message: Message) {
         if let Some(pipe) = self.pipes.get_mut(key.0) {
+            self.queued += message_cost(&message);
             pipe.outbound.push_front(message);
         }
     }

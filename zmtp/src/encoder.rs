@@ -99,8 +99,8 @@ impl Encoder {
             self.queued.pop_front();
         }
         if self.pending == 0 {
-            // Everything went out: rewind so the next batch reuses the buffer from its start.
-            self.batch.clear();
+            // Everything went out: hold no buffer while idle (the next push takes a new one).
+            self.batch = BytesMut::new();
         }
     }
 

@@ -176,6 +176,12 @@ impl Session {
         }
     }
 
+    /// Bytes of the frames received so far of a message still in progress (held by the session
+    /// until its last frame arrives).
+    pub fn buffered_message_bytes(&self) -> usize {
+        self.partial.iter().map(|frame| frame.len()).sum()
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

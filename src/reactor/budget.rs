@@ -1,0 +1,163 @@
+//! The node-wide bounds: how many connections one reactor holds, and how many bytes all of
+//! them together may hold in partial input, queued messages and unsent output.
+//!
+//! The budget rule: while the total is under `memory_budget`, every connection reads freely.
+//! Over it, a connection may still read while what it holds itself (its partial input, its
+//! queues, its unsent output) is under `PRESSURE_RESERVE`; the others pause, and resume in the
+//! order they paused once the total is back under the budget. Queues take no more than the
+//! reserve per peer meanwhile (`Pipes::set_pressure`). So the peers that hold the memory are the
+//! ones that wait, small messages keep flowing, and the total stays under
+//! `memory_budget + connections x PRESSURE_RESERVE` whatever peers do.
+
+use std::time::{Duration, Instant};
+
+use super::{Io, Reactor};
+use crate::socket::PRESSURE_RESERVE;
+
+/// Default cap on connections per reactor (`MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default node-wide budget (`INBOUND_BUDGET_MB`): 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+/// Refusals and pauses are logged at most this often.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Node-wide bounds for one reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// TCP connections held at once, accepted and connected together. Beyond it new connections
+    /// are accepted and closed at once (counted in `ReactorStats::connections_refused`).
+    pub max_connections: usize,
+    /// Bytes all connections together may hold in partial input, queues and unsent output
+    /// before reading pauses (see the module doc).
+    pub memory_budget: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: DEFAULT_MAX_CONNECTIONS, memory_budget: DEFAULT_MEMORY_BUDGET }
+    }
+}
+
+/// Reactor-wide counters, all monotonic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactorStats {
+    /// Connections accepted and closed at once because `max_connections` were open.
+    pub connections_refused: u64,
+    /// Times a connection's reading paused because the node was over its memory budget.
+    pub budget_pauses: u64,
+}
+
+/// A warning that is logged at most once per `LOG_INTERVAL`, with a count of what it stands for.
+#[derive(Debug, Default)]
+pub(super) struct Throttled {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Throttled {
+    /// Counts one occurrence; returns how many to report when a line is due now.
+    pub(super) fn note(&mut self, now: Instant) -> Option<u64> {
+        self.since += 1;
+        if self.last.is_some_and(|at| now.saturating_duration_since(at) < LOG_INTERVAL) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
+}
+
+impl Reactor {
+    /// Bytes held now: partial input and unsent output of every connection, and every queue.
+    pub fn memory_used(&self) -> usize {
+        self.held + self.sockets.iter().map(|(_, e)| e.socket.queued_bytes()).sum::<usize>()
+    }
+
+    /// Counts connection `key`'s holdings into the total again after they changed.
+    pub(super) fn account(&mut self, key: usize) {
+        if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            let held = conn.held();
+            self.held = self.held - conn.accounted + held;
+            conn.accounted = held;
+        }
+    }
+
+    /// How many bytes connection `key` may read now; `None` when it must wait for the budget.
+    pub(super) fn read_allowance(&self, key: usize) -> Option<usize> {
+        let used = self.memory_used();
+        if used < self.limits.memory_budget {
+            return Some(self.limits.memory_budget - used);
+        }
+        let Some(Io::Conn(conn)) = self.io.get(key) else { return None };
+        let queued = conn
+            .pipe
+            .zip(self.sockets.get(conn.socket))
+            .map_or(0, |(pipe, entry)| entry.socket.pipes().holdings(pipe));
+        let own = conn.held() + queued;
+        (own < PRESSURE_RESERVE).then(|| PRESSURE_RESERVE - own)
+    }
+
+    /// Stops reading `key` until the total is back under the budget.
+    pub(super) fn pause_for_budget(&mut self, key: usize, now: Instant) {
+        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+        if std::mem::replace(&mut conn.budget_paused, true) {
+            return;
+        }
+        self.budget_waiters.push(key);
+        self.stats.budget_pauses += 1;
+        if let Some(count) = self.budget_log.note(now) {
+            log::warn!(
+                "memory budget of {} MiB reached ({} MiB held): reading paused for {count} connection(s) \
+                 holding more than {} KiB each; {} wait now",
+                self.limits.memory_budget >> 20,
+                self.memory_used() >> 20,
+                PRESSURE_RESERVE >> 10,
+                self.budget_waiters.len()
+            );
+        }
+    }
+
+    /// Whether paused connections can read again.
+    pub(super) fn budget_has_room(&self) -> bool {
+        !self.budget_waiters.is_empty() && self.memory_used() < self.limits.memory_budget
+    }
+
+    /// Lets paused connections read again, in the order they paused, while there is room.
+    pub(super) fn resume_budget_waiters(&mut self, now: Instant) {
+        if !self.budget_has_room() {
+            return;
+        }
+        for key in std::mem::take(&mut self.budget_waiters) {
+            if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+                conn.budget_paused = false;
+                self.read_conn(key, now);
+            }
+        }
+    }
+
+    /// Tells every socket whether the node is over its budget (queues then take no more than
+    /// the pressure reserve per peer).
+    pub(super) fn update_pressure(&mut self) {
+        let pressure = self.memory_used() >= self.limits.memory_budget;
+        if pressure != self.pressure {
+            self.pressure = pressure;
+            for (_, entry) in self.sockets.iter_mut() {
+                entry.socket.pipes_mut().set_pressure(pressure);
+            }
+        }
+    }
+
+    /// Whether a new connection must be refused; counts and (throttled) logs the refusal.
+    pub(super) fn refuse_connection(&mut self, now: Instant) -> bool {
+        if self.conn_count < self.limits.max_connections {
+            return false;
+        }
+        self.stats.connections_refused += 1;
+        if let Some(count) = self.refusal_log.note(now) {
+            log::warn!(
+                "refused {count} connection(s): MAX_CONNECTIONS={} are open",
+                self.limits.max_connections
+            );
+        }
+        true
+    }
+}
