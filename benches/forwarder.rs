@@ -69,7 +69,8 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
     let child = match contender {
         Contender::Direct => None,
         Contender::Ezarch => Some(
-            Command::new(env!("CARGO_BIN_EXE_ezarch"))
+            // EZARCH_BENCH_BIN: another build of ezarch, to compare two versions side by side.
+            Command::new(std::env::var("EZARCH_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ezarch").into()))
                 .args(["--log-level", "warn", "pipe", "--front", &front, "--back", &back])
                 .stdin(Stdio::null())
                 .spawn()

@@ -127,8 +127,13 @@ fn small_messages_waiting_in_a_queue_do_not_pin_their_read_buffers() {
         let read = reactor.run_until(Duration::from_secs(10), |r| r.memory_used() != queued).unwrap();
         assert!(read, "message {i} was not read");
     }
-    let held = (live() - before).max(0) as usize;
-    assert!(held < MESSAGES * 1024, "{MESSAGES} queued 16-byte messages hold {held} bytes of heap");
+    // Stalled (the queue is full and nobody receives), they are compacted within a check or two.
+    let held = || (live() - before).max(0) as usize;
+    let pinned_at_first = held();
+    let compacted = reactor.run_until(Duration::from_secs(10), |_| held() < MESSAGES * 1024).unwrap();
+    let held = held();
+    assert!(compacted, "{MESSAGES} queued 16-byte messages hold {held} bytes of heap");
+    assert!(pinned_at_first > MESSAGES * (8 << 10), "each did pin a read buffer at first: {pinned_at_first}");
     let counted = reactor.memory_used();
     assert!(held <= counted * 2, "{held} bytes held, {counted} counted");
     // They are all there, intact.

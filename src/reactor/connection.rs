@@ -19,6 +19,9 @@ use crate::socket::PipeKey;
 /// Smallest and largest read sizes; the size adapts to how full reads come back.
 const MIN_READ: usize = 16 << 10;
 const MAX_READ: usize = 256 << 10;
+/// A read shorter than this that leaves nothing partial was light traffic: the read buffer is
+/// let go, so a quiet connection holds none.
+const LIGHT_READ: usize = 4 << 10;
 /// iovecs per vectored write (Linux allows 1024; a few dozen covers every batch we build).
 const MAX_IOVECS: usize = 64;
 
@@ -47,6 +50,8 @@ pub struct Connection {
     pub read_paused: bool,
     /// Reading stopped because the node is over its memory budget (see the reactor).
     pub budget_paused: bool,
+    /// Since when messages of this connection have been waiting (see `stall`).
+    pub stalled_since: Option<Instant>,
     /// The deadline armed in the reactor's timers (saves a lookup when it has not changed).
     pub deadline: Option<Instant>,
     /// What `held` said when the reactor last counted it into the node's total.
@@ -67,6 +72,7 @@ impl Connection {
             ignored: false,
             read_paused: false,
             budget_paused: false,
+            stalled_since: None,
             deadline: None,
             accounted: 0,
             rbuf: BytesMut::new(),
@@ -92,9 +98,9 @@ impl Connection {
                 self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
                 let drained = n < want;
-                if drained && self.rbuf.is_empty() {
-                    // Nothing partial left: hand the buffer to the frames that use it and hold
-                    // none until the next read.
+                if drained && self.rbuf.is_empty() && n < LIGHT_READ {
+                    // Light traffic and nothing partial left: hand the buffer to the frames that
+                    // use it and hold none until the next read (busy connections keep theirs).
                     self.rbuf = BytesMut::new();
                 }
                 Ok(ReadOutcome::Progress { drained })

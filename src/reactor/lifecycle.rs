@@ -148,10 +148,8 @@ impl Reactor {
                 Event::Message(message) => match conn.pipe {
                     Some(pipe) => {
                         if entry.socket.deliver(pipe, message) == Inbound::Full {
-                            // The application is not keeping up: what waits must not pin
-                            // read buffers.
-                            entry.socket.pipes_mut().compact_inbound(pipe);
                             conn.read_paused = true;
+                            self.note_stall(key);
                         }
                     }
                     None => entry.socket.stats_mut().dropped_ignored_peer += 1,

@@ -21,6 +21,7 @@ mod connection;
 pub mod endpoint;
 pub mod fd_limit;
 mod lifecycle;
+mod stall;
 mod timers;
 mod transfer;
 
@@ -169,6 +170,11 @@ pub struct Reactor {
     pressure: bool,
     /// Connections whose reading paused for the memory budget, in the order they paused.
     budget_waiters: Vec<usize>,
+    /// Connections that left messages waiting, to check for compaction (see `stall`).
+    stalled: Vec<usize>,
+    last_stall_check: Instant,
+    /// When the current turn's wait ended: the time stamp for notes made during the turn.
+    turn_started: Instant,
     stats: ReactorStats,
     budget_log: Throttled,
     refusal_log: Throttled,
@@ -202,6 +208,9 @@ impl Reactor {
             held: 0,
             pressure: false,
             budget_waiters: Vec::new(),
+            stalled: Vec::new(),
+            last_stall_check: Instant::now(),
+            turn_started: Instant::now(),
             stats: ReactorStats::default(),
             budget_log: Throttled::default(),
             refusal_log: Throttled::default(),
@@ -449,7 +458,7 @@ impl Reactor {
         self.update_pressure();
         let now = Instant::now();
         let mut wait = timeout;
-        if let Some(next) = self.timers.next() {
+        for next in [self.timers.next(), self.next_stall_check()].into_iter().flatten() {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
@@ -462,6 +471,7 @@ impl Reactor {
             other => other?,
         }
         let now = Instant::now();
+        self.turn_started = now;
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| Readiness {
             key: e.token().0,
@@ -482,6 +492,7 @@ impl Reactor {
         }
         self.resume_budget_waiters(now);
         self.fire_timers(now);
+        self.check_stalls(now);
         self.pump_all();
         self.flush_pending();
         self.update_pressure();

@@ -69,15 +69,17 @@ impl Reactor {
     }
 
     /// Moves queued messages into the connection's encoder (up to its write budget; under
-    /// memory pressure, up to the pressure reserve) and writes. What stays queued because the
-    /// peer does not read fast enough is compacted, so it pins no read buffers while it waits.
+    /// memory pressure, up to the pressure reserve) and writes. A connection that leaves
+    /// messages queued is noted as possibly stalled (see `stall`).
     pub(super) fn flush_conn(&mut self, key: usize) {
         self.write_conn(key);
         let Some(Io::Conn(conn)) = self.io.get(key) else { return };
-        if let (Some(pipe), Some(entry)) = (conn.pipe, self.sockets.get_mut(conn.socket)) {
-            if entry.socket.pipes().outbound_len(pipe) > 0 {
-                entry.socket.pipes_mut().compact_outbound(pipe);
-            }
+        let queued = conn
+            .pipe
+            .zip(self.sockets.get(conn.socket))
+            .is_some_and(|(pipe, entry)| entry.socket.pipes().outbound_len(pipe) > 0);
+        if queued {
+            self.note_stall(key);
         }
         self.account(key);
     }

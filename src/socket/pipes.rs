@@ -37,22 +37,34 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn push_back(&mut self, message: Message) {
-        self.bytes += message_cost(&message);
+    /// Queues at the back; returns the message's cost.
+    pub(crate) fn push_back(&mut self, message: Message) -> usize {
+        let cost = message_cost(&message);
+        self.bytes += cost;
         self.messages.push_back(message);
         self.uncompacted += 1;
+        cost
     }
 
-    pub(crate) fn push_front(&mut self, message: Message) {
-        self.bytes += message_cost(&message);
+    /// Queues at the front; returns the message's cost.
+    pub(crate) fn push_front(&mut self, message: Message) -> usize {
+        let cost = message_cost(&message);
+        self.bytes += cost;
         self.messages.push_front(message);
+        cost
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<Message> {
+        self.pop_front_with_cost().map(|(message, _)| message)
+    }
+
+    /// Takes the front message and says what it cost.
+    fn pop_front_with_cost(&mut self) -> Option<(Message, usize)> {
         let message = self.messages.pop_front()?;
-        self.bytes -= message_cost(&message);
+        let cost = message_cost(&message);
+        self.bytes -= cost;
         self.uncompacted = self.uncompacted.min(self.messages.len());
-        Some(message)
+        Some((message, cost))
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -217,8 +229,7 @@ impl Pipes {
     /// Queues a message received from `key`'s peer.
     pub fn push_inbound(&mut self, key: PipeKey, message: Message) -> Inbound {
         let Some(pipe) = self.pipes.get_mut(key.0) else { return Inbound::More };
-        self.queued += message_cost(&message);
-        pipe.inbound.push_back(message);
+        self.queued += pipe.inbound.push_back(message);
         if !pipe.in_ring {
             pipe.in_ring = true;
             self.ring.push_back(key);
@@ -236,11 +247,11 @@ impl Pipes {
         while let Some(key) = self.ring.pop_front() {
             let Some(pipe) = self.pipes.get_mut(key.0) else { continue };
             let was_full = pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
-            let Some(message) = pipe.inbound.pop_front() else {
+            let Some((message, cost)) = pipe.inbound.pop_front_with_cost() else {
                 pipe.in_ring = false;
                 continue;
             };
-            self.queued -= message_cost(&message);
+            self.queued -= cost;
             let resumed = was_full && !pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
             if pipe.inbound.is_empty() {
                 pipe.in_ring = false;
@@ -268,8 +279,7 @@ impl Pipes {
             return Err(message);
         }
         let Some(pipe) = self.pipes.get_mut(key.0) else { return Err(message) };
-        self.queued += message_cost(&message);
-        pipe.outbound.push_back(message);
+        self.queued += pipe.outbound.push_back(message);
         if !pipe.in_dirty {
             pipe.in_dirty = true;
             self.dirty.push(key);
@@ -294,16 +304,15 @@ impl Pipes {
 
     /// The next outbound message of `key`, for its transport.
     pub fn pop_outbound(&mut self, key: PipeKey) -> Option<Message> {
-        let message = self.pipes.get_mut(key.0)?.outbound.pop_front()?;
-        self.queued -= message_cost(&message);
+        let (message, cost) = self.pipes.get_mut(key.0)?.outbound.pop_front_with_cost()?;
+        self.queued -= cost;
         Some(message)
     }
 
     /// Puts a message back at the front (the transport could not take it after all).
     pub fn unpop_outbound(&mut self, key: PipeKey, message: Message) {
         if let Some(pipe) = self.pipes.get_mut(key.0) {
-            self.queued += message_cost(&message);
-            pipe.outbound.push_front(message);
+            self.queued += pipe.outbound.push_front(message);
         }
     }
 

@@ -16,6 +16,9 @@ use crate::frame::{encode_header, flags, MAX_HEADER_LEN};
 pub const COPY_THRESHOLD: usize = 8 << 10;
 /// The batch buffer grows in steps of this size, so headers share one allocation between seals.
 const BATCH_CAPACITY: usize = 16 << 10;
+/// A write that empties the queue with fewer bytes than this was light traffic: the batch
+/// buffer is let go, so a quiet connection holds none. Busier connections keep it for the next.
+const KEEP_BATCH_AFTER: usize = 4 << 10;
 
 #[derive(Debug, Default)]
 pub struct Encoder {
@@ -85,6 +88,7 @@ impl Encoder {
     /// Drops the first `n` bytes after they were written.
     pub fn consume(&mut self, mut n: usize) {
         n = n.min(self.pending);
+        let written = n;
         self.pending -= n;
         while n > 0 {
             let Some(front) = self.queued.front_mut() else {
@@ -99,8 +103,11 @@ impl Encoder {
             self.queued.pop_front();
         }
         if self.pending == 0 {
-            // Everything went out: hold no buffer while idle (the next push takes a new one).
-            self.batch = BytesMut::new();
+            if written < KEEP_BATCH_AFTER {
+                self.batch = BytesMut::new(); // light traffic: hold no buffer while quiet
+            } else {
+                self.batch.clear(); // rewind: the next batch reuses the buffer from its start
+            }
         }
     }
 
