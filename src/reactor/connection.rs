@@ -27,8 +27,9 @@ const MAX_IOVECS: usize = 64;
 
 /// What one read attempt produced.
 pub enum ReadOutcome {
-    /// Bytes were read and fed to the session; its events are waiting.
-    Progress { drained: bool },
+    /// `read` bytes were read and fed to the session; its events are waiting. `drained`: the
+    /// socket had no more for now.
+    Progress { read: usize, drained: bool },
     /// Nothing to read now.
     WouldBlock,
 }
@@ -103,7 +104,7 @@ impl Connection {
                     // use it and hold none until the next read (busy connections keep theirs).
                     self.rbuf = BytesMut::new();
                 }
-                Ok(ReadOutcome::Progress { drained })
+                Ok(ReadOutcome::Progress { read: n, drained })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(CloseReason::Io(e.kind())),

@@ -13,6 +13,9 @@ use super::timers::TimerOwner;
 use super::{session_config, CloseReason, Io, PeerEvent, Reactor, Readiness, SocketId, Transport};
 use crate::socket::{Attach, Inbound, Socket};
 
+/// Bytes one connection may read in one turn before the others get theirs.
+const READ_PER_TURN: usize = 1 << 20;
+
 impl Reactor {
     pub(super) fn on_ready(&mut self, event: Readiness, now: Instant) {
         let key = event.key;
@@ -108,7 +111,11 @@ impl Reactor {
         self.timers.set(TimerOwner::Reconnect(ck), Some(crate::time::after(now, delay)));
     }
 
+    /// Reads connection `key` until its socket is drained, its queue or the memory budget says
+    /// stop, or it has had `READ_PER_TURN` bytes this turn: then it goes on next turn, after
+    /// the others, so one peer that never stops sending cannot starve the rest.
     pub(super) fn read_conn(&mut self, key: usize, now: Instant) {
+        let mut read_this_turn = 0;
         loop {
             let Some(Io::Conn(conn)) = self.io.get(key) else { return };
             if conn.read_paused || conn.budget_paused {
@@ -121,10 +128,15 @@ impl Reactor {
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
             match conn.read_once(now, limit) {
                 Ok(ReadOutcome::WouldBlock) => break,
-                Ok(ReadOutcome::Progress { drained }) => {
+                Ok(ReadOutcome::Progress { read, drained }) => {
                     self.drain_session_events(key);
                     self.account(key);
                     if drained {
+                        break;
+                    }
+                    read_this_turn += read;
+                    if read_this_turn >= READ_PER_TURN {
+                        self.to_continue.push(key);
                         break;
                     }
                 }

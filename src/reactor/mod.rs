@@ -158,6 +158,8 @@ pub struct Reactor {
     to_flush: Vec<usize>,
     /// Connections whose reading was paused at the high-water mark and may resume.
     to_resume: Vec<usize>,
+    /// Connections that had their share of reading in a turn and have more to read.
+    to_continue: Vec<usize>,
     peer_events: VecDeque<PeerEvent>,
     ready: Vec<Readiness>,
     dirty: Vec<PipeKey>,
@@ -200,6 +202,7 @@ impl Reactor {
             jitter: Jitter::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             to_flush: Vec::new(),
             to_resume: Vec::new(),
+            to_continue: Vec::new(),
             peer_events: VecDeque::new(),
             ready: Vec::new(),
             dirty: Vec::new(),
@@ -462,7 +465,10 @@ impl Reactor {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
-        let busy = delivered > 0 || !self.to_resume.is_empty() || self.budget_has_room();
+        let busy = delivered > 0
+            || !self.to_resume.is_empty()
+            || !self.to_continue.is_empty()
+            || self.budget_has_room();
         if busy || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
             wait = Some(Duration::ZERO);
         }
@@ -489,6 +495,9 @@ impl Reactor {
                 conn.read_paused = false;
                 self.read_conn(key, now);
             }
+        }
+        for key in std::mem::take(&mut self.to_continue) {
+            self.read_conn(key, now);
         }
         self.resume_budget_waiters(now);
         self.fire_timers(now);
