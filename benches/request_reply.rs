@@ -16,6 +16,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/interop/mod.rs"]
+mod interop;
+
 use bytes::Bytes;
 use ezarch::config::PORT_SETTINGS;
 use ezarch::reactor::Reactor;
@@ -104,25 +107,20 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
 
 fn measure_ezarch() -> Vec<Figures> {
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "warn".into()];
+    let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "info".into()];
     for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
         flags.extend(["--set".to_string(), format!("{name}={port}")]);
     }
     flags.extend(["--set".to_string(), "POLL_INTERVAL_MS=500".to_string()]);
     let ezarch = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_ezarch"))
-            .args(&flags)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap()
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
+        command.args(&flags).args(args);
+        interop::Logged::spawn(&mut command)
     };
-    let mut procs = Procs(vec![ezarch(&["up"])]);
+    let up = ezarch(&["up"]);
     wait_for_port(ports[0]);
-    for _ in 0..WORKERS {
-        procs.0.push(ezarch(&["worker", "echo"]));
-    }
-    std::thread::sleep(Duration::from_millis(1200));
+    let workers: Vec<interop::Logged> = (0..WORKERS).map(|_| ezarch(&["worker", "echo"])).collect();
+    up.wait_log("joined service echo", WORKERS, Duration::from_secs(20));
     let mut reactor = Reactor::new().unwrap();
     let options = SocketOptions { send_hwm: 100_000, recv_hwm: 100_000, ..SocketOptions::default() };
     let client = reactor.socket(SocketType::Dealer, options).unwrap();
@@ -158,7 +156,7 @@ fn measure_ezarch() -> Vec<Figures> {
             )
         })
         .collect();
-    drop(procs);
+    drop((up, workers));
     figures
 }
 
@@ -173,7 +171,8 @@ fn nats_responder(addr: &str) {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap(); // INFO
     writer.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB echo workers 1\r\n").unwrap();
-    writer.flush().unwrap();
+    await_pong(&mut reader, &mut writer);
+    println!("ready"); // the server has our SUB: the bench may start
     let mut payload = Vec::new();
     loop {
         line.clear();
@@ -197,6 +196,17 @@ fn nats_responder(addr: &str) {
     }
 }
 
+/// Sends PING and reads up to the PONG: the server has processed everything sent before it.
+fn await_pong(reader: &mut impl BufRead, writer: &mut impl Write) {
+    writer.write_all(b"PING\r\n").unwrap();
+    writer.flush().unwrap();
+    let mut line = String::new();
+    while !line.starts_with("PONG") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "nats-server closed the connection");
+    }
+}
+
 fn measure_nats() -> Vec<Figures> {
     let port = free_port();
     let mut procs = Procs(vec![Command::new("nats-server")
@@ -209,11 +219,17 @@ fn measure_nats() -> Vec<Figures> {
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..WORKERS {
         let me = std::env::current_exe().unwrap();
-        procs
-            .0
-            .push(Command::new(me).env("EZARCH_NATS_RESPONDER", &addr).stdin(Stdio::null()).spawn().unwrap());
+        let mut responder = Command::new(me)
+            .env("EZARCH_NATS_RESPONDER", &addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(responder.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready", "a NATS responder did not subscribe");
+        procs.0.push(responder);
     }
-    std::thread::sleep(Duration::from_millis(500));
     let stream = TcpStream::connect(&addr).unwrap();
     stream.set_nodelay(true).unwrap();
     let mut reader = BufReader::with_capacity(1 << 16, stream.try_clone().unwrap());
@@ -224,8 +240,7 @@ fn measure_nats() -> Vec<Figures> {
         .borrow_mut()
         .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB _INBOX.bench.* 1\r\n")
         .unwrap();
-    writer.borrow_mut().flush().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    await_pong(&mut reader, &mut *writer.borrow_mut());
     let payload = vec![b'p'; PAYLOAD];
     let reader = std::cell::RefCell::new(reader);
     let figures = IN_FLIGHT

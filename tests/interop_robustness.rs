@@ -93,7 +93,7 @@ fn our_heartbeat_closes_a_peer_that_stops_answering() {
     let dealer = reactor.socket(SocketType::Dealer, options).unwrap();
     let endpoint = free_endpoint();
     let mut mute = spawn("raw_mute_server", &endpoint, &[]);
-    std::thread::sleep(Duration::from_millis(300));
+    // No wait for the bind: the DEALER retries until the server listens.
     reactor.connect(dealer, &endpoint).unwrap();
     drive(&mut reactor, &mut [&mut mute], Duration::from_secs(20), |_| {});
     mute.ok_line();
