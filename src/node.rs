@@ -225,6 +225,7 @@ pub fn limits(config: &Config) -> Limits {
     Limits {
         max_connections: usize::try_from(config.number("MAX_CONNECTIONS")).unwrap_or(usize::MAX),
         memory_budget: budget_mb.saturating_mul(1 << 20),
+        ..Limits::default()
     }
 }
 

@@ -195,3 +195,28 @@ fn peers_holding_unfinished_frames_pause_at_the_budget_while_small_messages_flow
     assert!(released);
     assert_eq!(reactor.memory_used(), 0);
 }
+
+#[test]
+fn a_holder_that_can_never_finish_is_closed_when_the_node_stays_over_its_budget() {
+    // A 5 MiB frame against a 4 MiB budget can never complete: waiting for it would hold the
+    // budget forever. After `evict_after` over the budget the largest holder is closed.
+    const BUDGET: usize = 4 << 20;
+    let limits =
+        Limits { memory_budget: BUDGET, evict_after: Duration::from_millis(500), ..Limits::default() };
+    let mut reactor = Reactor::with_limits(limits).unwrap();
+    let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    let holder = {
+        let addr = addr.clone();
+        thread::spawn(move || hold_partial_frame(addr, 6 << 20, 5 << 20, Duration::from_secs(5)))
+    };
+    let evicted =
+        reactor.run_until(Duration::from_secs(30), |r| r.reactor_stats().budget_evictions == 1).unwrap();
+    assert!(evicted, "{:?}, {} bytes held", reactor.reactor_stats(), reactor.memory_used());
+    assert!(reactor.run_until(Duration::from_secs(10), |r| r.memory_used() == 0).unwrap());
+    assert_eq!(reactor.stats(router).unwrap().peers_failed, 1);
+    drop(holder.join().unwrap());
+    // The node serves again.
+    let mut good = spawn("dealer_echo", &format!("tcp://{addr}"), &["good", "5", "16,100000"]);
+    interop::drive(&mut reactor, &mut [&mut good], Duration::from_secs(30), |r| echo(r, router));
+    good.ok_line();
+}

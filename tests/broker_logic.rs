@@ -218,3 +218,35 @@ fn replies_route_from_the_first_second_whoever_dispatched() {
     broker.handle_worker(now, reply("w", "c9", "r9", &["OK", "x"]));
     assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c9", "", "r9", "OK", "x"])]);
 }
+
+#[test]
+fn held_requests_are_bounded_in_bytes_too() {
+    let now = Instant::now();
+    let config = BrokerConfig { identity: b("me"), max_waiting_bytes: 10_000, ..BrokerConfig::default() };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    let body = "x".repeat(4_000);
+    for req in ["r1", "r2", "r3"] {
+        broker.handle_client(now, request("c1", req, "later", &[&body]));
+    }
+    // Two 4 KB requests are held; the third would pass 10,000 bytes: NO_SERVICE at once.
+    let answered = to_clients(&outputs(&mut broker));
+    assert_eq!(answered, vec![frames(&["inpipe", "c1", "", "r3", "EZ_ERR", "NO_SERVICE"])]);
+    broker.handle_worker(now, heartbeat("w1", "later"));
+    assert_eq!(to_workers(&outputs(&mut broker)).len(), 2, "the held two go to the worker");
+}
+
+#[test]
+fn the_registry_holds_at_most_max_workers() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    for i in 0..=ezarch::broker::MAX_WORKERS {
+        broker.handle_worker(now, heartbeat(&format!("w{i}"), "svc"));
+    }
+    assert_eq!(broker.registry().live_workers(b"svc", now), ezarch::broker::MAX_WORKERS);
+    assert_eq!(broker.stats.workers_refused, 1);
+    // Known workers keep heartbeating.
+    broker.handle_worker(now, heartbeat("w0", "svc"));
+    assert_eq!(broker.stats.workers_refused, 1);
+}

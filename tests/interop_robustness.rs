@@ -41,7 +41,8 @@ fn a_peer_killed_mid_multipart_delivers_nothing_partial() {
     let mut half = spawn("dealer_half_multipart", &endpoint, &[]);
     drive(&mut reactor, &mut [&mut half], Duration::from_secs(20), |_| {});
     half.ok_line();
-    spin(&mut reactor, Duration::from_millis(200), |_| {});
+    // Once its connection is closed, everything it sent has been read.
+    assert!(reactor.run_until(Duration::from_secs(10), |r| r.connection_count() == 0).unwrap());
     assert!(reactor.recv(router).is_none(), "a partial message was delivered");
     let mut good = spawn("dealer_echo", &endpoint, &["", "3", "10,1000"]);
     drive(&mut reactor, &mut [&mut good], Duration::from_secs(20), |r| echo(r, router));
@@ -225,7 +226,9 @@ fn dealer_queues_before_connect_and_across_a_peer_restart() {
     for i in 0..3 {
         reactor.send(dealer, vec![Bytes::from(format!("early-{i}"))]).unwrap();
     }
-    spin(&mut reactor, Duration::from_millis(300), |_| {}); // nobody listens yet: reconnecting
+    // Nobody listens yet: let the connector fail and retry for a while (a step of the scenario,
+    // not a wait for something to assert).
+    spin(&mut reactor, Duration::from_millis(300), |_| {});
     let mut first = spawn("dealer_restartable", &endpoint, &["first"]);
     reactor.run_until(Duration::from_secs(10), |r| r.peer_count(dealer) == 1).unwrap();
     reactor.send(dealer, vec![Bytes::from_static(b"END")]).unwrap();
@@ -241,7 +244,7 @@ fn dealer_queues_before_connect_and_across_a_peer_restart() {
     for i in 0..3 {
         reactor.send(dealer, vec![Bytes::from(format!("outage-{i}"))]).unwrap();
     }
-    spin(&mut reactor, Duration::from_millis(300), |_| {});
+    spin(&mut reactor, Duration::from_millis(300), |_| {}); // reconnecting to nobody, as above
     reactor.send(dealer, vec![Bytes::from_static(b"END")]).unwrap();
     let mut second = spawn("dealer_restartable", &endpoint, &["second"]);
     drive(&mut reactor, &mut [&mut second], Duration::from_secs(20), |_| {});
@@ -297,7 +300,9 @@ fn router_at_hwm_drops_by_default_and_refuses_with_mandatory() {
             ..SocketOptions::default()
         };
         let (router, endpoint) = bound(&mut reactor, SocketType::Router, options);
-        let mut sleepy = spawn("router_hwm", &endpoint, &[]);
+        let done = std::env::temp_dir().join(format!("ezarch-router-hwm-{}-{mandatory}", std::process::id()));
+        let _ = std::fs::remove_file(&done);
+        let mut sleepy = spawn("router_hwm", &endpoint, &[done.to_str().unwrap()]);
         reactor.run_until(Duration::from_secs(10), |r| r.recv(router).is_some()).unwrap();
         let body = Bytes::from(vec![0u8; 64 << 10]);
         let mut refused = 0;
@@ -313,7 +318,9 @@ fn router_at_hwm_drops_by_default_and_refuses_with_mandatory() {
         assert_eq!(refused > 0, mandatory, "mandatory={mandatory}: {refused} refused");
         assert_eq!(unroutable.is_err(), mandatory);
         assert_eq!(stats.dropped_unroutable, 1);
+        std::fs::write(&done, b"").unwrap(); // the peer stays connected until now
         drive(&mut reactor, &mut [&mut sleepy], Duration::from_secs(20), |_| {});
         sleepy.ok_line();
+        let _ = std::fs::remove_file(&done);
     }
 }

@@ -194,3 +194,14 @@ fn we_never_send_a_ttl_above_655_deciseconds() {
     let ping = output(&mut pair.client);
     assert_eq!(ping, command(b"PING", &655u16.to_be_bytes()));
 }
+
+#[test]
+fn a_zero_heartbeat_interval_is_off_not_a_ping_due_forever() {
+    let mut client = config(SocketType::Dealer, b"");
+    client.heartbeat = Heartbeat { interval: Some(Duration::ZERO), timeout: None, ttl: None };
+    let mut pair = Pair::new(client, config(SocketType::Router, b""));
+    pair.drive().unwrap();
+    assert_eq!(pair.client.poll_timeout(), None, "no PING deadline at all");
+    assert_eq!(pair.client.handle_timeout(pair.now), Ok(()));
+    assert!(output(&mut pair.client).is_empty());
+}

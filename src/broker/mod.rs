@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-pub use self::registry::{Heartbeat, Registry};
-use crate::socket::Message;
+pub use self::registry::{Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
+use crate::socket::{message_cost, Message};
 use crate::time::after;
 
 /// Frame values of the protocol.
@@ -51,6 +51,8 @@ pub struct BrokerConfig {
     pub startup_grace: Duration,
     /// Requests held waiting for a worker, across services; beyond it NO_SERVICE at once.
     pub max_waiting: usize,
+    /// Bytes those requests may hold together (by `socket::message_cost`); beyond it the same.
+    pub max_waiting_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -62,6 +64,7 @@ impl Default for BrokerConfig {
             no_service_wait: Duration::from_secs(1),
             startup_grace: Duration::from_millis(3500),
             max_waiting: 10_000,
+            max_waiting_bytes: 64 << 20,
         }
     }
 }
@@ -87,13 +90,17 @@ pub struct BrokerStats {
     pub malformed: u64,
     pub tasks_timed_out: u64,
     pub workers_expired: u64,
+    /// Heartbeats of new workers ignored because the registry was full.
+    pub workers_refused: u64,
 }
 
 /// A request waiting for a worker of its service.
 #[derive(Debug)]
 struct Waiting {
     deadline: Instant,
-    /// `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, as received.
+    /// What `request` costs, by `socket::message_cost`.
+    cost: usize,
+    /// `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, as received (compacted).
     request: Message,
 }
 
@@ -107,6 +114,8 @@ pub struct Broker {
     worker_pipe: Option<Bytes>,
     waiting: HashMap<Bytes, VecDeque<Waiting>>,
     waiting_count: usize,
+    /// What the held requests cost, by `socket::message_cost`.
+    waiting_bytes: usize,
     outputs: VecDeque<Output>,
     pub stats: BrokerStats,
 }
@@ -121,6 +130,7 @@ impl Broker {
             worker_pipe: None,
             waiting: HashMap::new(),
             waiting_count: 0,
+            waiting_bytes: 0,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
         }
@@ -134,7 +144,7 @@ impl Broker {
     /// The worker pipe's DEALER attached to our worker-ROUTER with this identity.
     pub fn set_worker_pipe(&mut self, identity: Bytes, now: Instant) {
         self.worker_pipe = Some(identity);
-        self.retry_waiting(now);
+        self.retry_waiting(now, None);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -173,10 +183,10 @@ impl Broker {
                 self.note_heartbeat(&service, &worker, now);
                 self.outputs.push_back(Output::Broadcast(vec![
                     Bytes::from_static(wire::STATE_HEARTBEAT),
-                    service,
+                    service.clone(),
                     worker,
                 ]));
-                self.retry_waiting(now);
+                self.retry_waiting(now, Some(&service));
             }
             m if m == wire::REPLY && message.len() >= 8 && message[6].is_empty() => {
                 let worker = message[1].clone();
@@ -207,7 +217,7 @@ impl Broker {
         match (&message[1][..], message.len()) {
             (m, 4) if m == wire::STATE_HEARTBEAT => {
                 self.note_heartbeat(&message[2], &message[3], now);
-                self.retry_waiting(now);
+                self.retry_waiting(now, Some(&message[2]));
             }
             // Our own ENGAGED/UNENGAGED were counted when we acted; count only other brokers'.
             (m, 3) if m == wire::STATE_ENGAGED => {
@@ -251,8 +261,8 @@ impl Broker {
             }
         }
         self.waiting.retain(|_, q| !q.is_empty());
-        self.waiting_count -= expired.len();
         for held in expired {
+            self.unhold(&held);
             self.answer_no_service(held.request);
         }
     }
@@ -263,15 +273,25 @@ impl Broker {
         if let Some(worker) = self.ready_worker(&service, now) {
             return self.dispatch(now, worker, request);
         }
-        if self.waiting_count >= self.config.max_waiting {
+        let mut request = request;
+        crate::socket::compact(&mut request); // it waits: it must not pin a read buffer
+        let cost = message_cost(&request);
+        let full = self.waiting_count >= self.config.max_waiting
+            || self.waiting_bytes + cost > self.config.max_waiting_bytes;
+        if full {
             return self.answer_no_service(request);
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
-        let mut request = request;
-        crate::socket::compact(&mut request); // it waits: it must not pin a read buffer
-        self.waiting.entry(service).or_default().push_back(Waiting { deadline, request });
         self.waiting_count += 1;
+        self.waiting_bytes += cost;
+        self.waiting.entry(service).or_default().push_back(Waiting { deadline, cost, request });
+    }
+
+    /// A held request leaves the waiting list.
+    fn unhold(&mut self, held: &Waiting) {
+        self.waiting_count -= 1;
+        self.waiting_bytes -= held.cost;
     }
 
     fn ready_worker(&mut self, service: &[u8], now: Instant) -> Option<Bytes> {
@@ -294,20 +314,28 @@ impl Broker {
         self.outputs.push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_ENGAGED), worker]));
     }
 
-    /// Sends held requests whose service now has a live worker.
-    fn retry_waiting(&mut self, now: Instant) {
+    /// Sends held requests whose service now has a live worker: those of `only` (a heartbeat's
+    /// service), or of every service (the worker pipe attached).
+    fn retry_waiting(&mut self, now: Instant, only: Option<&[u8]>) {
         if self.waiting_count == 0 {
             return;
         }
-        let services: Vec<Bytes> = self.waiting.keys().cloned().collect();
+        let services: Vec<Bytes> = match only {
+            Some(service) => {
+                self.waiting.get_key_value(service).map(|(k, _)| k.clone()).into_iter().collect()
+            }
+            None => self.waiting.keys().cloned().collect(),
+        };
         for service in services {
             while let Some(worker) = self.ready_worker(&service, now) {
                 let Some(held) = self.waiting.get_mut(&service).and_then(|q| q.pop_front()) else { break };
-                self.waiting_count -= 1;
+                self.unhold(&held);
                 self.dispatch(now, worker, held.request);
             }
+            if self.waiting.get(&service).is_some_and(|q| q.is_empty()) {
+                self.waiting.remove(&service);
+            }
         }
-        self.waiting.retain(|_, q| !q.is_empty());
     }
 
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", "NO_SERVICE"]`
@@ -333,8 +361,9 @@ impl Broker {
                 log::info!("worker {} joined service {}", printable(worker), printable(service))
             }
             Heartbeat::Moved => {
-                log::info!("worker {} moved to service {}", printable(worker), printable(service))
+                log::debug!("worker {} moved to service {}", printable(worker), printable(service))
             }
+            Heartbeat::Refused => self.stats.workers_refused += 1,
             Heartbeat::Renewed => {}
         }
     }

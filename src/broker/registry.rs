@@ -17,7 +17,9 @@ use hashbrown::HashMap;
 use crate::time::after;
 
 /// Most engagements tracked per worker; beyond it the oldest is dropped (bounded memory).
-const MAX_TASKS_PER_WORKER: usize = 100_000;
+pub const MAX_TASKS_PER_WORKER: usize = 1_000;
+/// Most workers known at once; heartbeats of more new ones are ignored until some expire.
+pub const MAX_WORKERS: usize = 4_096;
 
 #[derive(Debug)]
 struct Worker {
@@ -42,6 +44,8 @@ pub struct Registry {
     services: HashMap<Bytes, Service>,
     /// No worker or task expires before this (it may be early: heartbeats push expiries later).
     next_expiry: Option<Instant>,
+    /// Heartbeats refused since the registry was last below `MAX_WORKERS` (for one log line).
+    workers_refused: u64,
 }
 
 /// What a heartbeat changed.
@@ -53,16 +57,26 @@ pub enum Heartbeat {
     Moved,
     /// A known worker: its expiry moved.
     Renewed,
+    /// A new worker, ignored: `MAX_WORKERS` are known.
+    Refused,
 }
 
 impl Registry {
     pub fn new(lifetime: Duration, task_timeout: Duration) -> Self {
-        Self { lifetime, task_timeout, workers: HashMap::new(), services: HashMap::new(), next_expiry: None }
+        Self {
+            lifetime,
+            task_timeout,
+            workers: HashMap::new(),
+            services: HashMap::new(),
+            next_expiry: None,
+            workers_refused: 0,
+        }
     }
 
     /// A heartbeat: the worker serves `service` until now + lifetime.
     pub fn heartbeat(&mut self, service: &[u8], worker: &[u8], now: Instant) -> Heartbeat {
         let expires = after(now, self.lifetime);
+        let full = self.workers.len() >= MAX_WORKERS;
         let (worker, change) = match self.workers.get_key_value_mut(worker) {
             Some((_, known)) if known.service == service => {
                 known.expires = expires;
@@ -74,6 +88,13 @@ impl Registry {
                 let id = id.clone();
                 self.unlist(&old, &id);
                 (id, Heartbeat::Moved)
+            }
+            None if full => {
+                if self.workers_refused == 0 {
+                    log::warn!("worker registry full ({MAX_WORKERS} workers): new workers are ignored until some expire");
+                }
+                self.workers_refused += 1;
+                return Heartbeat::Refused;
             }
             None => {
                 let id = Bytes::copy_from_slice(worker);
@@ -174,6 +195,9 @@ impl Registry {
         for (id, service) in &gone {
             self.workers.remove(id);
             self.unlist(service, id);
+        }
+        if self.workers.len() < MAX_WORKERS {
+            self.workers_refused = 0;
         }
         self.next_expiry = next;
         (gone, tasks_expired)

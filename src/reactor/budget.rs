@@ -8,10 +8,15 @@
 //! reserve per peer meanwhile (`Pipes::set_pressure`). So the peers that hold the memory are the
 //! ones that wait, small messages keep flowing, and the total stays under
 //! `memory_budget + connections x PRESSURE_RESERVE` whatever peers do.
+//!
+//! Pausing alone could wait forever: peers whose large messages are all half received hold the
+//! budget and none can finish. So when the node has stayed over its budget with connections
+//! waiting for `evict_after`, the connection holding the most is closed (counted, logged), and
+//! again every `evict_after` while it lasts.
 
 use std::time::{Duration, Instant};
 
-use super::{Io, Reactor};
+use super::{CloseReason, Io, Reactor};
 use crate::socket::PRESSURE_RESERVE;
 
 /// Default cap on connections per reactor (`MAX_CONNECTIONS`).
@@ -20,6 +25,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 /// Refusals and pauses are logged at most this often.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Default time over the budget, with connections waiting, before the largest holder is closed.
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
 
 /// Node-wide bounds for one reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +37,18 @@ pub struct Limits {
     /// Bytes all connections together may hold in partial input, queues and unsent output
     /// before reading pauses (see the module doc).
     pub memory_budget: usize,
+    /// How long the node may stay over its budget with connections waiting before the one
+    /// holding the most is closed.
+    pub evict_after: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: DEFAULT_MAX_CONNECTIONS, memory_budget: DEFAULT_MEMORY_BUDGET }
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            evict_after: DEFAULT_EVICT_AFTER,
+        }
     }
 }
 
@@ -45,6 +59,8 @@ pub struct ReactorStats {
     pub connections_refused: u64,
     /// Times a connection's reading paused because the node was over its memory budget.
     pub budget_pauses: u64,
+    /// Connections closed because they held the most while the node stayed over its budget.
+    pub budget_evictions: u64,
 }
 
 /// A warning that is logged at most once per `LOG_INTERVAL`, with a count of what it stands for.
@@ -88,11 +104,7 @@ impl Reactor {
             return Some(self.limits.memory_budget - used);
         }
         let Some(Io::Conn(conn)) = self.io.get(key) else { return None };
-        let queued = conn
-            .pipe
-            .zip(self.sockets.get(conn.socket))
-            .map_or(0, |(pipe, entry)| entry.socket.pipes().holdings(pipe));
-        let own = conn.held() + queued;
+        let own = self.footprint(conn);
         (own < PRESSURE_RESERVE).then(|| PRESSURE_RESERVE - own)
     }
 
@@ -136,14 +148,60 @@ impl Reactor {
 
     /// Tells every socket whether the node is over its budget (queues then take no more than
     /// the pressure reserve per peer).
-    pub(super) fn update_pressure(&mut self) {
+    pub(super) fn update_pressure(&mut self, now: Instant) {
         let pressure = self.memory_used() >= self.limits.memory_budget;
         if pressure != self.pressure {
             self.pressure = pressure;
+            self.over_budget_since = pressure.then_some(now);
             for (_, entry) in self.sockets.iter_mut() {
                 entry.socket.pipes_mut().set_pressure(pressure);
             }
         }
+    }
+
+    /// When the largest holder is to be closed, if the node is over its budget with connections
+    /// waiting.
+    pub(super) fn next_eviction(&self) -> Option<Instant> {
+        let since = self.over_budget_since?;
+        (!self.budget_waiters.is_empty()).then(|| crate::time::after(since, self.limits.evict_after))
+    }
+
+    /// Closes the connection holding the most when the node has been stuck over its budget.
+    pub(super) fn evict_if_stuck(&mut self, now: Instant) {
+        if self.next_eviction().is_none_or(|at| at > now) {
+            return;
+        }
+        self.over_budget_since = Some(now);
+        let largest = self
+            .io
+            .iter()
+            .filter_map(|(key, io)| match io {
+                Io::Conn(conn) => Some((key, self.footprint(conn))),
+                Io::Listener { .. } => None,
+            })
+            .max_by_key(|&(_, held)| held);
+        let Some((key, held)) = largest else { return };
+        if let Some(Io::Conn(conn)) = self.io.get(key) {
+            log::warn!(
+                "closing {:?}: it held {} KiB, the most, while the node stayed over its {} MiB memory \
+                 budget for {:?}",
+                conn.peer_addr,
+                held >> 10,
+                self.limits.memory_budget >> 20,
+                self.limits.evict_after
+            );
+        }
+        self.stats.budget_evictions += 1;
+        self.close_conn(key, CloseReason::MemoryBudget);
+    }
+
+    /// What connection `conn` holds, its queues included.
+    fn footprint(&self, conn: &super::connection::Connection) -> usize {
+        let queued = conn
+            .pipe
+            .zip(self.sockets.get(conn.socket))
+            .map_or(0, |(pipe, entry)| entry.socket.pipes().holdings(pipe));
+        conn.held() + queued
     }
 
     /// Whether a new connection must be refused; counts and (throttled) logs the refusal.
@@ -159,5 +217,22 @@ impl Reactor {
             );
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_warning_is_due_once_per_interval_with_the_count_since() {
+        let start = Instant::now();
+        let mut log = Throttled::default();
+        assert_eq!(log.note(start), Some(1), "the first is logged at once");
+        for i in 1..1000 {
+            assert_eq!(log.note(start + Duration::from_millis(i)), None);
+        }
+        assert_eq!(log.note(start + LOG_INTERVAL), Some(1000), "then one line for all since");
+        assert_eq!(log.note(start + LOG_INTERVAL + Duration::from_secs(1)), None);
     }
 }

@@ -16,12 +16,14 @@ pub enum CloseReason {
     Evicted,
     /// Our side closed it (socket closed, reactor shutting down).
     Local,
+    /// It held the most while the node stayed over its memory budget.
+    MemoryBudget,
 }
 
 impl CloseReason {
     /// Whether this counts as a failed peer (bad input or timeout) rather than a normal close.
     pub fn is_failure(&self) -> bool {
-        matches!(self, CloseReason::Protocol(_))
+        matches!(self, CloseReason::Protocol(_) | CloseReason::MemoryBudget)
     }
 }
 
@@ -33,6 +35,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Protocol(e) => write!(f, "protocol: {e}"),
             CloseReason::Evicted => f.write_str("identity taken over by a new peer"),
             CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::MemoryBudget => {
+                f.write_str("held the most while the node was over its memory budget")
+            }
         }
     }
 }

@@ -19,9 +19,6 @@ use crate::socket::PipeKey;
 /// Smallest and largest read sizes; the size adapts to how full reads come back.
 const MIN_READ: usize = 16 << 10;
 const MAX_READ: usize = 256 << 10;
-/// A read shorter than this that leaves nothing partial was light traffic: the read buffer is
-/// let go, so a quiet connection holds none.
-const LIGHT_READ: usize = 4 << 10;
 /// iovecs per vectored write (Linux allows 1024; a few dozen covers every batch we build).
 const MAX_IOVECS: usize = 64;
 
@@ -57,6 +54,8 @@ pub struct Connection {
     pub deadline: Option<Instant>,
     /// What `held` said when the reactor last counted it into the node's total.
     pub accounted: usize,
+    /// Bytes of the peer's READY properties, which the reactor keeps while it is connected.
+    pub metadata_bytes: usize,
     rbuf: BytesMut,
     read_size: usize,
 }
@@ -76,6 +75,7 @@ impl Connection {
             stalled_since: None,
             deadline: None,
             accounted: 0,
+            metadata_bytes: 0,
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
         }
@@ -98,16 +98,24 @@ impl Connection {
             Ok(n) => {
                 self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
-                let drained = n < want;
-                if drained && self.rbuf.is_empty() && n < LIGHT_READ {
-                    // Light traffic and nothing partial left: hand the buffer to the frames that
-                    // use it and hold none until the next read (busy connections keep theirs).
-                    self.rbuf = BytesMut::new();
-                }
-                Ok(ReadOutcome::Progress { read: n, drained })
+                self.release_read_buffer();
+                Ok(ReadOutcome::Progress { read: n, drained: n < want })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(CloseReason::Io(e.kind())),
+        }
+    }
+
+    /// After a read: the receive buffer is a view of an allocation that the frames just decoded
+    /// share, possibly a 16 MiB one. With nothing partial left the view is dropped (the frames
+    /// keep the allocation only as long as they live); a partial frame with little room after it
+    /// moves to a small buffer of its own (the next read would reallocate anyway). So what a
+    /// connection keeps between reads is what it counts: `rbuf.capacity()`.
+    fn release_read_buffer(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        } else if self.rbuf.capacity() < MIN_READ {
+            self.rbuf = BytesMut::from(&self.rbuf[..]);
         }
     }
 
@@ -141,15 +149,16 @@ impl Connection {
         self.session.encoder().pending()
     }
 
-    /// Bytes of input held: a partial frame in the read buffer and the frames of a message
-    /// still in progress.
+    /// Bytes of input held: the read buffer (a partial frame and the room reserved for the
+    /// rest) and the frames of a message still in progress.
     pub fn input_held(&self) -> usize {
-        self.rbuf.len() + self.session.buffered_message_bytes()
+        self.rbuf.capacity() + self.session.buffered_message_bytes()
     }
 
-    /// Everything this connection holds for the memory budget: input held and unsent output.
+    /// Everything this connection holds for the memory budget: input held, unsent output with
+    /// its batch buffer, and the peer's READY properties.
     pub fn held(&self) -> usize {
-        self.input_held() + self.session.pending_output()
+        self.input_held() + self.session.output_footprint() + self.metadata_bytes
     }
 
     fn adapt_read_size(&mut self, filled: bool) {

@@ -211,6 +211,7 @@ impl Reactor {
             }
         };
         conn.pipe = Some(pipe);
+        conn.metadata_bytes = info.metadata.encoded_len();
         entry.transports.insert(pipe, Transport::Tcp(key));
         entry.metadata.insert(pipe, info.metadata);
         entry.socket.pipes_mut().mark_dirty(pipe);

@@ -170,6 +170,8 @@ pub struct Reactor {
     held: usize,
     /// Whether the node is over its memory budget (queues then take no more than the reserve).
     pressure: bool,
+    /// Since when it has been over the budget.
+    over_budget_since: Option<Instant>,
     /// Connections whose reading paused for the memory budget, in the order they paused.
     budget_waiters: Vec<usize>,
     /// Connections that left messages waiting, to check for compaction (see `stall`).
@@ -210,6 +212,7 @@ impl Reactor {
             conn_count: 0,
             held: 0,
             pressure: false,
+            over_budget_since: None,
             budget_waiters: Vec::new(),
             stalled: Vec::new(),
             last_stall_check: Instant::now(),
@@ -458,10 +461,11 @@ impl Reactor {
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let delivered = self.pump_all();
         self.flush_pending();
-        self.update_pressure();
+        self.update_pressure(Instant::now());
         let now = Instant::now();
         let mut wait = timeout;
-        for next in [self.timers.next(), self.next_stall_check()].into_iter().flatten() {
+        for next in [self.timers.next(), self.next_stall_check(), self.next_eviction()].into_iter().flatten()
+        {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
@@ -502,9 +506,10 @@ impl Reactor {
         self.resume_budget_waiters(now);
         self.fire_timers(now);
         self.check_stalls(now);
+        self.evict_if_stuck(now);
         self.pump_all();
         self.flush_pending();
-        self.update_pressure();
+        self.update_pressure(now);
         Ok(())
     }
 
@@ -514,7 +519,7 @@ impl Reactor {
         timeout: Duration,
         mut done: impl FnMut(&mut Self) -> bool,
     ) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::after(Instant::now(), timeout);
         loop {
             if done(self) {
                 return Ok(true);

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 
+use crate::socket::compact::compact;
 use crate::socket::pipes::{PipeKey, Pipes, Queue};
 use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 
@@ -73,6 +74,8 @@ impl Dealer {
             if self.pipes.send_queue_full(&self.waiting) {
                 return Err(SendError::WouldBlock(message));
             }
+            let mut message = message;
+            compact(&mut message); // it waits for a peer: it must not pin a read buffer
             self.waiting.push_back(message);
             return Ok(());
         }
@@ -80,6 +83,10 @@ impl Dealer {
             let key = self.order[(self.next + step) % self.order.len()];
             if self.pipes.has_room(key) {
                 self.next = (self.next + step + 1) % self.order.len();
+                let mut message = message;
+                if self.pipes.get(key).is_some_and(|p| !p.connected) {
+                    compact(&mut message); // queued until the reconnect
+                }
                 let _ = self.pipes.push_outbound(key, message);
                 return Ok(());
             }

@@ -30,7 +30,8 @@ pub fn message_cost(message: &Message) -> usize {
 /// A message queue that knows what its messages cost.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
-    messages: VecDeque<Message>,
+    /// Each message with its cost, computed once when it was queued.
+    messages: VecDeque<(Message, usize)>,
     bytes: usize,
     /// Messages at the back not compacted yet.
     uncompacted: usize,
@@ -41,7 +42,7 @@ impl Queue {
     pub(crate) fn push_back(&mut self, message: Message) -> usize {
         let cost = message_cost(&message);
         self.bytes += cost;
-        self.messages.push_back(message);
+        self.messages.push_back((message, cost));
         self.uncompacted += 1;
         cost
     }
@@ -50,7 +51,7 @@ impl Queue {
     pub(crate) fn push_front(&mut self, message: Message) -> usize {
         let cost = message_cost(&message);
         self.bytes += cost;
-        self.messages.push_front(message);
+        self.messages.push_front((message, cost));
         cost
     }
 
@@ -60,8 +61,7 @@ impl Queue {
 
     /// Takes the front message and says what it cost.
     fn pop_front_with_cost(&mut self) -> Option<(Message, usize)> {
-        let message = self.messages.pop_front()?;
-        let cost = message_cost(&message);
+        let (message, cost) = self.messages.pop_front()?;
         self.bytes -= cost;
         self.uncompacted = self.uncompacted.min(self.messages.len());
         Some((message, cost))
@@ -75,10 +75,11 @@ impl Queue {
     fn compact_new(&mut self) -> isize {
         let before = self.bytes as isize;
         let start = self.messages.len() - self.uncompacted;
-        for message in self.messages.range_mut(start..) {
-            self.bytes -= message_cost(message);
+        for (message, cost) in self.messages.range_mut(start..) {
             compact(message);
-            self.bytes += message_cost(message);
+            let compacted = message_cost(message);
+            self.bytes = self.bytes - *cost + compacted;
+            *cost = compacted;
         }
         self.uncompacted = 0;
         self.bytes as isize - before

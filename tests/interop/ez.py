@@ -175,7 +175,9 @@ def garbage(in_endpoint, worker_endpoint, broker_endpoint):
     for s in socks:
         for shape in shapes:
             s.send_multipart(shape)
-    time.sleep(0.5)
+    for s in socks:
+        s.close(linger=5000)
+    ctx.term()  # returns once every message was written (or the linger ran out)
     print("OK garbage %d" % (len(shapes) * len(socks)))
     sys.stdout.flush()
     os._exit(0)
@@ -197,7 +199,8 @@ def in_pipe_retry(endpoint):
     assert first[1:] == second[1:], (first, second)
     assert first[2] == CLIENT and first[4] == b"svc", first
     r.send_multipart([second[0], b"", second[3], b"OK", b"second attempt"])
-    time.sleep(0.3)
+    r.close(linger=5000)
+    ctx.term()  # returns once the reply was written
     print("OK in_pipe_retry")
     sys.stdout.flush()
     os._exit(0)

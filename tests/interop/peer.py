@@ -350,12 +350,17 @@ def raw_ping_ttl(ctx, endpoint):
     print("OK raw_ping_ttl %.2f" % elapsed)
 
 
-def router_hwm(ctx, endpoint):
-    """A DEALER that never reads: our ROUTER must drop at HWM without blocking."""
+def router_hwm(ctx, endpoint, done_path):
+    """A DEALER that never reads: our ROUTER must drop at HWM without blocking. It stays
+    connected until the test creates `done_path` (a libzmq peer that does not read cannot see
+    our side close)."""
     d = sock(ctx, zmq.DEALER, RCVHWM=1, RCVBUF=4096, ROUTING_ID=b"sleepy")
     d.connect(endpoint)
     d.send(b"hello")
-    time.sleep(4)
+    deadline = time.time() + 30
+    while not os.path.exists(done_path):
+        expect(time.time() < deadline, "the test never said it was done")
+        time.sleep(0.01)
     print("OK router_hwm")
 
 

@@ -76,6 +76,11 @@ impl Encoder {
         self.pending
     }
 
+    /// Bytes held: what waits to be written plus the batch buffer's unused room.
+    pub fn footprint(&self) -> usize {
+        self.pending + (self.batch.capacity() - self.batch.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pending == 0
     }
@@ -103,8 +108,9 @@ impl Encoder {
             self.queued.pop_front();
         }
         if self.pending == 0 {
-            if written < KEEP_BATCH_AFTER {
-                self.batch = BytesMut::new(); // light traffic: hold no buffer while quiet
+            if written < KEEP_BATCH_AFTER || self.batch.capacity() > 2 * BATCH_CAPACITY {
+                // Light traffic, or a buffer grown by a burst: hold none while quiet.
+                self.batch = BytesMut::new();
             } else {
                 self.batch.clear(); // rewind: the next batch reuses the buffer from its start
             }

@@ -36,7 +36,9 @@ pub(crate) struct HeartbeatTimers {
 }
 
 impl HeartbeatTimers {
-    pub(crate) fn new(config: Heartbeat) -> Self {
+    pub(crate) fn new(mut config: Heartbeat) -> Self {
+        // A zero interval would make a PING due again at the instant it was sent: off instead.
+        config.interval = config.interval.filter(|ivl| !ivl.is_zero());
         Self { config, next_ping: None, ping_timeout: None, peer_ttl: None }
     }
 

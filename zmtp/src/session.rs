@@ -218,6 +218,11 @@ impl Session {
         self.encoder.pending()
     }
 
+    /// Bytes the output side holds: what waits to be written and the batch buffer's room.
+    pub fn output_footprint(&self) -> usize {
+        self.encoder.footprint()
+    }
+
     /// The next instant at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
