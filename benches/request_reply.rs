@@ -105,7 +105,7 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
 
 // ---- ezarch ----
 
-fn measure_ezarch() -> Vec<Figures> {
+fn measure_ezarch(binary: &str) -> Vec<Figures> {
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "info".into()];
     for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
@@ -113,7 +113,7 @@ fn measure_ezarch() -> Vec<Figures> {
     }
     flags.extend(["--set".to_string(), "POLL_INTERVAL_MS=500".to_string()]);
     let ezarch = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
+        let mut command = Command::new(binary);
         command.args(&flags).args(args);
         interop::Logged::spawn(&mut command)
     };
@@ -294,12 +294,26 @@ fn main() {
         return;
     }
     let runs: usize = std::env::var("EZARCH_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let (mut ez, mut nats) = (Vec::new(), Vec::new());
+    // EZARCH_BENCH_BASELINE: another ezarch build, measured in the same run ("before" figures).
+    // EZARCH_BENCH_SYSTEMS=ezarch skips NATS.
+    let baseline = std::env::var("EZARCH_BENCH_BASELINE").ok();
+    let with_nats = std::env::var("EZARCH_BENCH_SYSTEMS").map_or(true, |s| s.contains("nats"));
+    let mut systems: Vec<(&str, Vec<Vec<Figures>>)> = vec![("ezarch up", Vec::new())];
+    if baseline.is_some() {
+        systems.push(("ezarch up (baseline)", Vec::new()));
+    }
+    if with_nats {
+        systems.push(("NATS", Vec::new()));
+    }
     for run in 0..runs {
-        eprintln!("run {}/{runs}: ezarch", run + 1);
-        ez.push(measure_ezarch());
-        eprintln!("run {}/{runs}: nats", run + 1);
-        nats.push(measure_nats());
+        for (name, results) in systems.iter_mut() {
+            eprintln!("run {}/{runs}: {name}", run + 1);
+            results.push(match *name {
+                "NATS" => measure_nats(),
+                "ezarch up" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch")),
+                _ => measure_ezarch(baseline.as_deref().unwrap_or_default()),
+            });
+        }
     }
     let summarize = |all: &Vec<Vec<Figures>>, i: usize| Figures {
         rps: median(all.iter().map(|r| r[i].rps).collect()),
@@ -310,15 +324,18 @@ fn main() {
     println!("| in flight | system | req/s | p50 µs | p99 µs |");
     println!("|---:|---|---:|---:|---:|");
     for (i, window) in IN_FLIGHT.iter().enumerate() {
-        for (name, all) in [("ezarch up", &ez), ("NATS", &nats)] {
+        for (name, all) in &systems {
             let f = summarize(all, i);
             println!("| {window} | {name} | {:.0} | {:.1} | {:.1} |", f.rps, f.p50_us, f.p99_us);
         }
     }
-    println!("\n| in flight | ezarch / NATS req/s | ezarch p50 / NATS p50 |");
-    println!("|---:|---:|---:|");
+    println!("\n| in flight | other system | ezarch / other req/s | ezarch p50 / other p50 |");
+    println!("|---:|---|---:|---:|");
     for (i, window) in IN_FLIGHT.iter().enumerate() {
-        let (e, n) = (summarize(&ez, i), summarize(&nats, i));
-        println!("| {window} | {:.2}x | {:.2} |", e.rps / n.rps, e.p50_us / n.p50_us);
+        let e = summarize(&systems[0].1, i);
+        for (name, all) in &systems[1..] {
+            let o = summarize(all, i);
+            println!("| {window} | {name} | {:.2}x | {:.2} |", e.rps / o.rps, e.p50_us / o.p50_us);
+        }
     }
 }
