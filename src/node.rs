@@ -53,6 +53,9 @@ pub struct Node {
     /// The pipes this node runs (three for `up`, one for `pipe`, none for `broker`).
     pub forwarders: Vec<Forwarder>,
     pub broker: Option<BrokerNode>,
+    /// The worker pipe's ROUTER when it shares the process with the broker (`ezarch up`): a
+    /// worker's connection closing there tells the broker at once.
+    pub worker_front: Option<SocketId>,
     /// Every endpoint bound, for the startup log.
     pub bound: Vec<String>,
 }
@@ -75,6 +78,7 @@ impl Node {
         let r = &mut node.reactor;
         r.connect_inproc(broker.in_router, in_pipe.1)?;
         r.connect_inproc(broker.worker_router, worker_pipe.1)?;
+        node.worker_front = Some(worker_pipe.0);
         r.connect_inproc(broker.state_dealer, broker_pipe.0)?;
         r.connect_inproc(broker.state_sub, broker_pipe.1)?;
         node.broker = Some(broker);
@@ -99,7 +103,7 @@ impl Node {
             );
         }
         let reactor = Reactor::with_limits(Limits { max_connections: fitting, ..limits })?;
-        Ok(Self { reactor, forwarders: Vec::new(), broker: None, bound: Vec::new() })
+        Ok(Self { reactor, forwarders: Vec::new(), broker: None, worker_front: None, bound: Vec::new() })
     }
 
     /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
@@ -170,8 +174,21 @@ impl Node {
         if let Some(b) = &self.broker {
             let st = b.broker.stats;
             log::info!(
-                "broker stats: requests={} dispatched={} replies={} no_service={} malformed={} tasks_timed_out={} workers_expired={}",
-                st.requests, st.dispatched, st.replies, st.no_service, st.malformed, st.tasks_timed_out, st.workers_expired
+                "broker stats: requests={} dispatched={} replies={} no_service={} busy={} timeouts={} worker_lost={} \
+                 redispatched={} duplicates={} late_replies={} malformed={} workers_expired={} workers_left={}",
+                st.requests,
+                st.dispatched,
+                st.replies,
+                st.no_service,
+                st.busy,
+                st.timeouts,
+                st.worker_lost,
+                st.redispatched,
+                st.duplicates,
+                st.late_replies,
+                st.malformed,
+                st.workers_expired,
+                st.workers_left
             );
         }
         let grace_end = Instant::now() + SHUTDOWN_GRACE;
@@ -199,8 +216,13 @@ impl Node {
     pub fn turn(&mut self) {
         let now = Instant::now();
         while let Some(event) = self.reactor.poll_peer_event() {
-            if let (Some(b), PeerEvent::Connected { socket, identity }) = (&mut self.broker, event) {
-                b.on_attached(socket, identity, now);
+            let Some(b) = &mut self.broker else { continue };
+            match event {
+                PeerEvent::Connected { socket, identity } => b.on_attached(socket, identity, now),
+                PeerEvent::Disconnected { socket, identity, .. } if Some(socket) == self.worker_front => {
+                    b.broker.worker_lost(now, &identity)
+                }
+                PeerEvent::Disconnected { .. } => {}
             }
         }
         for _ in 0..64 {

@@ -230,9 +230,9 @@ fn held_requests_are_bounded_in_bytes_too() {
     for req in ["r1", "r2", "r3"] {
         broker.handle_client(now, request("c1", req, "later", &[&body]));
     }
-    // Two 4 KB requests are held; the third would pass 10,000 bytes: NO_SERVICE at once.
+    // Two 4 KB requests are held; the third would pass 10,000 bytes: BUSY at once.
     let answered = to_clients(&outputs(&mut broker));
-    assert_eq!(answered, vec![frames(&["inpipe", "c1", "", "r3", "EZ_ERR", "NO_SERVICE"])]);
+    assert_eq!(answered, vec![frames(&["inpipe", "c1", "", "r3", "EZ_ERR", "BUSY"])]);
     broker.handle_worker(now, heartbeat("w1", "later"));
     assert_eq!(to_workers(&outputs(&mut broker)).len(), 2, "the held two go to the worker");
 }
@@ -249,4 +249,143 @@ fn the_registry_holds_at_most_max_workers() {
     // Known workers keep heartbeating.
     broker.handle_worker(now, heartbeat("w0", "svc"));
     assert_eq!(broker.stats.workers_refused, 1);
+}
+
+fn ez_err(client: &str, req: &str, reason: &str) -> Vec<Bytes> {
+    frames(&["inpipe", client, "", req, "EZ_ERR", reason])
+}
+
+#[test]
+fn a_retried_request_id_is_taken_once_and_answered_once() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &["/echo"]));
+    broker.handle_client(now + Duration::from_secs(5), request("c", "r1", "svc", &["/echo"]));
+    assert_eq!(to_workers(&outputs(&mut broker)).len(), 1, "the retry is not dispatched again");
+    assert_eq!(broker.stats.duplicates, 1);
+    broker.handle_worker(now, reply("w1", "c", "r1", &["OK"]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK"])]);
+    assert_eq!(broker.requests().in_flight(), 0);
+}
+
+#[test]
+fn no_reply_within_the_task_timeout_is_answered_timeout_and_a_late_reply_is_dropped() {
+    let now = Instant::now();
+    let config = BrokerConfig { task_timeout: Duration::from_secs(2), ..BrokerConfig::default() };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    outputs(&mut broker);
+    assert_eq!(broker.poll_timeout().map(|t| t <= now + Duration::from_secs(2)), Some(true));
+    broker.handle_timeout(now + Duration::from_millis(1999));
+    assert!(to_clients(&outputs(&mut broker)).is_empty());
+    broker.handle_timeout(now + Duration::from_secs(2));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r1", "TIMEOUT")]);
+    broker.handle_worker(now + Duration::from_secs(3), reply("w1", "c", "r1", &["OK"]));
+    assert!(to_clients(&outputs(&mut broker)).is_empty(), "one answer only");
+    assert_eq!((broker.stats.timeouts, broker.stats.late_replies), (1, 1));
+}
+
+#[test]
+fn a_lost_workers_requests_go_to_another_worker_once_then_worker_lost() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    for w in ["w1", "w2", "w3"] {
+        broker.handle_worker(now, heartbeat(w, "svc"));
+    }
+    broker.handle_client(now, request("c", "r1", "svc", &["/echo", "x"]));
+    let first = to_workers(&outputs(&mut broker))[0][1].clone();
+    broker.worker_lost(now, &first);
+    let again = to_workers(&outputs(&mut broker));
+    assert_eq!(again.len(), 1, "redispatched at once");
+    assert_ne!(again[0][1], first);
+    assert_eq!(&again[0][3..], &frames(&["c", "r1", "/echo", "x"])[..], "same request id and body");
+    assert_eq!(broker.stats.redispatched, 1);
+    broker.worker_lost(now, &again[0][1]);
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r1", "WORKER_LOST")]);
+    assert_eq!(broker.stats.worker_lost, 1);
+    assert_eq!(broker.registry().live_workers(b"svc", now), 1);
+}
+
+#[test]
+fn after_a_redispatch_the_first_reply_is_the_answer_and_the_second_is_dropped() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_worker(now, heartbeat("w2", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    let first = to_workers(&outputs(&mut broker))[0][1].clone();
+    broker.worker_lost(now, &first); // seen as lost, yet it still answers later
+    let second = to_workers(&outputs(&mut broker))[0][1].clone();
+    broker.handle_worker(now, reply(std::str::from_utf8(&second).unwrap(), "c", "r1", &["OK", "2"]));
+    broker.handle_worker(now, reply(std::str::from_utf8(&first).unwrap(), "c", "r1", &["OK", "1"]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "2"])]);
+    assert_eq!(broker.stats.late_replies, 1);
+}
+
+#[test]
+fn a_lost_workers_request_with_no_other_worker_waits_then_no_service() {
+    let now = Instant::now();
+    let config = BrokerConfig {
+        no_service_wait: Duration::from_millis(500),
+        startup_grace: Duration::ZERO,
+        ..BrokerConfig::default()
+    };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    outputs(&mut broker);
+    broker.worker_lost(now, b"w1");
+    assert!(to_clients(&outputs(&mut broker)).is_empty(), "held for a worker first");
+    // A worker that joins within NO_SERVICE_MS takes it...
+    broker.handle_worker(now + Duration::from_millis(100), heartbeat("w2", "svc"));
+    assert_eq!(to_workers(&outputs(&mut broker)).len(), 1);
+    // ...and with none, the answer is NO_SERVICE (r1, lost a second time, is WORKER_LOST).
+    broker.handle_client(now, request("c", "r2", "svc", &[]));
+    outputs(&mut broker);
+    broker.worker_lost(now, b"w2");
+    broker.handle_timeout(now + Duration::from_millis(500));
+    let answers = to_clients(&outputs(&mut broker));
+    assert_eq!(answers, vec![ez_err("c", "r1", "WORKER_LOST"), ez_err("c", "r2", "NO_SERVICE")]);
+}
+
+#[test]
+fn a_full_per_service_queue_answers_busy_at_once() {
+    let now = Instant::now();
+    let config = BrokerConfig { max_waiting_per_service: 2, ..BrokerConfig::default() };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    for req in ["r1", "r2", "r3"] {
+        broker.handle_client(now, request("c", req, "svc", &[]));
+    }
+    broker.handle_client(now, request("c", "r4", "other", &[]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r3", "BUSY")]);
+    assert_eq!(broker.requests().waiting(b"svc"), (3, broker.requests().waiting(b"svc").1, 2));
+}
+
+#[test]
+fn workers_that_stop_heartbeating_have_their_requests_sent_again() {
+    // A broker in another process than the worker pipe learns of a dead worker by expiry only.
+    let now = Instant::now();
+    let config = BrokerConfig { worker_lifetime: Duration::from_secs(2), ..BrokerConfig::default() };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    broker.handle_worker(now, heartbeat("dead", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    outputs(&mut broker);
+    broker.handle_worker(now + Duration::from_secs(1), heartbeat("alive", "svc"));
+    let later = now + Duration::from_secs(2);
+    broker.handle_worker(later, heartbeat("alive", "svc"));
+    outputs(&mut broker);
+    broker.handle_timeout(later);
+    let again = to_workers(&outputs(&mut broker));
+    assert_eq!(again.len(), 1);
+    assert_eq!((&again[0][1], &again[0][4]), (&b("alive"), &b("r1")));
 }

@@ -9,17 +9,23 @@
 //! - our own dispatches count at once; our own ENGAGED/UNENGAGED echoes are not counted twice;
 //!   no stray reply drives a count below zero;
 //! - replies are routed by the in pipe's identity known from its connection, not learned from the
-//!   first request, so a fresh broker routes replies from its first second.
+//!   first request, so a fresh broker routes replies from its first second;
+//! - every request taken gets exactly one answer (`requests`): the worker's reply, or
+//!   `EZ_ERR` with NO_SERVICE (no worker in time), BUSY (too many waiting), TIMEOUT (no reply in
+//!   `task_timeout`) or WORKER_LOST (its worker went away more than `max_redispatches` times; before
+//!   that it is sent again, with the same request id, to another worker). A request id already
+//!   taken is not taken twice, and a late or second reply is dropped.
 
 mod registry;
+mod requests;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hashbrown::HashMap;
 
 pub use self::registry::{Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
+pub use self::requests::{RequestKey, Requests, RECENT_ANSWERS};
 use crate::socket::{message_cost, Message};
 use crate::time::after;
 
@@ -34,6 +40,9 @@ pub mod wire {
     pub const STATE_UNENGAGED: &[u8] = b"\x03";
     pub const EZ_ERR: &[u8] = b"EZ_ERR";
     pub const NO_SERVICE: &[u8] = b"NO_SERVICE";
+    pub const BUSY: &[u8] = b"BUSY";
+    pub const TIMEOUT: &[u8] = b"TIMEOUT";
+    pub const WORKER_LOST: &[u8] = b"WORKER_LOST";
 }
 
 #[derive(Debug, Clone)]
@@ -43,16 +52,20 @@ pub struct BrokerConfig {
     pub identity: Bytes,
     /// A worker with no heartbeat for this long is dropped (WORKER_LIFETIME_S).
     pub worker_lifetime: Duration,
-    /// An engaged task with no reply for this long is released.
+    /// A dispatched request with no reply for this long is answered `EZ_ERR TIMEOUT`.
     pub task_timeout: Duration,
     /// How long a request for a service with no live worker waits before NO_SERVICE.
     pub no_service_wait: Duration,
     /// After start, requests wait at least this long for workers to heartbeat to us.
     pub startup_grace: Duration,
-    /// Requests held waiting for a worker, across services; beyond it NO_SERVICE at once.
+    /// Requests held waiting for a worker, across services; beyond it `EZ_ERR BUSY` at once.
     pub max_waiting: usize,
     /// Bytes those requests may hold together (by `socket::message_cost`); beyond it the same.
     pub max_waiting_bytes: usize,
+    /// Requests held waiting for a worker of one service; beyond it the same.
+    pub max_waiting_per_service: usize,
+    /// Times a request is sent again after its worker went away; past it `EZ_ERR WORKER_LOST`.
+    pub max_redispatches: u32,
 }
 
 impl Default for BrokerConfig {
@@ -65,6 +78,8 @@ impl Default for BrokerConfig {
             startup_grace: Duration::from_millis(3500),
             max_waiting: 10_000,
             max_waiting_bytes: 64 << 20,
+            max_waiting_per_service: 1_000,
+            max_redispatches: 1,
         }
     }
 }
@@ -92,16 +107,20 @@ pub struct BrokerStats {
     pub workers_expired: u64,
     /// Heartbeats of new workers ignored because the registry was full.
     pub workers_refused: u64,
-}
-
-/// A request waiting for a worker of its service.
-#[derive(Debug)]
-struct Waiting {
-    deadline: Instant,
-    /// What `request` costs, by `socket::message_cost`.
-    cost: usize,
-    /// `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, as received (compacted).
-    request: Message,
+    /// Requests answered `EZ_ERR BUSY`: too many were waiting for a worker.
+    pub busy: u64,
+    /// Requests answered `EZ_ERR TIMEOUT`.
+    pub timeouts: u64,
+    /// Requests answered `EZ_ERR WORKER_LOST`.
+    pub worker_lost: u64,
+    /// Requests sent again after their worker went away.
+    pub redispatched: u64,
+    /// Requests not taken because the same (client, request id) was already taken.
+    pub duplicates: u64,
+    /// Replies dropped because their request had been answered already.
+    pub late_replies: u64,
+    /// Workers forgotten at once because their connection closed.
+    pub workers_left: u64,
 }
 
 #[derive(Debug)]
@@ -112,10 +131,7 @@ pub struct Broker {
     /// The in pipe's identity on our in-ROUTER, and the worker pipe's on our worker-ROUTER.
     in_pipe: Option<Bytes>,
     worker_pipe: Option<Bytes>,
-    waiting: HashMap<Bytes, VecDeque<Waiting>>,
-    waiting_count: usize,
-    /// What the held requests cost, by `socket::message_cost`.
-    waiting_bytes: usize,
+    requests: Requests,
     outputs: VecDeque<Output>,
     pub stats: BrokerStats,
 }
@@ -128,9 +144,7 @@ impl Broker {
             started: now,
             in_pipe: None,
             worker_pipe: None,
-            waiting: HashMap::new(),
-            waiting_count: 0,
-            waiting_bytes: 0,
+            requests: Requests::default(),
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
         }
@@ -151,6 +165,11 @@ impl Broker {
         &self.registry
     }
 
+    /// The requests taken and not answered yet.
+    pub fn requests(&self) -> &Requests {
+        &self.requests
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
@@ -158,14 +177,20 @@ impl Broker {
     /// `[IN_PIPE_ID, CLIENT_ID, "", 0x02, REQ_ID, SERVICE, BODY...]` from the in-ROUTER.
     pub fn handle_client(&mut self, now: Instant, message: Message) {
         let valid = message.len() >= 6 && message[2].is_empty() && message[3] == wire::CLIENT;
-        if !valid {
+        let key = valid.then(|| RequestKey::new(&message[1], &message[4])).flatten();
+        let Some(key) = key else {
             return self.malformed("client request", &message);
-        }
+        };
         self.stats.requests += 1;
         if self.in_pipe.is_none() {
             self.in_pipe = Some(message[0].clone());
         }
-        self.route_request(now, message);
+        if self.requests.contains(&key) {
+            // A retry of a request still waiting or in flight: its one answer is on its way.
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.route_request(now, key, message, 0);
     }
 
     /// From the worker-ROUTER: a heartbeat `[PIPE, WORKER, "", 0x01, 0x01, SERVICE]` or a reply
@@ -195,6 +220,18 @@ impl Broker {
                 self.registry.release(&worker);
                 self.outputs
                     .push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_UNENGAGED), worker]));
+                if let Some(key) = RequestKey::new(&message[5], &message[7]) {
+                    match self.requests.finish(&key) {
+                        // Ours: answered now. Sent more than once, a second reply may follow.
+                        Some(tracked) if tracked.attempts > 1 => self.requests.remember_answered(key),
+                        Some(_) => {}
+                        None if self.requests.was_answered(&key) => {
+                            self.stats.late_replies += 1;
+                            return;
+                        }
+                        None => {} // another broker's request: routed all the same
+                    }
+                }
                 let Some(in_pipe) = self.in_pipe.clone() else {
                     return self.malformed("reply before the in pipe is known", &message);
                 };
@@ -234,14 +271,29 @@ impl Broker {
         }
     }
 
-    /// When `handle_timeout` must next run: the earliest held request's deadline or worker or
-    /// task expiry. `None` when nothing is pending; the node sleeps until then.
+    /// When `handle_timeout` must next run: the earliest held request's deadline, an in-flight
+    /// request's timeout, or a worker's or task's expiry. `None` when nothing is pending; the node
+    /// sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let held = self.waiting.values().filter_map(|q| q.front().map(|w| w.deadline)).min();
-        [held, self.registry.next_expiry()].into_iter().flatten().min()
+        let requests = self.requests.next_deadline(self.config.task_timeout);
+        [requests, self.registry.next_expiry()].into_iter().flatten().min()
     }
 
-    /// Expires workers and tasks, and answers NO_SERVICE for requests that waited long enough.
+    /// A worker's connection closed (the node sees it when the worker pipe shares its process):
+    /// it is forgotten at once and what it had in flight is sent again or answered.
+    pub fn worker_lost(&mut self, now: Instant, worker: &[u8]) {
+        let Some(service) = self.registry.remove(worker) else { return };
+        self.stats.workers_left += 1;
+        log::info!(
+            "worker {} left service {}: its connection closed",
+            printable(worker),
+            printable(&service)
+        );
+        self.redispatch_from(now, worker);
+    }
+
+    /// Expires workers and tasks; answers NO_SERVICE for requests that waited long enough and
+    /// TIMEOUT for those in flight too long; sends again what expired workers had in flight.
     pub fn handle_timeout(&mut self, now: Instant) {
         let (workers, tasks) = self.registry.expire(now);
         for (worker, service) in &workers {
@@ -254,44 +306,56 @@ impl Broker {
         }
         self.stats.workers_expired += workers.len() as u64;
         self.stats.tasks_timed_out += tasks;
-        let mut expired = Vec::new();
-        for queue in self.waiting.values_mut() {
-            while queue.front().is_some_and(|w| w.deadline <= now) {
-                expired.extend(queue.pop_front());
-            }
+        for (worker, _) in &workers {
+            self.redispatch_from(now, worker);
         }
-        self.waiting.retain(|_, q| !q.is_empty());
-        for held in expired {
-            self.unhold(&held);
-            self.answer_no_service(held.request);
+        let (waited, timed_out) = self.requests.expire(now, self.config.task_timeout);
+        for tracked in waited {
+            self.stats.no_service += 1;
+            self.answer(&tracked.request, wire::NO_SERVICE);
+        }
+        for (key, tracked) in timed_out {
+            self.stats.timeouts += 1;
+            self.answer(&tracked.request, wire::TIMEOUT);
+            self.requests.remember_answered(key);
         }
     }
 
-    /// `request` is `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, already checked.
-    fn route_request(&mut self, now: Instant, request: Message) {
+    /// Sends again, or answers WORKER_LOST, what `worker` had in flight.
+    fn redispatch_from(&mut self, now: Instant, worker: &[u8]) {
+        for (key, tracked) in self.requests.take_worker(worker) {
+            if tracked.attempts <= self.config.max_redispatches {
+                self.route_request(now, key, tracked.request, tracked.attempts);
+            } else {
+                self.stats.worker_lost += 1;
+                self.answer(&tracked.request, wire::WORKER_LOST);
+                self.requests.remember_answered(key);
+            }
+        }
+    }
+
+    /// `request` is `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, already checked,
+    /// dispatched `attempts` times so far: to a live worker now, or held for one.
+    fn route_request(&mut self, now: Instant, key: RequestKey, request: Message, attempts: u32) {
         let service = request[5].clone();
         if let Some(worker) = self.ready_worker(&service, now) {
-            return self.dispatch(now, worker, request);
+            return self.dispatch(now, key, worker, request, attempts + 1);
         }
-        let mut request = request;
-        crate::socket::compact(&mut request); // it waits: it must not pin a read buffer
-        let cost = message_cost(&request);
-        let full = self.waiting_count >= self.config.max_waiting
-            || self.waiting_bytes + cost > self.config.max_waiting_bytes;
+        let (count, bytes, here) = self.requests.waiting(&service);
+        let full = count >= self.config.max_waiting
+            || bytes + message_cost(&request) > self.config.max_waiting_bytes
+            || here >= self.config.max_waiting_per_service;
         if full {
-            return self.answer_no_service(request);
+            self.stats.busy += 1;
+            self.answer(&request, wire::BUSY);
+            if attempts > 0 {
+                self.requests.remember_answered(key);
+            }
+            return;
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
-        self.waiting_count += 1;
-        self.waiting_bytes += cost;
-        self.waiting.entry(service).or_default().push_back(Waiting { deadline, cost, request });
-    }
-
-    /// A held request leaves the waiting list.
-    fn unhold(&mut self, held: &Waiting) {
-        self.waiting_count -= 1;
-        self.waiting_bytes -= held.cost;
+        self.requests.wait(key, &service, request, attempts, deadline);
     }
 
     fn ready_worker(&mut self, service: &[u8], now: Instant) -> Option<Bytes> {
@@ -299,12 +363,24 @@ impl Broker {
         self.registry.pick(service, now)
     }
 
-    /// Rewrites the request in place into `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
-    /// (no copy, no new `Vec`); counted at once, then broadcast.
-    fn dispatch(&mut self, now: Instant, worker: Bytes, mut request: Message) {
+    /// Sends the request to `worker` as `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
+    /// (rewritten in place; the books keep a copy of the frame list for a redispatch); counted
+    /// at once, then broadcast.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        key: RequestKey,
+        worker: Bytes,
+        mut request: Message,
+        attempts: u32,
+    ) {
         let Some(pipe) = self.worker_pipe.clone() else { return };
         self.registry.engage(&worker, now);
         self.stats.dispatched += 1;
+        if attempts > 1 {
+            self.stats.redispatched += 1;
+        }
+        self.requests.dispatched(key, request.clone(), attempts, worker.clone(), now);
         // [IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]
         request.swap(3, 1); // [IN_PIPE, 0x02, "", CLIENT, REQ_ID, SERVICE, BODY...]
         request.remove(5); //  [IN_PIPE, 0x02, "", CLIENT, REQ_ID, BODY...]
@@ -317,41 +393,32 @@ impl Broker {
     /// Sends held requests whose service now has a live worker: those of `only` (a heartbeat's
     /// service), or of every service (the worker pipe attached).
     fn retry_waiting(&mut self, now: Instant, only: Option<&[u8]>) {
-        if self.waiting_count == 0 {
-            return;
-        }
-        let services: Vec<Bytes> = match only {
-            Some(service) => {
-                self.waiting.get_key_value(service).map(|(k, _)| k.clone()).into_iter().collect()
-            }
-            None => self.waiting.keys().cloned().collect(),
+        let services = match only {
+            Some(service) if self.requests.waiting(service).2 > 0 => vec![Bytes::copy_from_slice(service)],
+            Some(_) => return,
+            None => self.requests.waiting_services(),
         };
         for service in services {
-            while let Some(worker) = self.ready_worker(&service, now) {
-                let Some(held) = self.waiting.get_mut(&service).and_then(|q| q.pop_front()) else { break };
-                self.unhold(&held);
-                self.dispatch(now, worker, held.request);
-            }
-            if self.waiting.get(&service).is_some_and(|q| q.is_empty()) {
-                self.waiting.remove(&service);
+            while self.requests.waiting(&service).2 > 0 {
+                let Some(worker) = self.ready_worker(&service, now) else { break };
+                let Some((key, held)) = self.requests.next_waiting(&service) else { break };
+                self.dispatch(now, key, worker, held.request, held.attempts + 1);
             }
         }
     }
 
-    /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", "NO_SERVICE"]`
-    fn answer_no_service(&mut self, request: Message) {
-        self.stats.no_service += 1;
+    /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]` for `request`.
+    fn answer(&mut self, request: &Message, reason: &'static [u8]) {
         let Some(in_pipe) = self.in_pipe.clone() else { return };
         let (client, req_id) = (request[1].clone(), request[4].clone());
         let err = Bytes::from_static(wire::EZ_ERR);
-        let no_service = Bytes::from_static(wire::NO_SERVICE);
         self.outputs.push_back(Output::ToClient(vec![
             in_pipe,
             client,
             Bytes::new(),
             req_id,
             err,
-            no_service,
+            Bytes::from_static(reason),
         ]));
     }
 

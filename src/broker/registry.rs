@@ -115,6 +115,13 @@ impl Registry {
         change
     }
 
+    /// Forgets `worker` at once (its connection closed); returns its service if it was known.
+    pub fn remove(&mut self, worker: &[u8]) -> Option<Bytes> {
+        let (id, known) = self.workers.remove_entry(worker)?;
+        self.unlist(&known.service, &id);
+        Some(known.service)
+    }
+
     /// One more task for `worker` (unknown workers are ignored).
     pub fn engage(&mut self, worker: &[u8], now: Instant) {
         if let Some(w) = self.workers.get_mut(worker) {

@@ -125,6 +125,75 @@ def no_service(endpoint, service, max_ms="5000"):
     os._exit(0)
 
 
+def inflight(endpoint, service, count="40", window="20", max_ms="5000"):
+    """Keeps `window` requests in flight until `count` were answered, one attempt each (no
+    retry): every request must get an answer, and none later than `max_ms`. Prints READY once
+    the first window is out, then OK with the count and the slowest answer."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    total, window, limit = int(count), int(window), float(max_ms) / 1000
+    sent, pending, slowest, answers = 0, {}, 0.0, {}
+    deadline = time.time() + 60
+    while (sent < total or pending) and time.time() < deadline:
+        while sent < total and len(pending) < window:
+            req_id = b"inflight-%d" % sent
+            pending[req_id] = time.time()
+            s.send_multipart([b"", CLIENT, req_id, service.encode(), b"/echo", b"x"])
+            sent += 1
+            if sent == window:
+                print("READY")
+                sys.stdout.flush()
+        if s.poll(100):
+            msg = s.recv_multipart()
+            started = pending.pop(msg[1], None)
+            assert started is not None, "an answer for %r that was not pending (a second answer?)" % msg[1]
+            slowest = max(slowest, time.time() - started)
+            answers[tuple(msg[2:4])] = answers.get(tuple(msg[2:4]), 0) + 1
+        for req_id, started in pending.items():
+            assert time.time() - started < limit, "%r unanswered after %.1f s" % (req_id, limit)
+    assert not pending and sent == total, "%d unanswered" % (len(pending) + total - sent)
+    print("OK inflight %d slowest %.0f ms answers %r" % (total, slowest * 1000, answers))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def expect_err(endpoint, service, reason, max_ms="5000"):
+    """One request, one attempt: the answer must be EZ_ERR REASON, within max_ms."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    start = time.time()
+    got = call(s, service.encode(), [b"/echo", b"x"], timeout_ms=int(max_ms), attempts=1)
+    elapsed = (time.time() - start) * 1000
+    assert got == [b"EZ_ERR", reason.encode()], got
+    print("OK expect_err %.0f ms" % elapsed)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def retry_once(endpoint, service, retry_after_ms="1000"):
+    """Sends a request, sends it again with the same id after `retry_after_ms` (the original
+    client's retry), and expects exactly one answer."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 1000)
+    s.connect(endpoint)
+    req_id = str(uuid.uuid4()).encode()
+    request = [b"", CLIENT, req_id, service.encode(), b"/echo", b"once"]
+    s.send_multipart(request)
+    assert not s.poll(int(retry_after_ms)), "answered before the retry: make the worker slower"
+    s.send_multipart(request)
+    assert s.poll(10000), "no answer"
+    msg = s.recv_multipart()
+    assert msg == [b"", req_id, b"OK", b"once"], msg
+    print("OK retry_once")
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def no_service_rate(endpoint, service, rate="30", seconds="3"):
     """Sends `rate` requests a second for `seconds` to a service nobody serves; every one must
     be answered EZ_ERR NO_SERVICE. Prints how many were answered."""

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod node;
+
 use ezarch::reactor::{Reactor, SocketId};
 use ezarch::socket::{SocketOptions, SocketType};
 

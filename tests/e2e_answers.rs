@@ -1,0 +1,52 @@
+//! Every request gets exactly one answer, end to end: `ezarch up` with real pyzmq workers and
+//! clients (tests/interop/ez.py) while workers die, hang, or clients retry.
+
+mod interop;
+
+use std::time::Duration;
+
+use interop::node::{served, Settings, LOG_WAIT};
+use interop::wait;
+
+#[test]
+fn a_worker_killed_with_requests_in_flight_loses_none_of_them() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let mut doomed = s.worker("svc", "200", "60");
+    let mut survivor = s.worker("svc", "200", "20");
+    node.wait_log("joined service svc", 2, LOG_WAIT);
+    // 20 in flight, one attempt each: no client retry hides a loss.
+    let mut client = s.py("inflight", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "60", "20", "5000"]);
+    client.wait_line("READY", Duration::from_secs(20));
+    doomed.kill(); // SIGKILL, with about half of the window queued at it
+    node.wait_log("left service svc", 1, LOG_WAIT);
+    wait(&mut [&mut client, &mut survivor], Duration::from_secs(60));
+    let line = client.ok_line();
+    assert!(line.contains("(b'OK', b'x'): 60"), "every answer is the worker's: {line}");
+    assert!(served(&survivor) >= 30, "the survivor took the lost requests: {}", served(&survivor));
+}
+
+#[test]
+fn a_hung_workers_request_is_answered_timeout_at_the_deadline() {
+    let s = Settings::new(&["TASK_TIMEOUT_MS=1000"]);
+    let node = s.start(&["up"]);
+    let _hung = s.worker("svc", "20000", "30");
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let mut client = s.py("expect_err", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "TIMEOUT", "5000"]);
+    wait(&mut [&mut client], Duration::from_secs(20));
+    let line = client.ok_line();
+    let ms: f64 = line.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!((900.0..2500.0).contains(&ms), "{line}");
+}
+
+#[test]
+fn a_retried_request_id_runs_once() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let mut worker = s.worker("svc", "2500", "8");
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let mut client = s.py("retry_once", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "1000"]);
+    wait(&mut [&mut client, &mut worker], Duration::from_secs(30));
+    client.ok_line();
+    assert_eq!(served(&worker), 1, "the retry was not executed again");
+}

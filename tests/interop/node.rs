@@ -1,0 +1,86 @@
+//! Helpers for tests that run `ezarch` processes: free ports and fast timers shared by every
+//! process of a test, starting `up`, `broker` and pyzmq peers, and reading /proc.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use ezarch::config::PORT_SETTINGS;
+
+use super::{spawn_script, wait_listening, Logged, Peer};
+
+/// How long a test waits for a node to log what it expects.
+pub const LOG_WAIT: Duration = Duration::from_secs(20);
+
+/// Settings shared by every process of one test: free ports and fast timers.
+pub struct Settings {
+    flags: Vec<String>,
+    ports: Vec<u16>,
+}
+
+impl Settings {
+    pub fn new(extra: &[&str]) -> Self {
+        let listeners: Vec<TcpListener> = (0..6).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let mut flags = vec!["--env".to_string(), "/dev/null".to_string()];
+        for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
+            flags.extend(["--set".to_string(), format!("{name}={port}")]);
+        }
+        // NO_SERVICE_MS is long so a request that races a worker's first heartbeat is held, not
+        // refused, on a loaded machine; the NO_SERVICE tests set their own.
+        for setting in ["POLL_INTERVAL_MS=500", "WORKER_LIFETIME_S=2", "NO_SERVICE_MS=3000", "LOG_LEVEL=info"]
+            .iter()
+            .chain(extra)
+        {
+            flags.extend(["--set".to_string(), setting.to_string()]);
+        }
+        Self { flags, ports }
+    }
+
+    pub fn endpoint(&self, name: &str) -> String {
+        let i = PORT_SETTINGS.iter().position(|p| *p == name).unwrap();
+        format!("tcp://127.0.0.1:{}", self.ports[i])
+    }
+
+    pub fn ezarch(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
+        command.args(&self.flags).args(args);
+        command
+    }
+
+    /// Starts `ezarch ARGS` in the background; for `up`, waits until the in pipe accepts.
+    pub fn start(&self, args: &[&str]) -> Logged {
+        let process = Logged::spawn(&mut self.ezarch(args));
+        if args == ["up"] {
+            wait_listening(&self.endpoint("IN_PIPE_PORT_A"), Duration::from_secs(10));
+        }
+        process
+    }
+
+    pub fn py(&self, role: &str, args: &[&str]) -> Peer {
+        let mut all = vec![role];
+        all.extend_from_slice(args);
+        spawn_script("ez.py", &all)
+    }
+
+    /// Starts a pyzmq worker for `service` that serves for `seconds`.
+    pub fn worker(&self, service: &str, delay_ms: &str, seconds: &str) -> Peer {
+        self.py("worker", &[&self.endpoint("WORKER_PIPE_PORT_A"), service, "500", delay_ms, seconds])
+    }
+}
+
+pub fn served(peer: &Peer) -> usize {
+    peer.ok_line().rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Seconds of CPU (user + system) a process has used, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3, state.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / per_second
+}
