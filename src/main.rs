@@ -50,6 +50,9 @@ enum Command {
         /// Endpoint the DEALER or PUB binds, e.g. tcp://127.0.0.1:9001.
         #[arg(long)]
         back: String,
+        /// A worker pipe: each worker reply goes to the broker that dispatched its request.
+        #[arg(long)]
+        reply_affinity: bool,
     },
     /// A broker that attaches to the three pipes by address (*_HOST and the ports).
     Broker,
@@ -143,12 +146,12 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
             log::info!("ezarch broker: {}", config.summary());
             node.run(stop)?;
         }
-        Command::Pipe { mode, front, back } => {
+        Command::Pipe { mode, front, back, reply_affinity } => {
             let mode = match mode {
                 Mode::RouterDealer => PipeMode::RouterDealer,
                 Mode::RouterPub => PipeMode::RouterPub,
             };
-            let mut node = Node::pipe(mode, &front, &back, ezarch::node::limits(config))?;
+            let mut node = Node::pipe(mode, &front, &back, ezarch::node::limits(config), reply_affinity)?;
             log::info!("ezarch pipe: bound {}", node.bound.join(" "));
             node.run(stop)?;
         }

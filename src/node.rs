@@ -78,18 +78,36 @@ impl Node {
         let r = &mut node.reactor;
         r.connect_inproc(broker.in_router, in_pipe.1)?;
         r.connect_inproc(broker.worker_router, worker_pipe.1)?;
-        node.worker_front = Some(worker_pipe.0);
         r.connect_inproc(broker.state_dealer, broker_pipe.0)?;
         r.connect_inproc(broker.state_sub, broker_pipe.1)?;
         node.broker = Some(broker);
+        node.worker_front = Some(worker_pipe.0);
+        node.set_reply_affinity(worker_pipe.0);
         Ok(node)
     }
 
     /// `ezarch pipe`: one forwarder, its ROUTER bound at `front`, its DEALER or PUB at `back`.
-    pub fn pipe(mode: PipeMode, front: &str, back: &str, limits: Limits) -> Result<Self, Error> {
+    /// With `reply_affinity` (a worker pipe), replies go to the broker that dispatched them.
+    pub fn pipe(
+        mode: PipeMode,
+        front: &str,
+        back: &str,
+        limits: Limits,
+        reply_affinity: bool,
+    ) -> Result<Self, Error> {
         let mut node = Self::empty(limits)?;
-        node.add_pipe(mode, ("front", front), ("back", back))?;
+        let (front, _) = node.add_pipe(mode, ("front", front), ("back", back))?;
+        if reply_affinity {
+            node.set_reply_affinity(front);
+        }
         Ok(node)
+    }
+
+    /// The pipe whose ROUTER is `front` sends each reply to the broker that dispatched it.
+    fn set_reply_affinity(&mut self, front: SocketId) {
+        if let Some(forwarder) = self.forwarders.iter_mut().find(|f| f.front == front) {
+            forwarder.set_reply_affinity();
+        }
     }
 
     /// A node with no sockets yet, on a reactor with `limits` (the connection limit lowered to

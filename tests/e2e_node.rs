@@ -78,14 +78,16 @@ fn a_killed_worker_gets_no_new_work() {
 }
 
 #[test]
-fn two_brokers_share_worker_state_and_route_each_others_replies() {
-    let s = Settings::new(&[]);
+fn two_brokers_share_worker_state_and_each_gets_the_replies_to_its_dispatches() {
+    let s = Settings::new(&["TASK_TIMEOUT_MS=2000"]);
     let node = s.start(&["up"]);
     let second = s.start(&["broker"]);
     second.wait_log("broker attached to", 4, LOG_WAIT);
-    let mut worker = s.worker("svc", "0", "8");
+    let mut worker = s.worker("svc", "50", "12");
     node.wait_log("joined service svc", 1, LOG_WAIT);
     second.wait_log("joined service svc", 1, LOG_WAIT);
+    // 60 requests at 50 ms each: longer than TASK_TIMEOUT_MS, so a reply routed to the broker
+    // that did not dispatch it would have its request answered TIMEOUT by the other.
     let mut client = s.py("client", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "60", "1"]);
     wait(&mut [&mut client, &mut worker], Duration::from_secs(30));
     client.ok_line();
@@ -94,9 +96,12 @@ fn two_brokers_share_worker_state_and_route_each_others_replies() {
     let (_, first_log) = node.stop();
     for log in [&first_log, &second_log] {
         let line = log.lines().find(|l| l.contains("broker stats:")).unwrap_or_else(|| panic!("{log}"));
-        // Each broker took client requests and routed worker replies (both pipes round-robin).
-        let stat = |name: &str| line.split(' ').find_map(|f| f.strip_prefix(name)).unwrap_or("0").to_string();
-        assert!(stat("requests=") != "0" && stat("replies=") != "0", "{line}");
+        // Each broker took client requests (the in pipe round-robins) and got the replies to
+        // exactly its own dispatches (the worker pipe sends each reply to its dispatcher).
+        let stat = |name: &str| line.split(' ').find_map(|f| f.strip_prefix(name)).unwrap_or("-").to_string();
+        assert_ne!(stat("requests="), "0", "{line}");
+        assert_eq!(stat("replies="), stat("dispatched="), "{line}");
+        assert_eq!((stat("timeouts="), stat("late_replies=")), ("0".into(), "0".into()), "{line}");
     }
 }
 

@@ -314,6 +314,11 @@ impl Reactor {
 
     /// The next received message, fair-queued across peers.
     pub fn recv(&mut self, id: SocketId) -> Option<Message> {
+        self.recv_from(id).map(|(_, message)| message)
+    }
+
+    /// The next received message and the peer it came from (a key valid while that peer stays).
+    pub fn recv_from(&mut self, id: SocketId) -> Option<(PipeKey, Message)> {
         let entry = self.sockets.get_mut(id.0)?;
         let (pipe, message, resumed) = entry.socket.recv()?;
         if resumed {
@@ -327,7 +332,15 @@ impl Reactor {
                 _ => {}
             }
         }
-        Some(message)
+        Some((pipe, message))
+    }
+
+    /// DEALER: queues a message for one peer (a key from `recv_from`), not round-robin.
+    pub fn send_to(&mut self, id: SocketId, peer: PipeKey, message: Message) -> Result<(), SendError> {
+        match self.sockets.get_mut(id.0) {
+            Some(entry) => entry.socket.send_to(peer, message),
+            None => Err(SendError::NotSupported(message)),
+        }
     }
 
     /// SUB: subscribes to messages whose first frame starts with `topic` ("" for all).

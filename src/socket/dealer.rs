@@ -69,6 +69,15 @@ impl Dealer {
         self.order.retain(|&k| k != key);
     }
 
+    /// Queues `message` for the peer of `key`: `Unroutable` when that peer is gone, `WouldBlock`
+    /// when its queue is full.
+    pub fn send_to(&mut self, key: PipeKey, message: Message) -> Result<(), SendError> {
+        if self.pipes.get(key).is_none() {
+            return Err(SendError::Unroutable(message));
+        }
+        self.pipes.push_outbound(key, message).map_err(SendError::WouldBlock)
+    }
+
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.order.is_empty() {
             if self.pipes.send_queue_full(&self.waiting) {

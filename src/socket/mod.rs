@@ -242,6 +242,14 @@ impl Socket {
         next
     }
 
+    /// DEALER: queues `message` for the peer of `key` only; other types do not support it.
+    pub fn send_to(&mut self, key: PipeKey, message: Message) -> Result<(), SendError> {
+        let Socket::Dealer(dealer) = self else { return Err(SendError::NotSupported(message)) };
+        dealer.send_to(key, message)?;
+        dealer.stats.sent += 1;
+        Ok(())
+    }
+
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if message.is_empty() {
             return Err(SendError::NotSupported(message));

@@ -7,9 +7,16 @@
 //!
 //! Messages move as `Bytes` views; nothing is copied. When the DEALER has no room the message
 //! waits here and the ROUTER is not read, so backpressure reaches the sender through TCP.
+//!
+//! The worker pipe adds reply affinity (`affinity`): with more than one broker attached, a
+//! worker's reply goes to the broker that dispatched its request.
+
+mod affinity;
+
+pub use self::affinity::Affinity;
 
 use crate::reactor::{Error, Reactor, SocketId};
-use crate::socket::{Message, SendError, SocketOptions, SocketType};
+use crate::socket::{Message, PipeKey, SendError, SocketOptions, SocketType};
 
 /// Which forwarder to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +39,10 @@ pub struct Forwarder {
     pub front: SocketId,
     pub back: SocketId,
     mode: PipeMode,
-    /// A front message the back socket could not take yet.
-    stalled: Option<Message>,
+    /// A front message the back socket could not take yet, and the peer it must go to.
+    stalled: Option<(Option<PipeKey>, Message)>,
+    /// Reply affinity (the worker pipe).
+    affinity: Option<Affinity>,
     pub stats: PipeStats,
 }
 
@@ -46,7 +55,17 @@ impl Forwarder {
             PipeMode::RouterPub => SocketType::Pub,
         };
         let back = reactor.socket(back_type, options.clone())?;
-        Ok(Self { front, back, mode, stalled: None, stats: PipeStats::default() })
+        Ok(Self { front, back, mode, stalled: None, affinity: None, stats: PipeStats::default() })
+    }
+
+    /// Sends each worker reply to the broker that dispatched its request (the worker pipe).
+    pub fn set_reply_affinity(&mut self) {
+        self.affinity.get_or_insert_with(Affinity::default);
+    }
+
+    /// The reply-affinity table, when this pipe has one.
+    pub fn affinity(&self) -> Option<&Affinity> {
+        self.affinity.as_ref()
     }
 
     /// Forwards everything that can move now, both ways; returns how many messages moved.
@@ -54,7 +73,12 @@ impl Forwarder {
         let before = self.stats.forwarded_in + self.stats.forwarded_out;
         self.pump_front_to_back(reactor);
         if self.mode == PipeMode::RouterDealer {
-            while let Some(message) = reactor.recv(self.back) {
+            // Dispatches are remembered only when replies could go to another broker.
+            let remember = self.affinity.is_some() && reactor.peer_count(self.back) > 1;
+            while let Some((from, message)) = reactor.recv_from(self.back) {
+                if let (true, Some(affinity)) = (remember, &mut self.affinity) {
+                    affinity.note_dispatch(from, &message);
+                }
                 match reactor.send(self.front, message) {
                     Ok(()) => self.stats.forwarded_out += 1,
                     Err(_) => self.stats.dropped += 1,
@@ -66,11 +90,24 @@ impl Forwarder {
 
     fn pump_front_to_back(&mut self, reactor: &mut Reactor) {
         loop {
-            let Some(message) = self.stalled.take().or_else(|| reactor.recv(self.front)) else { return };
-            match reactor.send(self.back, message) {
+            let next = self.stalled.take().or_else(|| {
+                let message = reactor.recv(self.front)?;
+                let to = self.affinity.as_mut().filter(|a| !a.is_empty()).and_then(|a| a.reply_to(&message));
+                Some((to, message))
+            });
+            let Some((to, message)) = next else { return };
+            let sent = match to {
+                Some(peer) => match reactor.send_to(self.back, peer, message) {
+                    // That broker is gone: any broker will do.
+                    Err(SendError::Unroutable(message)) => reactor.send(self.back, message),
+                    other => other,
+                },
+                None => reactor.send(self.back, message),
+            };
+            match sent {
                 Ok(()) => self.stats.forwarded_in += 1,
                 Err(SendError::WouldBlock(message)) => {
-                    self.stalled = Some(message);
+                    self.stalled = Some((to, message));
                     return;
                 }
                 Err(_) => self.stats.dropped += 1,

@@ -1,0 +1,116 @@
+//! Reply affinity for the worker pipe: a worker's reply goes back to the broker that dispatched
+//! its request, not round-robin to any broker, so the broker that keeps the books on a request
+//! (and would otherwise answer it TIMEOUT) is the one that sees its reply.
+//!
+//! The pipe reads EZ Arch frames only for this (PROTOCOL.md §2): dispatches `[WORKER, "", CLIENT,
+//! REQ_ID, BODY...]` arriving from a broker, and replies `[WORKER, "", 0x01, 0x02, CLIENT, "",
+//! REQ_ID, REPLY...]` arriving from a worker. Anything else is forwarded as before. The table
+//! holds at most `MAX_ENTRIES` dispatches; the oldest go first (their replies then go
+//! round-robin, as with a plain pipe).
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+use crate::broker::RequestKey;
+use crate::socket::{Message, PipeKey};
+
+/// Dispatches remembered at most.
+pub const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct Affinity {
+    /// Which broker (the pipe's DEALER peer) dispatched each request, and when (a sequence).
+    senders: HashMap<RequestKey, (PipeKey, u64)>,
+    /// Keys in dispatch order, for evicting the oldest; stale ones (already replied) skipped.
+    order: VecDeque<(u64, RequestKey)>,
+    next_seq: u64,
+    /// Replies sent to the broker that dispatched them.
+    pub routed: u64,
+}
+
+impl Affinity {
+    /// A message a broker sent through the pipe: remembers who dispatched it.
+    pub fn note_dispatch(&mut self, from: PipeKey, message: &Message) {
+        let is_dispatch = message.len() >= 4 && message[1].is_empty();
+        let Some(key) = is_dispatch.then(|| RequestKey::new(&message[2], &message[3])).flatten() else {
+            return;
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.senders.insert(key.clone(), (from, seq));
+        self.order.push_back((seq, key));
+        while self.senders.len() > MAX_ENTRIES || self.order.len() > 2 * MAX_ENTRIES {
+            let Some((seq, key)) = self.order.pop_front() else { break };
+            if self.senders.get(&key).is_some_and(|&(_, s)| s == seq) {
+                self.senders.remove(&key);
+            }
+        }
+    }
+
+    /// A message a worker sent through the pipe: the broker that dispatched it, for a reply
+    /// whose dispatch was seen.
+    pub fn reply_to(&mut self, message: &Message) -> Option<PipeKey> {
+        let is_reply = message.len() >= 7
+            && message[1].is_empty()
+            && &message[2][..] == b"\x01"
+            && &message[3][..] == b"\x02"
+            && message[5].is_empty();
+        if !is_reply {
+            return None;
+        }
+        let key = RequestKey::new(&message[4], &message[6])?;
+        let (peer, _) = self.senders.remove(&key)?;
+        if self.senders.is_empty() {
+            self.order.clear(); // everything in it is stale
+        }
+        Some(peer)
+    }
+
+    /// Dispatches remembered now.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn frames(parts: &[&[u8]]) -> Message {
+        parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+    }
+
+    #[test]
+    fn a_reply_goes_to_the_broker_that_dispatched_its_request() {
+        let mut affinity = Affinity::default();
+        affinity.note_dispatch(PipeKey(1), &frames(&[b"w1", b"", b"c1", b"r1", b"/echo"]));
+        affinity.note_dispatch(PipeKey(2), &frames(&[b"w1", b"", b"c2", b"r1", b"/echo"]));
+        let reply = |client: &[u8]| frames(&[b"w1", b"", b"\x01", b"\x02", client, b"", b"r1", b"OK"]);
+        assert_eq!(affinity.reply_to(&reply(b"c2")), Some(PipeKey(2)));
+        assert_eq!(affinity.reply_to(&reply(b"c1")), Some(PipeKey(1)));
+        assert_eq!(affinity.reply_to(&reply(b"c1")), None, "remembered once");
+        let heartbeat = frames(&[b"w1", b"", b"\x01", b"\x01", b"svc"]);
+        assert_eq!(affinity.reply_to(&heartbeat), None);
+        assert!(affinity.is_empty());
+    }
+
+    #[test]
+    fn the_table_keeps_at_most_max_entries_dropping_the_oldest() {
+        let mut affinity = Affinity::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            let req = i.to_string();
+            affinity.note_dispatch(PipeKey(1), &frames(&[b"w", b"", b"c", req.as_bytes()]));
+        }
+        assert_eq!(affinity.len(), MAX_ENTRIES);
+        let reply = |req: &str| frames(&[b"w", b"", b"\x01", b"\x02", b"c", b"", req.as_bytes()]);
+        assert_eq!(affinity.reply_to(&reply("0")), None, "the oldest went first");
+        assert_eq!(affinity.reply_to(&reply(&(MAX_ENTRIES + 9).to_string())), Some(PipeKey(1)));
+    }
+}
