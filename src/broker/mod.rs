@@ -16,6 +16,7 @@
 //!   that it is sent again, with the same request id, to another worker). A request id already
 //!   taken is not taken twice, and a late or second reply is dropped.
 
+mod kept;
 mod registry;
 mod requests;
 
@@ -24,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use self::kept::Kept;
 pub use self::registry::{Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
-pub use self::requests::{RequestKey, Requests, RECENT_ANSWERS};
-use crate::socket::{message_cost, Message};
+pub use self::requests::{KeyHasher, Lookup, RequestKey, Requests, RECENT_ANSWERS, SWEEP};
+use crate::socket::Message;
 use crate::time::after;
 
 /// Frame values of the protocol.
@@ -177,20 +179,25 @@ impl Broker {
     /// `[IN_PIPE_ID, CLIENT_ID, "", 0x02, REQ_ID, SERVICE, BODY...]` from the in-ROUTER.
     pub fn handle_client(&mut self, now: Instant, message: Message) {
         let valid = message.len() >= 6 && message[2].is_empty() && message[3] == wire::CLIENT;
-        let key = valid.then(|| RequestKey::new(&message[1], &message[4])).flatten();
-        let Some(key) = key else {
+        if !valid {
             return self.malformed("client request", &message);
-        };
+        }
         self.stats.requests += 1;
         if self.in_pipe.is_none() {
             self.in_pipe = Some(message[0].clone());
         }
-        if self.requests.contains(&key) {
+        let key = self.requests.key(&message[1], &message[4]);
+        match self.requests.lookup(key, &message[1], &message[4]) {
+            Lookup::Absent => self.route_request(now, key, message, 0),
             // A retry of a request still waiting or in flight: its one answer is on its way.
-            self.stats.duplicates += 1;
-            return;
+            Lookup::Taken => self.stats.duplicates += 1,
+            // Another request holds this key (2^-64): this one cannot be tracked; the client
+            // may retry it.
+            Lookup::Collision => {
+                self.stats.busy += 1;
+                self.answer(&message, wire::BUSY);
+            }
         }
-        self.route_request(now, key, message, 0);
     }
 
     /// From the worker-ROUTER: a heartbeat `[PIPE, WORKER, "", 0x01, 0x01, SERVICE]` or a reply
@@ -220,17 +227,16 @@ impl Broker {
                 self.registry.release(&worker);
                 self.outputs
                     .push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_UNENGAGED), worker]));
-                if let Some(key) = RequestKey::new(&message[5], &message[7]) {
-                    match self.requests.finish(&key) {
-                        // Ours: answered now. Sent more than once, a second reply may follow.
-                        Some(tracked) if tracked.attempts > 1 => self.requests.remember_answered(key),
-                        Some(_) => {}
-                        None if self.requests.was_answered(&key) => {
-                            self.stats.late_replies += 1;
-                            return;
-                        }
-                        None => {} // another broker's request: routed all the same
+                let key = self.requests.key(&message[5], &message[7]);
+                match self.requests.finish_reply(key, &message[5], &message[7]) {
+                    // Ours: answered now. Sent more than once, a second reply may follow.
+                    Some(tracked) if tracked.attempts > 1 => self.requests.remember_answered(key),
+                    Some(_) => {}
+                    None if self.requests.was_answered(&key) => {
+                        self.stats.late_replies += 1;
+                        return;
                     }
+                    None => {} // another broker's request: routed all the same
                 }
                 let Some(in_pipe) = self.in_pipe.clone() else {
                     return self.malformed("reply before the in pipe is known", &message);
@@ -275,7 +281,7 @@ impl Broker {
     /// request's timeout, or a worker's or task's expiry. `None` when nothing is pending; the node
     /// sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let requests = self.requests.next_deadline(self.config.task_timeout);
+        let requests = self.requests.next_deadline();
         [requests, self.registry.next_expiry()].into_iter().flatten().min()
     }
 
@@ -312,11 +318,11 @@ impl Broker {
         let (waited, timed_out) = self.requests.expire(now, self.config.task_timeout);
         for tracked in waited {
             self.stats.no_service += 1;
-            self.answer(&tracked.request, wire::NO_SERVICE);
+            self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::NO_SERVICE);
         }
         for (key, tracked) in timed_out {
             self.stats.timeouts += 1;
-            self.answer(&tracked.request, wire::TIMEOUT);
+            self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::TIMEOUT);
             self.requests.remember_answered(key);
         }
     }
@@ -325,10 +331,11 @@ impl Broker {
     fn redispatch_from(&mut self, now: Instant, worker: &[u8]) {
         for (key, tracked) in self.requests.take_worker(worker) {
             if tracked.attempts <= self.config.max_redispatches {
-                self.route_request(now, key, tracked.request, tracked.attempts);
+                let request = tracked.kept.to_request(self.in_pipe.clone().unwrap_or_default());
+                self.route_request(now, key, request, tracked.attempts);
             } else {
                 self.stats.worker_lost += 1;
-                self.answer(&tracked.request, wire::WORKER_LOST);
+                self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::WORKER_LOST);
                 self.requests.remember_answered(key);
             }
         }
@@ -342,8 +349,9 @@ impl Broker {
             return self.dispatch(now, key, worker, request, attempts + 1);
         }
         let (count, bytes, here) = self.requests.waiting(&service);
+        let kept = Kept::from_request(&request);
         let full = count >= self.config.max_waiting
-            || bytes + message_cost(&request) > self.config.max_waiting_bytes
+            || bytes + kept.cost() > self.config.max_waiting_bytes
             || here >= self.config.max_waiting_per_service;
         if full {
             self.stats.busy += 1;
@@ -355,7 +363,7 @@ impl Broker {
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
-        self.requests.wait(key, &service, request, attempts, deadline);
+        self.requests.wait(key, kept, attempts, deadline);
     }
 
     fn ready_worker(&mut self, service: &[u8], now: Instant) -> Option<Bytes> {
@@ -380,7 +388,7 @@ impl Broker {
         if attempts > 1 {
             self.stats.redispatched += 1;
         }
-        self.requests.dispatched(key, request.clone(), attempts, worker.clone(), now);
+        self.requests.dispatched(key, Kept::from_request(&request), attempts, &worker, now);
         // [IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]
         request.swap(3, 1); // [IN_PIPE, 0x02, "", CLIENT, REQ_ID, SERVICE, BODY...]
         request.remove(5); //  [IN_PIPE, 0x02, "", CLIENT, REQ_ID, BODY...]
@@ -402,21 +410,26 @@ impl Broker {
             while self.requests.waiting(&service).2 > 0 {
                 let Some(worker) = self.ready_worker(&service, now) else { break };
                 let Some((key, held)) = self.requests.next_waiting(&service) else { break };
-                self.dispatch(now, key, worker, held.request, held.attempts + 1);
+                let request = held.kept.to_request(self.in_pipe.clone().unwrap_or_default());
+                self.dispatch(now, key, worker, request, held.attempts + 1);
             }
         }
     }
 
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]` for `request`.
     fn answer(&mut self, request: &Message, reason: &'static [u8]) {
+        self.answer_to(&request[1], &request[4], reason);
+    }
+
+    /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]`.
+    fn answer_to(&mut self, client: &[u8], req_id: &[u8], reason: &'static [u8]) {
         let Some(in_pipe) = self.in_pipe.clone() else { return };
-        let (client, req_id) = (request[1].clone(), request[4].clone());
         let err = Bytes::from_static(wire::EZ_ERR);
         self.outputs.push_back(Output::ToClient(vec![
             in_pipe,
-            client,
+            Bytes::copy_from_slice(client),
             Bytes::new(),
-            req_id,
+            Bytes::copy_from_slice(req_id),
             err,
             Bytes::from_static(reason),
         ]));

@@ -2,42 +2,60 @@
 //! at one, keyed by (client, request id): what lets the broker give each request exactly one
 //! answer whatever workers do.
 //!
-//! - Waiting requests sit in a FIFO per service, in flight ones in a FIFO per worker in dispatch
-//!   order (a worker answers in order, so a reply is nearly always at the front).
+//! - Waiting requests sit in a FIFO per service. In-flight ones are only in the table: taking and
+//!   finishing one is a table insert and remove, nothing more. What needs them by worker or by
+//!   age (a lost worker, timeouts) scans the table: a lost worker at once, timeouts every
+//!   `SWEEP` while requests are in flight.
 //! - A request whose key is already here is a duplicate (a client's retry): not taken again.
 //! - Keys the broker answered itself or dispatched more than once are remembered for a while
 //!   (`RECENT_ANSWERS`), so a late or second reply for them is dropped, not forwarded.
 //!
-//! A plain data structure: the broker decides what to do; this keeps the books.
+//! A plain data structure: the broker decides what to do; this keeps the books. Keys are 64-bit
+//! hashes (seeded per process), so taking and finishing a request allocates nothing for its key;
+//! the kept request itself is compared to tell a rare collision (2^-64 per pair) from a match.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use hashbrown::{HashMap, HashSet};
+use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
 
-use crate::socket::{compact, message_cost, Message};
+use super::kept::Kept;
 
 /// How many answered keys are remembered to drop late replies.
 pub const RECENT_ANSWERS: usize = 65_536;
-/// A request in flight this long has its frames copied out of the read buffers they arrived in.
-const COMPACT_AFTER: Duration = Duration::from_millis(100);
+/// How often in-flight requests are checked for their timeout while there are any (so a
+/// timeout is answered up to this late).
+pub const SWEEP: Duration = Duration::from_millis(100);
 
-/// A request's identity: its client (routing id, at most 255 bytes) and its request id, in one
-/// buffer of its own (no view of a read buffer).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestKey(Bytes);
+/// A request's identity: a seeded 64-bit hash of its client (routing id) and request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestKey(u64);
 
-impl RequestKey {
-    /// `None` for a client id longer than 255 bytes, which no ZMTP routing id is.
-    pub fn new(client: &[u8], req_id: &[u8]) -> Option<Self> {
-        let len = u8::try_from(client.len()).ok()?;
-        let mut key = BytesMut::with_capacity(1 + client.len() + req_id.len());
-        key.put_u8(len);
-        key.put_slice(client);
-        key.put_slice(req_id);
-        Some(Self(key.freeze()))
+/// Hashes (client, request id) pairs, and worker ids, with a random per-instance seed, so peers
+/// cannot aim for collisions.
+#[derive(Debug, Default, Clone)]
+pub struct KeyHasher(DefaultHashBuilder);
+
+impl KeyHasher {
+    pub fn key(&self, client: &[u8], req_id: &[u8]) -> RequestKey {
+        RequestKey(self.0.hash_one((client, req_id)))
     }
+
+    fn worker(&self, worker: &[u8]) -> u64 {
+        self.0.hash_one(worker)
+    }
+}
+
+/// What the books say of a request's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Absent,
+    /// This very request (same client and request id) is taken: a retry.
+    Taken,
+    /// Another request has the same key (2^-64): this one cannot be tracked.
+    Collision,
 }
 
 /// Where a taken request is.
@@ -45,39 +63,47 @@ impl RequestKey {
 pub enum State {
     /// No worker could take it yet; answered NO_SERVICE at `deadline`.
     Waiting { deadline: Instant },
-    /// Sent to `worker` at `at`.
-    Dispatched { worker: Bytes, at: Instant },
+    /// Sent at `at` to the worker whose id hashes to `worker`.
+    Dispatched { worker: u64, at: Instant },
 }
 
 /// One taken request.
 #[derive(Debug)]
 pub struct Tracked {
-    /// `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, as received (compacted once it
-    /// has waited): what a redispatch sends again.
-    pub request: Message,
+    /// Its client, request id, service and body, for a redispatch or an answer.
+    pub kept: Kept,
     /// Dispatches so far.
     pub attempts: u32,
     pub state: State,
-    compacted: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Requests {
+    hasher: KeyHasher,
     tracked: HashMap<RequestKey, Tracked>,
     waiting: HashMap<Bytes, VecDeque<RequestKey>>,
     waiting_count: usize,
-    /// What waiting requests cost, by `socket::message_cost`.
+    /// What waiting requests hold, by `Kept::cost`.
     waiting_bytes: usize,
-    in_flight: HashMap<Bytes, VecDeque<RequestKey>>,
-    /// No in-flight request is older than this (it may be early).
-    oldest_dispatch: Option<Instant>,
+    /// When in-flight requests were last checked (see `SWEEP`); `None` with none in flight.
+    last_sweep: Option<Instant>,
     answered: HashSet<RequestKey>,
     answered_order: VecDeque<RequestKey>,
 }
 
 impl Requests {
-    pub fn contains(&self, key: &RequestKey) -> bool {
-        self.tracked.contains_key(key)
+    /// The key of (client, request id).
+    pub fn key(&self, client: &[u8], req_id: &[u8]) -> RequestKey {
+        self.hasher.key(client, req_id)
+    }
+
+    /// Whether the request (client, request id) with `key` is taken.
+    pub fn lookup(&self, key: RequestKey, client: &[u8], req_id: &[u8]) -> Lookup {
+        match self.tracked.get(&key) {
+            None => Lookup::Absent,
+            Some(t) if t.kept.is(client, req_id) => Lookup::Taken,
+            Some(_) => Lookup::Collision,
+        }
     }
 
     /// Requests waiting for a worker: in all, in bytes, and for `service`.
@@ -91,63 +117,69 @@ impl Requests {
         self.tracked.len() - self.waiting_count
     }
 
-    /// Tracks `request` as dispatched to `worker` (attempt `attempts`).
-    pub fn dispatched(
-        &mut self,
-        key: RequestKey,
-        request: Message,
-        attempts: u32,
-        worker: Bytes,
-        now: Instant,
-    ) {
-        self.in_flight.entry(worker.clone()).or_default().push_back(key.clone());
-        self.oldest_dispatch.get_or_insert(now);
-        let state = State::Dispatched { worker, at: now };
-        self.tracked.insert(key, Tracked { request, attempts, state, compacted: false });
+    /// Tracks a request as dispatched to `worker` (attempt `attempts`).
+    pub fn dispatched(&mut self, key: RequestKey, kept: Kept, attempts: u32, worker: &[u8], now: Instant) {
+        self.last_sweep.get_or_insert(now);
+        let state = State::Dispatched { worker: self.hasher.worker(worker), at: now };
+        self.tracked.insert(key, Tracked { kept, attempts, state });
     }
 
-    /// Tracks `request` as waiting for a worker of `service` until `deadline`.
-    pub fn wait(
-        &mut self,
-        key: RequestKey,
-        service: &[u8],
-        mut request: Message,
-        attempts: u32,
-        deadline: Instant,
-    ) {
-        compact(&mut request); // it waits: it must not pin a read buffer
+    /// Tracks a request as waiting for a worker of its service until `deadline`.
+    pub fn wait(&mut self, key: RequestKey, kept: Kept, attempts: u32, deadline: Instant) {
         self.waiting_count += 1;
-        self.waiting_bytes += message_cost(&request);
-        match self.waiting.get_mut(service) {
-            Some(queue) => queue.push_back(key.clone()),
+        self.waiting_bytes += kept.cost();
+        match self.waiting.get_mut(kept.service()) {
+            Some(queue) => queue.push_back(key),
             None => {
-                self.waiting.insert(Bytes::copy_from_slice(service), VecDeque::from([key.clone()]));
+                self.waiting.insert(Bytes::copy_from_slice(kept.service()), VecDeque::from([key]));
             }
         }
         let state = State::Waiting { deadline };
-        self.tracked.insert(key, Tracked { request, attempts, state, compacted: true });
+        self.tracked.insert(key, Tracked { kept, attempts, state });
     }
 
-    /// Stops tracking `key` (answered); returns what was tracked.
-    pub fn finish(&mut self, key: &RequestKey) -> Option<Tracked> {
-        let tracked = self.tracked.remove(key)?;
-        match &tracked.state {
-            State::Dispatched { worker, .. } => remove_key(&mut self.in_flight, worker, key),
-            State::Waiting { .. } => {
-                let service = &tracked.request[5];
-                remove_key(&mut self.waiting, service, key);
-                self.waiting_count -= 1;
-                self.waiting_bytes -= message_cost(&tracked.request);
-            }
+    /// Stops tracking the request (client, request id) with `key`, if it is this one: a reply
+    /// came for it.
+    pub fn finish_reply(&mut self, key: RequestKey, client: &[u8], req_id: &[u8]) -> Option<Tracked> {
+        let tracked = self.tracked.remove(&key)?;
+        if !tracked.kept.is(client, req_id) {
+            self.tracked.insert(key, tracked); // another request with the same key (2^-64)
+            return None;
         }
+        self.unlist(key, &tracked);
         Some(tracked)
+    }
+
+    /// Stops tracking `key`; returns what was tracked.
+    fn finish(&mut self, key: RequestKey) -> Option<Tracked> {
+        let tracked = self.tracked.remove(&key)?;
+        self.unlist(key, &tracked);
+        Some(tracked)
+    }
+
+    /// Takes a waiting request's `key` out of its service's FIFO.
+    fn unlist(&mut self, key: RequestKey, tracked: &Tracked) {
+        if let State::Waiting { .. } = tracked.state {
+            let service = tracked.kept.service();
+            if let Some(queue) = self.waiting.get_mut(service) {
+                if queue.front() == Some(&key) {
+                    queue.pop_front();
+                } else if let Some(at) = queue.iter().position(|k| *k == key) {
+                    queue.remove(at);
+                }
+                if queue.is_empty() {
+                    self.waiting.remove(service);
+                }
+            }
+            self.waiting_count -= 1;
+            self.waiting_bytes -= tracked.kept.cost();
+        }
     }
 
     /// The oldest waiting request of `service`, taken out of the books.
     pub fn next_waiting(&mut self, service: &[u8]) -> Option<(RequestKey, Tracked)> {
-        let key = self.waiting.get(service)?.front()?.clone();
-        let tracked = self.finish(&key)?;
-        Some((key, tracked))
+        let key = *self.waiting.get(service)?.front()?;
+        Some((key, self.finish(key)?))
     }
 
     /// Services with requests waiting.
@@ -157,13 +189,16 @@ impl Requests {
 
     /// Every request in flight at `worker`, in dispatch order, taken out of the books.
     pub fn take_worker(&mut self, worker: &[u8]) -> Vec<(RequestKey, Tracked)> {
-        let keys = self.in_flight.remove(worker).unwrap_or_default();
-        keys.into_iter().filter_map(|key| self.tracked.remove(&key).map(|t| (key, t))).collect()
+        let worker = self.hasher.worker(worker);
+        let at_worker = |t: &Tracked| matches!(t.state, State::Dispatched { worker: w, .. } if w == worker);
+        let mut taken: Vec<_> = self.tracked.extract_if(|_, t| at_worker(t)).collect();
+        taken.sort_by_key(|(_, t)| dispatched_at(t));
+        taken
     }
 
     /// Remembers `key` as answered, so a late reply for it is recognised.
     pub fn remember_answered(&mut self, key: RequestKey) {
-        if !self.answered.insert(key.clone()) {
+        if !self.answered.insert(key) {
             return;
         }
         self.answered_order.push_back(key);
@@ -178,9 +213,9 @@ impl Requests {
         self.answered.contains(key)
     }
 
-    /// The earliest moment something here is due: a waiting request's deadline, an in-flight
-    /// request's `timeout`, or the compaction of one in flight for `COMPACT_AFTER`.
-    pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
+    /// The earliest moment something here is due: a waiting request's deadline, or the next
+    /// check of the in-flight ones.
+    pub fn next_deadline(&self) -> Option<Instant> {
         let waiting = self
             .waiting
             .values()
@@ -190,79 +225,40 @@ impl Requests {
                 State::Dispatched { .. } => None,
             })
             .min();
-        let in_flight = self.oldest_dispatch.map(|at| crate::time::after(at, timeout.min(COMPACT_AFTER)));
-        [waiting, in_flight].into_iter().flatten().min()
+        let sweep = self.last_sweep.map(|at| crate::time::after(at, SWEEP));
+        [waiting, sweep].into_iter().flatten().min()
     }
 
-    /// Takes out waiting requests past their deadline, and in-flight ones dispatched `timeout`
-    /// ago or more; compacts in-flight ones older than `COMPACT_AFTER`.
+    /// Takes out waiting requests past their deadline, and (every `SWEEP`) in-flight ones
+    /// dispatched `timeout` ago or more, oldest first.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> (Vec<Tracked>, Vec<(RequestKey, Tracked)>) {
         let mut waited = Vec::new();
         for service in self.waiting_services() {
-            while let Some(key) = self.waiting.get(&service).and_then(|q| q.front()).cloned() {
-                let due = matches!(self.tracked.get(&key).map(|t| &t.state), Some(State::Waiting { deadline }) if *deadline <= now);
+            while let Some(key) = self.waiting.get(&service).and_then(|q| q.front()).copied() {
+                let due = matches!(self.tracked.get(&key).map(|t| &t.state),
+                    Some(State::Waiting { deadline }) if *deadline <= now);
                 if !due {
                     break;
                 }
-                waited.extend(self.finish(&key));
+                waited.extend(self.finish(key));
             }
         }
-        let mut timed_out = Vec::new();
-        let mut oldest: Option<Instant> = None;
-        let workers: Vec<Bytes> = self.in_flight.keys().cloned().collect();
-        for worker in workers {
-            let Some(queue) = self.in_flight.get_mut(&worker) else { continue };
-            while let Some(key) = queue.front() {
-                match self.tracked.get(key).map(|t| &t.state) {
-                    Some(State::Dispatched { at, .. }) if now.saturating_duration_since(*at) < timeout => {
-                        break
-                    }
-                    Some(State::Waiting { .. }) => break,
-                    _ => {}
-                }
-                // Due (or no longer tracked): out of the queue and the books.
-                let Some(key) = queue.pop_front() else { break };
-                timed_out.extend(self.tracked.remove(&key).map(|t| (key, t)));
-            }
-            compact_old(queue, &mut self.tracked, now);
-            if let Some(State::Dispatched { at, .. }) =
-                queue.front().and_then(|k| self.tracked.get(k)).map(|t| &t.state)
-            {
-                oldest = Some(oldest.map_or(*at, |o| o.min(*at)));
-            }
-            if queue.is_empty() {
-                self.in_flight.remove(&worker);
-            }
+        if self.last_sweep.is_none_or(|at| now.saturating_duration_since(at) < SWEEP) {
+            return (waited, Vec::new());
         }
-        self.oldest_dispatch = oldest;
+        let due =
+            |t: &Tracked| dispatched_at(t).is_some_and(|at| now.saturating_duration_since(at) >= timeout);
+        let mut timed_out: Vec<_> = self.tracked.extract_if(|_, t| due(t)).collect();
+        timed_out.sort_by_key(|(_, t)| dispatched_at(t));
+        self.last_sweep = (self.in_flight() > 0).then_some(now);
         (waited, timed_out)
     }
 }
 
-/// Compacts the requests of a worker's queue in flight for `COMPACT_AFTER`, once each.
-fn compact_old(queue: &VecDeque<RequestKey>, tracked: &mut HashMap<RequestKey, Tracked>, now: Instant) {
-    for key in queue {
-        let Some(t) = tracked.get_mut(key) else { continue };
-        let State::Dispatched { at, .. } = t.state else { continue };
-        if now.saturating_duration_since(at) < COMPACT_AFTER {
-            return;
-        }
-        if !t.compacted {
-            compact(&mut t.request);
-            t.compacted = true;
-        }
-    }
-}
-
-/// Removes `key` from the FIFO of `owner` (nearly always its front); drops an emptied FIFO.
-fn remove_key(queues: &mut HashMap<Bytes, VecDeque<RequestKey>>, owner: &[u8], key: &RequestKey) {
-    let Some(queue) = queues.get_mut(owner) else { return };
-    if queue.front() == Some(key) {
-        queue.pop_front();
-    } else if let Some(at) = queue.iter().position(|k| k == key) {
-        queue.remove(at);
-    }
-    if queue.is_empty() {
-        queues.remove(owner);
+/// When `tracked` was dispatched, if it is in flight.
+fn dispatched_at(tracked: &Tracked) -> Option<Instant> {
+    match tracked.state {
+        State::Dispatched { at, .. } => Some(at),
+        State::Waiting { .. } => None,
     }
 }

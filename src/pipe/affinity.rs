@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
-use crate::broker::RequestKey;
+use crate::broker::{KeyHasher, RequestKey};
 use crate::socket::{Message, PipeKey};
 
 /// Dispatches remembered at most.
@@ -20,6 +20,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Default)]
 pub struct Affinity {
+    hasher: KeyHasher,
     /// Which broker (the pipe's DEALER peer) dispatched each request, and when (a sequence).
     senders: HashMap<RequestKey, (PipeKey, u64)>,
     /// Keys in dispatch order, for evicting the oldest; stale ones (already replied) skipped.
@@ -32,13 +33,13 @@ pub struct Affinity {
 impl Affinity {
     /// A message a broker sent through the pipe: remembers who dispatched it.
     pub fn note_dispatch(&mut self, from: PipeKey, message: &Message) {
-        let is_dispatch = message.len() >= 4 && message[1].is_empty();
-        let Some(key) = is_dispatch.then(|| RequestKey::new(&message[2], &message[3])).flatten() else {
+        if message.len() < 4 || !message[1].is_empty() {
             return;
-        };
+        }
+        let key = self.hasher.key(&message[2], &message[3]);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.senders.insert(key.clone(), (from, seq));
+        self.senders.insert(key, (from, seq));
         self.order.push_back((seq, key));
         while self.senders.len() > MAX_ENTRIES || self.order.len() > 2 * MAX_ENTRIES {
             let Some((seq, key)) = self.order.pop_front() else { break };
@@ -59,7 +60,7 @@ impl Affinity {
         if !is_reply {
             return None;
         }
-        let key = RequestKey::new(&message[4], &message[6])?;
+        let key = self.hasher.key(&message[4], &message[6]);
         let (peer, _) = self.senders.remove(&key)?;
         if self.senders.is_empty() {
             self.order.clear(); // everything in it is stale

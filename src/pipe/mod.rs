@@ -74,10 +74,12 @@ impl Forwarder {
         self.pump_front_to_back(reactor);
         if self.mode == PipeMode::RouterDealer {
             // Dispatches are remembered only when replies could go to another broker.
-            let remember = self.affinity.is_some() && reactor.peer_count(self.back) > 1;
+            let mut remember = None;
             while let Some((from, message)) = reactor.recv_from(self.back) {
-                if let (true, Some(affinity)) = (remember, &mut self.affinity) {
-                    affinity.note_dispatch(from, &message);
+                if let Some(affinity) = &mut self.affinity {
+                    if *remember.get_or_insert_with(|| reactor.peer_count(self.back) > 1) {
+                        affinity.note_dispatch(from, &message);
+                    }
                 }
                 match reactor.send(self.front, message) {
                     Ok(()) => self.stats.forwarded_out += 1,

@@ -85,15 +85,15 @@ def client(endpoint, services, count="20", frames="3", attempts="3"):
     os._exit(0)
 
 
-def burst(endpoint, service, count="40", window="4"):
-    """Keeps `window` requests in flight until `count` were answered."""
+def burst(endpoint, service, count="40", window="4", seconds="30"):
+    """Keeps `window` requests in flight until `count` were answered, within `seconds`."""
     ctx = zmq.Context()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.connect(endpoint)
     total, window = int(count), int(window)
     sent, pending = 0, set()
-    deadline = time.time() + 30
+    deadline = time.time() + float(seconds)
     while (sent < total or pending) and time.time() < deadline:
         while sent < total and len(pending) < window:
             req_id = b"burst-%d" % sent
