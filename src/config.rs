@@ -67,7 +67,7 @@ pub const SETTINGS: &[Setting] = &[
         "TASK_TIMEOUT_MS",
         "30000",
         number(1, 86_400_000, "ms"),
-        "an engaged task with no reply is released after this",
+        "a dispatched request with no reply after this is answered EZ_ERR TIMEOUT",
     ),
     setting(
         "NO_SERVICE_MS",
