@@ -14,6 +14,7 @@
 //! the original client does, and a late reply to an earlier request is logged and ignored.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,6 +44,8 @@ pub enum CallError {
         timeout: Duration,
     },
     Io(std::io::Error),
+    /// The stop flag was set (Ctrl-C) before a reply came.
+    Interrupted,
 }
 
 impl fmt::Display for CallError {
@@ -52,6 +55,7 @@ impl fmt::Display for CallError {
                 write!(f, "no reply after {attempts} attempt(s) of {timeout:?}")
             }
             CallError::Io(e) => write!(f, "{e}"),
+            CallError::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -62,7 +66,12 @@ pub struct Client {
     reactor: Reactor,
     dealer: SocketId,
     options: ClientOptions,
+    stop: Option<&'static AtomicBool>,
 }
+
+/// How long a waiting call sleeps at most between looks at its stop flag (a signal that lands
+/// just before the wait would otherwise be seen only at the reply or the timeout).
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 impl Client {
     /// Connects (and keeps reconnecting) to the in pipe's ROUTER at `endpoint`.
@@ -70,7 +79,13 @@ impl Client {
         let mut reactor = Reactor::new()?;
         let dealer = reactor.socket(SocketType::Dealer, SocketOptions::default())?;
         reactor.connect(dealer, endpoint)?;
-        Ok(Self { reactor, dealer, options })
+        Ok(Self { reactor, dealer, options, stop: None })
+    }
+
+    /// A call gives up with `CallError::Interrupted` as soon as `stop` is set (`signals::install`).
+    pub fn stop_on(mut self, stop: &'static AtomicBool) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// Calls `service` with `body`; returns the reply frames after the request id
@@ -102,11 +117,14 @@ impl Client {
                 }
                 log::info!("ignoring a reply for another (expired) request");
             }
+            if self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+                return Err(CallError::Interrupted);
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
-            self.reactor.poll(Some(deadline - now)).map_err(CallError::Io)?;
+            self.reactor.poll(Some((deadline - now).min(STOP_CHECK))).map_err(CallError::Io)?;
         }
     }
 }

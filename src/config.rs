@@ -77,6 +77,12 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting("BIND_ADDRESS", "127.0.0.1", Kind::Host, "the address pipe listeners bind (--bind)"),
     setting(
+        "SHUTDOWN_GRACE_MS",
+        "5000",
+        number(0, 600_000, "ms"),
+        "on SIGTERM, how long requests in flight may still get their replies before EZ_ERR SHUTTING_DOWN",
+    ),
+    setting(
         "MAX_CONNECTIONS",
         "10000",
         number(1, 1_000_000, "connections"),

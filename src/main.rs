@@ -156,7 +156,7 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
             node.run(stop)?;
         }
         Command::Call { service, frames, timeout, attempts } => {
-            return call(config, &service, &frames, timeout, attempts)
+            return call(config, &service, &frames, timeout, attempts, stop)
         }
         Command::Worker { service, delay } => {
             let endpoint = config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_A");
@@ -190,13 +190,15 @@ fn call(
     frames: &[String],
     timeout: u64,
     attempts: u32,
+    stop: &'static std::sync::atomic::AtomicBool,
 ) -> AnyResult<ExitCode> {
     let endpoint = config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_A");
     let options = ClientOptions { timeout: Duration::from_millis(timeout), attempts };
-    let mut client = Client::connect(&endpoint, options)?;
+    let mut client = Client::connect(&endpoint, options)?.stop_on(stop);
     let body: Vec<Bytes> = frames.iter().map(|f| Bytes::from(f.clone())).collect();
     let reply = match client.call(service.as_bytes(), &body) {
         Ok(reply) => reply,
+        Err(ezarch::client::CallError::Interrupted) => return Ok(ExitCode::from(130)),
         Err(e) => {
             eprintln!("ezarch call: {e}");
             return Ok(ExitCode::FAILURE);

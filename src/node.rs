@@ -16,8 +16,11 @@ use crate::socket::{SocketOptions, SocketType};
 /// The longest the loop sleeps with nothing due, so a stop signal that lands just before
 /// `epoll_wait` is still seen soon. Idle, the node wakes this often and no more.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
-/// How long a stopping node keeps delivering what is queued.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a stopping node keeps writing what is queued, after its last answers.
+pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+/// How long requests in flight may still get their replies when a node stops, unless
+/// `SHUTDOWN_GRACE_MS` says otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A broker with its four sockets.
 pub struct BrokerNode {
@@ -58,6 +61,8 @@ pub struct Node {
     pub worker_front: Option<SocketId>,
     /// Every endpoint bound, for the startup log.
     pub bound: Vec<String>,
+    /// On stop, how long requests in flight may still get their replies.
+    pub shutdown_grace: Duration,
 }
 
 impl Node {
@@ -121,7 +126,14 @@ impl Node {
             );
         }
         let reactor = Reactor::with_limits(Limits { max_connections: fitting, ..limits })?;
-        Ok(Self { reactor, forwarders: Vec::new(), broker: None, worker_front: None, bound: Vec::new() })
+        Ok(Self {
+            reactor,
+            forwarders: Vec::new(),
+            broker: None,
+            worker_front: None,
+            bound: Vec::new(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        })
     }
 
     /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
@@ -155,6 +167,7 @@ impl Node {
     }
 
     fn add_broker(&mut self, config: &Config) -> Result<BrokerNode, Error> {
+        self.shutdown_grace = config.millis("SHUTDOWN_GRACE_MS");
         let identity = Bytes::from(format!("broker-{:08x}", crate::random::next_u64() as u32));
         let broker_config = BrokerConfig {
             identity: identity.clone(),
@@ -187,13 +200,35 @@ impl Node {
             self.handle_broker_timeout(Instant::now());
             self.turn();
         }
-        log::info!("stopping: no new connections; delivering what is queued (up to {SHUTDOWN_GRACE:?})");
+        self.stop()
+    }
+
+    /// Stops: no new connections, new requests answered SHUTTING_DOWN, requests in flight given
+    /// up to the grace for their replies, the rest answered SHUTTING_DOWN, everything written.
+    fn stop(&mut self) -> io::Result<()> {
+        log::info!("stopping: no new connections or requests; in flight get up to {:?}", self.shutdown_grace);
         self.reactor.stop_listening();
+        if let Some(b) = &mut self.broker {
+            b.broker.begin_shutdown();
+        }
+        let grace_end = crate::time::after(Instant::now(), self.shutdown_grace);
+        while self.broker.as_ref().is_some_and(|b| b.broker.requests().in_flight() > 0)
+            && Instant::now() < grace_end
+        {
+            self.reactor.poll(Some(Duration::from_millis(20)))?;
+            self.handle_broker_timeout(Instant::now());
+            self.turn();
+        }
+        if let Some(b) = &mut self.broker {
+            b.broker.finish_shutdown();
+        }
+        self.turn();
         if let Some(b) = &self.broker {
             let st = b.broker.stats;
             log::info!(
                 "broker stats: requests={} dispatched={} replies={} no_service={} busy={} timeouts={} worker_lost={} \
-                 redispatched={} duplicates={} late_replies={} malformed={} workers_expired={} workers_left={}",
+                 redispatched={} duplicates={} late_replies={} shutting_down={} malformed={} workers_expired={} \
+                 workers_left={}",
                 st.requests,
                 st.dispatched,
                 st.replies,
@@ -204,13 +239,14 @@ impl Node {
                 st.redispatched,
                 st.duplicates,
                 st.late_replies,
+                st.shutting_down,
                 st.malformed,
                 st.workers_expired,
                 st.workers_left
             );
         }
-        let grace_end = Instant::now() + SHUTDOWN_GRACE;
-        while Instant::now() < grace_end && self.reactor.has_pending_output() {
+        let flush_end = crate::time::after(Instant::now(), FLUSH_TIME);
+        while Instant::now() < flush_end && self.reactor.has_pending_output() {
             self.reactor.poll(Some(Duration::from_millis(10)))?;
             self.turn();
         }

@@ -1,6 +1,8 @@
 //! A Rust worker for an EZ Arch service: a DEALER connected to the worker pipe that heartbeats
 //! `["", 0x01, 0x01, SERVICE]` every interval and answers each request with what the handler
-//! returns.
+//! returns. When told to stop it stops heartbeating, answers every request it has received and
+//! any that arrive until the link is quiet, delivers the replies, and only then closes: what it
+//! held is not lost, and what the broker sends after that is sent again elsewhere.
 //!
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;
@@ -24,6 +26,11 @@ use bytes::Bytes;
 
 use crate::reactor::{self, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
+
+/// How long a stopping worker keeps answering requests that still arrive.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// How long a stopping worker waits for its replies to be written.
+const FLUSH_TIME: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -76,27 +83,50 @@ impl Worker {
             }
             self.reactor
                 .poll(Some(next_heartbeat.saturating_duration_since(now).min(Duration::from_millis(200))))?;
-            while let Some(request) = self.reactor.recv(self.dealer) {
-                // ["", CLIENT_ID, REQ_ID, BODY...]
-                if request.len() < 3 || !request[0].is_empty() {
-                    log::debug!("dropping a malformed request of {} frames", request.len());
-                    continue;
-                }
-                let reply = handler(&request[3..]);
-                let mut out = vec![
-                    Bytes::new(),
-                    Bytes::from_static(b"\x01"),
-                    Bytes::from_static(b"\x02"),
-                    request[1].clone(),
-                    Bytes::new(),
-                    request[2].clone(),
-                ];
-                out.extend(reply);
-                let _ = self.reactor.send(self.dealer, out);
-                self.served += 1;
+            self.serve_received(&mut handler);
+        }
+        self.drain(&mut handler)
+    }
+
+    /// Stopping: answers what was received and what arrives until a turn brings nothing new
+    /// (at most `DRAIN_TIME`), then delivers the replies (at most `FLUSH_TIME`).
+    fn drain(&mut self, handler: &mut impl FnMut(&[Bytes]) -> Vec<Bytes>) -> std::io::Result<()> {
+        let drain_end = crate::time::after(Instant::now(), DRAIN_TIME);
+        loop {
+            self.reactor.poll(Some(Duration::ZERO))?;
+            if self.serve_received(handler) == 0 || Instant::now() >= drain_end {
+                break;
             }
         }
+        let flushed = self.reactor.run_until(FLUSH_TIME, |r| !r.has_pending_output())?;
+        log::info!("worker stopped after {} requests; replies delivered: {flushed}", self.served);
         Ok(())
+    }
+
+    /// Answers every request received so far; returns how many.
+    fn serve_received(&mut self, handler: &mut impl FnMut(&[Bytes]) -> Vec<Bytes>) -> usize {
+        let mut served = 0;
+        while let Some(request) = self.reactor.recv(self.dealer) {
+            // ["", CLIENT_ID, REQ_ID, BODY...]
+            if request.len() < 3 || !request[0].is_empty() {
+                log::debug!("dropping a malformed request of {} frames", request.len());
+                continue;
+            }
+            let reply = handler(&request[3..]);
+            let mut out = vec![
+                Bytes::new(),
+                Bytes::from_static(b"\x01"),
+                Bytes::from_static(b"\x02"),
+                request[1].clone(),
+                Bytes::new(),
+                request[2].clone(),
+            ];
+            out.extend(reply);
+            let _ = self.reactor.send(self.dealer, out);
+            self.served += 1;
+            served += 1;
+        }
+        served
     }
 }
 

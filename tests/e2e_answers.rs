@@ -50,3 +50,62 @@ fn a_retried_request_id_runs_once() {
     client.ok_line();
     assert_eq!(served(&worker), 1, "the retry was not executed again");
 }
+
+#[test]
+fn sigterm_to_up_answers_every_request_in_flight_before_exit() {
+    let s = Settings::new(&["SHUTDOWN_GRACE_MS=10000", "NO_SERVICE_MS=200"]);
+    let node = s.start(&["up"]);
+    let _worker = s.worker("svc", "200", "30");
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let flag = std::env::temp_dir().join(format!("ezarch-sigterm-up-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let mut late = s.py("after_signal", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", flag.to_str().unwrap()]);
+    late.wait_line("READY", Duration::from_secs(20));
+    // 20 requests in flight at one worker (200 ms each, about 4 s of work), one attempt each.
+    let mut client = s.py("inflight", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "20", "20", "15000"]);
+    client.wait_line("READY", Duration::from_secs(20));
+    node.wait_handles(15, LOG_WAIT);
+    node.signal("TERM");
+    std::fs::write(&flag, b"").unwrap(); // a request after the signal: SHUTTING_DOWN
+    let (status, log) = node.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{log}");
+    wait(&mut [&mut client, &mut late], Duration::from_secs(30));
+    let line = client.ok_line();
+    assert!(line.contains("(b'OK', b'x'): 20"), "every request in flight got its reply: {line}");
+    late.ok_line();
+    let _ = std::fs::remove_file(&flag);
+}
+
+#[test]
+fn sigterm_to_a_worker_under_load_loses_nothing() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let stopping = s.start(&["worker", "svc", "--delay", "100"]);
+    let _staying = s.start(&["worker", "svc", "--delay", "100"]);
+    node.wait_log("joined service svc", 2, LOG_WAIT);
+    let mut client = s.py("inflight", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "60", "10", "10000"]);
+    client.wait_line("READY", Duration::from_secs(20));
+    stopping.wait_handles(15, LOG_WAIT);
+    stopping.signal("TERM");
+    let (status, log) = stopping.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("replies delivered: true"), "{log}");
+    wait(&mut [&mut client], Duration::from_secs(30));
+    let line = client.ok_line();
+    assert!(line.contains("(b'OK', b'x'): 60"), "{line}");
+}
+
+#[test]
+fn ctrl_c_stops_a_waiting_call_at_once() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let _hung = s.worker("svc", "30000", "40");
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let call = interop::Logged::spawn(&mut s.ezarch(&["call", "svc", "/echo", "--timeout", "30000"]));
+    call.wait_handles(2, LOG_WAIT);
+    let signalled = std::time::Instant::now();
+    call.signal("INT");
+    let (status, _) = call.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(2), "{:?}", signalled.elapsed());
+}

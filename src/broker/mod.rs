@@ -45,6 +45,7 @@ pub mod wire {
     pub const BUSY: &[u8] = b"BUSY";
     pub const TIMEOUT: &[u8] = b"TIMEOUT";
     pub const WORKER_LOST: &[u8] = b"WORKER_LOST";
+    pub const SHUTTING_DOWN: &[u8] = b"SHUTTING_DOWN";
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +124,8 @@ pub struct BrokerStats {
     pub late_replies: u64,
     /// Workers forgotten at once because their connection closed.
     pub workers_left: u64,
+    /// Requests answered `EZ_ERR SHUTTING_DOWN`.
+    pub shutting_down: u64,
 }
 
 #[derive(Debug)]
@@ -134,6 +137,8 @@ pub struct Broker {
     in_pipe: Option<Bytes>,
     worker_pipe: Option<Bytes>,
     requests: Requests,
+    /// Stopping: new requests are answered SHUTTING_DOWN; those in flight may still finish.
+    stopping: bool,
     outputs: VecDeque<Output>,
     pub stats: BrokerStats,
 }
@@ -147,6 +152,7 @@ impl Broker {
             in_pipe: None,
             worker_pipe: None,
             requests: Requests::default(),
+            stopping: false,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
         }
@@ -185,6 +191,10 @@ impl Broker {
         self.stats.requests += 1;
         if self.in_pipe.is_none() {
             self.in_pipe = Some(message[0].clone());
+        }
+        if self.stopping {
+            self.stats.shutting_down += 1;
+            return self.answer(&message, wire::SHUTTING_DOWN);
         }
         let key = self.requests.key(&message[1], &message[4]);
         match self.requests.lookup(key, &message[1], &message[4]) {
@@ -283,6 +293,30 @@ impl Broker {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let requests = self.requests.next_deadline();
         [requests, self.registry.next_expiry()].into_iter().flatten().min()
+    }
+
+    /// Stopping, first step: new requests and those waiting for a worker are answered
+    /// SHUTTING_DOWN; those in flight may still get their replies (see `finish_shutdown`).
+    pub fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        for service in self.requests.waiting_services() {
+            while let Some((key, held)) = self.requests.next_waiting(&service) {
+                self.answer_shutting_down(key, &held.kept);
+            }
+        }
+    }
+
+    /// Stopping, last step: whatever is still in flight is answered SHUTTING_DOWN.
+    pub fn finish_shutdown(&mut self) {
+        for (key, tracked) in self.requests.take_in_flight() {
+            self.answer_shutting_down(key, &tracked.kept);
+        }
+    }
+
+    fn answer_shutting_down(&mut self, key: RequestKey, kept: &Kept) {
+        self.stats.shutting_down += 1;
+        self.answer_to(kept.client(), kept.req_id(), wire::SHUTTING_DOWN);
+        self.requests.remember_answered(key);
     }
 
     /// A worker's connection closed (the node sees it when the worker pipe shares its process):

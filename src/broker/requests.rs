@@ -196,6 +196,14 @@ impl Requests {
         taken
     }
 
+    /// Every request in flight, in dispatch order, taken out of the books.
+    pub fn take_in_flight(&mut self) -> Vec<(RequestKey, Tracked)> {
+        let mut taken: Vec<_> = self.tracked.extract_if(|_, t| dispatched_at(t).is_some()).collect();
+        taken.sort_by_key(|(_, t)| dispatched_at(t));
+        self.last_sweep = None;
+        taken
+    }
+
     /// Remembers `key` as answered, so a late reply for it is recognised.
     pub fn remember_answered(&mut self, key: RequestKey) {
         if !self.answered.insert(key) {

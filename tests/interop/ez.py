@@ -194,6 +194,29 @@ def retry_once(endpoint, service, retry_after_ms="1000"):
     os._exit(0)
 
 
+def after_signal(endpoint, service, flag_path, reason="SHUTTING_DOWN"):
+    """Connects, prints READY, waits until `flag_path` exists (the test signalled the node),
+    then sends one request: the answer must be EZ_ERR REASON."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    s.send_multipart([b"", CLIENT, b"warm-up", b"nobody-at-all"])  # connects before the signal
+    assert s.poll(10000), "the node did not answer before the signal"
+    s.recv_multipart()
+    print("READY")
+    sys.stdout.flush()
+    deadline = time.time() + 30
+    while not os.path.exists(flag_path):
+        assert time.time() < deadline, "never signalled"
+        time.sleep(0.01)
+    got = call(s, service.encode(), [b"/echo", b"x"], timeout_ms=10000, attempts=1)
+    assert got == [b"EZ_ERR", reason.encode()], got
+    print("OK after_signal")
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def no_service_rate(endpoint, service, rate="30", seconds="3"):
     """Sends `rate` requests a second for `seconds` to a service nobody serves; every one must
     be answered EZ_ERR NO_SERVICE. Prints how many were answered."""

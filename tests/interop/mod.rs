@@ -199,6 +199,24 @@ pub fn echo(reactor: &mut Reactor, socket: SocketId) {
     }
 }
 
+/// Waits until process `pid` has a handler for `signal` (its bit in /proc's SigCgt mask).
+pub fn wait_handles(pid: u32, signal: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} never handled signal {signal}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A background process (an `ezarch` node, say) whose stderr log is read as it arrives, so a
 /// test can wait for the line that says what it needs. Killed when dropped.
 pub struct Logged {
@@ -237,6 +255,31 @@ impl Logged {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "INT") without waiting for anything.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+    }
+
+    /// Waits until the process has installed its handler for `signal` (a number: 2 for SIGINT,
+    /// 15 for SIGTERM), read from /proc.
+    pub fn wait_handles(&self, signal: u32, timeout: Duration) {
+        wait_handles(self.child.id(), signal, timeout);
+    }
+
+    /// Waits for the process to exit by itself; its status and log.
+    pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the process did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let log = self.reader.take().map(|r| r.join().unwrap_or_default()).unwrap_or_default();
+        (status, log)
     }
 
     /// SIGTERM, then the exit status and the whole log.
