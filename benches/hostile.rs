@@ -58,6 +58,7 @@ impl Node {
         for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
             flags.extend(["--set".to_string(), format!("{name}={port}")]);
         }
+        flags.extend(["--set".to_string(), "GEN2_WORKER_PORT=0".to_string()]);
         // Room for the idle crowd besides the node's own connections; the budget stays default.
         flags.extend(["--set".to_string(), format!("MAX_CONNECTIONS={}", IDLE_CONNECTIONS + 1000)]);
         let ezarch = |args: &[&str]| {

@@ -111,6 +111,7 @@ fn measure_ezarch(binary: &str) -> Vec<Figures> {
     for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
         flags.extend(["--set".to_string(), format!("{name}={port}")]);
     }
+    flags.extend(["--set".to_string(), "GEN2_WORKER_PORT=0".to_string()]);
     flags.extend(["--set".to_string(), "POLL_INTERVAL_MS=500".to_string()]);
     let ezarch = |args: &[&str]| {
         let mut command = Command::new(binary);

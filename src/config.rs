@@ -75,6 +75,12 @@ pub const SETTINGS: &[Setting] = &[
         number(1, 3_600_000, "ms"),
         "a request with no live worker waits this long, then NO_SERVICE",
     ),
+    setting(
+        "GEN2_WORKER_PORT",
+        "9006",
+        number(0, 65_535, "(a port; 0 = off)"),
+        "generation-2 workers (pyez) connect here, straight to ezarch up's broker",
+    ),
     setting("BIND_ADDRESS", "127.0.0.1", Kind::Host, "the address pipe listeners bind (--bind)"),
     setting(
         "SHUTDOWN_GRACE_MS",

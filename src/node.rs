@@ -25,6 +25,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A broker with its four sockets.
 pub struct BrokerNode {
     pub broker: Broker,
+    /// Where generation-2 workers connect straight to this broker (`ezarch up` only).
+    pub gen2_router: Option<SocketId>,
     pub in_router: SocketId,
     pub worker_router: SocketId,
     pub state_dealer: SocketId,
@@ -85,6 +87,13 @@ impl Node {
         r.connect_inproc(broker.worker_router, worker_pipe.1)?;
         r.connect_inproc(broker.state_dealer, broker_pipe.0)?;
         r.connect_inproc(broker.state_sub, broker_pipe.1)?;
+        let mut broker = broker;
+        if config.port("GEN2_WORKER_PORT") > 0 {
+            let router = node.reactor.socket(SocketType::Router, SocketOptions::default())?;
+            let addr = node.reactor.bind(router, &config.bind_endpoint("GEN2_WORKER_PORT"))?;
+            node.bound.push(format!("GEN2_WORKER_PORT=tcp://{addr}"));
+            broker.gen2_router = Some(router);
+        }
         node.broker = Some(broker);
         node.worker_front = Some(worker_pipe.0);
         node.set_reply_affinity(worker_pipe.0);
@@ -185,7 +194,7 @@ impl Node {
         let state_sub = r.socket(SocketType::Sub, SocketOptions::default())?;
         r.subscribe(state_sub, b"")?;
         let broker = Broker::new(broker_config, Instant::now());
-        Ok(BrokerNode { broker, in_router, worker_router, state_dealer, state_sub })
+        Ok(BrokerNode { broker, gen2_router: None, in_router, worker_router, state_dealer, state_sub })
     }
 
     /// Runs until `stop` is set, then keeps delivering queued messages for up to the grace.
@@ -273,7 +282,9 @@ impl Node {
             let Some(b) = &mut self.broker else { continue };
             match event {
                 PeerEvent::Connected { socket, identity } => b.on_attached(socket, identity, now),
-                PeerEvent::Disconnected { socket, identity, .. } if Some(socket) == self.worker_front => {
+                PeerEvent::Disconnected { socket, identity, .. }
+                    if Some(socket) == self.worker_front || Some(socket) == b.gen2_router =>
+                {
                     b.broker.worker_lost(now, &identity)
                 }
                 PeerEvent::Disconnected { .. } => {}
@@ -316,6 +327,10 @@ fn drive_broker(reactor: &mut Reactor, b: &mut BrokerNode, now: Instant) -> u64 
         b.broker.handle_worker(now, m);
         moved += 1;
     }
+    while let Some(m) = b.gen2_router.and_then(|r| reactor.recv(r)) {
+        b.broker.handle_gen2_worker(now, m);
+        moved += 1;
+    }
     while let Some(m) = reactor.recv(b.in_router) {
         b.broker.handle_client(now, m);
         moved += 1;
@@ -325,6 +340,10 @@ fn drive_broker(reactor: &mut Reactor, b: &mut BrokerNode, now: Instant) -> u64 
             Output::ToClient(m) => (b.in_router, m),
             Output::ToWorker(m) => (b.worker_router, m),
             Output::Broadcast(m) => (b.state_dealer, m),
+            Output::ToGen2Worker(m) => match b.gen2_router {
+                Some(router) => (router, m),
+                None => continue,
+            },
         };
         if let Err(e) = reactor.send(socket, message) {
             log::debug!("broker output dropped: {}", crate::socket::describe(&e));

@@ -390,3 +390,74 @@ fn workers_that_stop_heartbeating_have_their_requests_sent_again() {
     assert_eq!(again.len(), 1);
     assert_eq!((&again[0][1], &again[0][4]), (&b("alive"), &b("r1")));
 }
+
+fn gen2_heartbeat(worker: &str, service: &str) -> Vec<Bytes> {
+    frames(&[worker, "", "\x01", "\x01", service])
+}
+
+fn gen2_dispatches(outs: &[Output]) -> Vec<Vec<Bytes>> {
+    outs.iter().filter_map(|o| if let Output::ToGen2Worker(m) = o { Some(m.clone()) } else { None }).collect()
+}
+
+#[test]
+fn generation_2_workers_get_a_token_ack_and_reply_and_errors_become_service_err() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_gen2_worker(now, gen2_heartbeat("g1", "svc"));
+    assert!(outputs(&mut broker).is_empty(), "generation-2 heartbeats are not broadcast");
+    // Two clients use the same request id: each dispatch gets its own token.
+    broker.handle_client(now, request("c1", "same", "svc", &["/echo", "a"]));
+    broker.handle_client(now, request("c2", "same", "svc", &["/fail"]));
+    let sent = gen2_dispatches(&outputs(&mut broker));
+    assert_eq!(sent.len(), 2);
+    assert_eq!((&sent[0][0], &sent[0][1], &sent[0][3..]), (&b("g1"), &b(""), &frames(&["/echo", "a"])[..]));
+    assert_ne!(sent[0][2], sent[1][2], "tokens differ");
+    let (t1, t2) = (sent[0][2].clone(), sent[1][2].clone());
+    let gen2_reply = |token: &Bytes, status: &str, result: &str| {
+        let mut m = frames(&["g1", "", "\x01", "\x02"]);
+        m.extend([token.clone(), b(status), b(result)]);
+        m
+    };
+    broker.handle_gen2_worker(now, vec![b("g1"), b(""), b("\x01"), b("\x03"), t1.clone()]); // ACK
+    broker.handle_gen2_worker(now, gen2_reply(&t2, "ERR", "boom"));
+    broker.handle_gen2_worker(now, gen2_reply(&t1, "OK", "a"));
+    assert_eq!(
+        to_clients(&outputs(&mut broker)),
+        vec![
+            frames(&["inpipe", "c2", "", "same", "SERVICE_ERR", "boom"]),
+            frames(&["inpipe", "c1", "", "same", "OK", "a"])
+        ]
+    );
+}
+
+#[test]
+fn a_generation_2_worker_lost_before_its_ack_is_resent_and_after_it_answered_worker_lost() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    for w in ["g1", "g2", "g3"] {
+        broker.handle_gen2_worker(now, gen2_heartbeat(w, "svc"));
+    }
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    let first = gen2_dispatches(&outputs(&mut broker))[0].clone();
+    broker.worker_lost(now, &first[0]); // no ACK yet: sent again
+    let second = gen2_dispatches(&outputs(&mut broker))[0].clone();
+    assert_ne!(second[0], first[0]);
+    broker.handle_gen2_worker(now, vec![second[0].clone(), b(""), b("\x01"), b("\x03"), second[2].clone()]);
+    broker.worker_lost(now, &second[0]); // ACKed: the loss is the answer
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r1", "WORKER_LOST")]);
+}
+
+#[test]
+fn a_generation_2_dispatch_not_acked_within_a_second_is_sent_again() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_gen2_worker(now, gen2_heartbeat("g1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    assert_eq!(gen2_dispatches(&outputs(&mut broker)).len(), 1);
+    broker.handle_timeout(now + Duration::from_millis(900));
+    assert!(gen2_dispatches(&outputs(&mut broker)).is_empty());
+    broker.handle_timeout(now + Duration::from_millis(1000) + ezarch::broker::SWEEP);
+    assert_eq!(gen2_dispatches(&outputs(&mut broker)).len(), 1, "resent after the ACK wait");
+    assert_eq!(ezarch::broker::ack_wait(2), Duration::from_secs(2));
+    assert_eq!(ezarch::broker::ack_wait(9), Duration::from_secs(5));
+}

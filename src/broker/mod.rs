@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use self::kept::Kept;
-pub use self::registry::{Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
-pub use self::requests::{KeyHasher, Lookup, RequestKey, Requests, RECENT_ANSWERS, SWEEP};
+pub use self::registry::{Generation, Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
+pub use self::requests::{ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, RECENT_ANSWERS, SWEEP};
 use crate::socket::Message;
 use crate::time::after;
 
@@ -46,6 +46,10 @@ pub mod wire {
     pub const TIMEOUT: &[u8] = b"TIMEOUT";
     pub const WORKER_LOST: &[u8] = b"WORKER_LOST";
     pub const SHUTTING_DOWN: &[u8] = b"SHUTTING_DOWN";
+    /// Generation 2: a worker's ACK, and its reply statuses and what clients get for them.
+    pub const ACK: &[u8] = b"\x03";
+    pub const ERR: &[u8] = b"ERR";
+    pub const SERVICE_ERR: &[u8] = b"SERVICE_ERR";
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +100,8 @@ pub enum Output {
     ToWorker(Message),
     /// Send on the state DEALER (the broker pipe publishes it to every broker).
     Broadcast(Message),
+    /// Send on the generation-2 workers' ROUTER (first frame: the worker's identity).
+    ToGen2Worker(Message),
 }
 
 /// Counters, all monotonic.
@@ -198,7 +204,7 @@ impl Broker {
         }
         let key = self.requests.key(&message[1], &message[4]);
         match self.requests.lookup(key, &message[1], &message[4]) {
-            Lookup::Absent => self.route_request(now, key, message, 0),
+            Lookup::Absent => self.route_request(now, key, message, 0, now),
             // A retry of a request still waiting or in flight: its one answer is on its way.
             Lookup::Taken => self.stats.duplicates += 1,
             // Another request holds this key (2^-64): this one cannot be tracked; the client
@@ -222,7 +228,7 @@ impl Broker {
         match &message[4][..] {
             m if m == wire::HEARTBEAT && message.len() == 6 => {
                 let (service, worker) = (message[5].clone(), message[1].clone());
-                self.note_heartbeat(&service, &worker, now);
+                self.note_heartbeat(&service, &worker, Generation::One, now);
                 self.outputs.push_back(Output::Broadcast(vec![
                     Bytes::from_static(wire::STATE_HEARTBEAT),
                     service.clone(),
@@ -269,7 +275,7 @@ impl Broker {
         let ours = message[0] == self.config.identity;
         match (&message[1][..], message.len()) {
             (m, 4) if m == wire::STATE_HEARTBEAT => {
-                self.note_heartbeat(&message[2], &message[3], now);
+                self.note_heartbeat(&message[2], &message[3], Generation::One, now);
                 self.retry_waiting(now, Some(&message[2]));
             }
             // Our own ENGAGED/UNENGAGED were counted when we acted; count only other brokers'.
@@ -349,7 +355,7 @@ impl Broker {
         for (worker, _) in &workers {
             self.redispatch_from(now, worker);
         }
-        let (waited, timed_out) = self.requests.expire(now, self.config.task_timeout);
+        let Expired { waited, timed_out, not_acked } = self.requests.expire(now, self.config.task_timeout);
         for tracked in waited {
             self.stats.no_service += 1;
             self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::NO_SERVICE);
@@ -359,14 +365,29 @@ impl Broker {
             self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::TIMEOUT);
             self.requests.remember_answered(key);
         }
+        // A generation-2 worker that did not ACK in time: another worker (or the same) is asked.
+        for (key, tracked) in not_acked {
+            self.resend(now, key, tracked);
+        }
+    }
+
+    /// Sends a taken request again, with its attempts so far.
+    fn resend(&mut self, now: Instant, key: RequestKey, tracked: requests::Tracked) {
+        let request = tracked.kept.to_request(self.in_pipe.clone().unwrap_or_default());
+        self.route_request(now, key, request, tracked.attempts, tracked.since);
     }
 
     /// Sends again, or answers WORKER_LOST, what `worker` had in flight.
+    /// A generation-2 worker's requests are sent again only if it had not ACKed them; after
+    /// its ACK its loss is the answer (as in the author's rewrite).
     fn redispatch_from(&mut self, now: Instant, worker: &[u8]) {
         for (key, tracked) in self.requests.take_worker(worker) {
-            if tracked.attempts <= self.config.max_redispatches {
-                let request = tracked.kept.to_request(self.in_pipe.clone().unwrap_or_default());
-                self.route_request(now, key, request, tracked.attempts);
+            let resend = match tracked.state {
+                requests::State::Dispatched { generation: Generation::Two, acked, .. } => !acked,
+                _ => tracked.attempts <= self.config.max_redispatches,
+            };
+            if resend {
+                self.resend(now, key, tracked);
             } else {
                 self.stats.worker_lost += 1;
                 self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::WORKER_LOST);
@@ -377,10 +398,17 @@ impl Broker {
 
     /// `request` is `[IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`, already checked,
     /// dispatched `attempts` times so far: to a live worker now, or held for one.
-    fn route_request(&mut self, now: Instant, key: RequestKey, request: Message, attempts: u32) {
+    fn route_request(
+        &mut self,
+        now: Instant,
+        key: RequestKey,
+        request: Message,
+        attempts: u32,
+        since: Instant,
+    ) {
         let service = request[5].clone();
         if let Some(worker) = self.ready_worker(&service, now) {
-            return self.dispatch(now, key, worker, request, attempts + 1);
+            return self.dispatch(now, key, worker, request, attempts + 1, since);
         }
         let (count, bytes, here) = self.requests.waiting(&service);
         let kept = Kept::from_request(&request);
@@ -397,17 +425,21 @@ impl Broker {
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
-        self.requests.wait(key, kept, attempts, deadline);
+        self.requests.wait(key, kept, attempts, since, deadline);
     }
 
+    /// A live worker of `service` we can reach now (a generation-1 one needs the worker pipe).
     fn ready_worker(&mut self, service: &[u8], now: Instant) -> Option<Bytes> {
-        self.worker_pipe.as_ref()?;
-        self.registry.pick(service, now)
+        let worker = self.registry.pick(service, now)?;
+        let reachable =
+            self.worker_pipe.is_some() || self.registry.generation(&worker) == Some(Generation::Two);
+        reachable.then_some(worker)
     }
 
-    /// Sends the request to `worker` as `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
-    /// (rewritten in place; the books keep a copy of the frame list for a redispatch); counted
-    /// at once, then broadcast.
+    /// Sends the request to `worker` (attempt `attempts` of a request taken at `since`), counted
+    /// at once: to a generation-1 worker as `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
+    /// (rewritten in place) with an ENGAGED broadcast; to a generation-2 worker as `[WORKER, "",
+    /// TOKEN, BODY...]`, where TOKEN stands for (client, request id) until the reply.
     fn dispatch(
         &mut self,
         now: Instant,
@@ -415,14 +447,31 @@ impl Broker {
         worker: Bytes,
         mut request: Message,
         attempts: u32,
+        since: Instant,
     ) {
-        let Some(pipe) = self.worker_pipe.clone() else { return };
+        let generation = self.registry.generation(&worker).unwrap_or_default();
+        let pipe = match (generation, self.worker_pipe.clone()) {
+            (Generation::One, None) => return,
+            (_, pipe) => pipe.unwrap_or_default(),
+        };
         self.registry.engage(&worker, now);
         self.stats.dispatched += 1;
         if attempts > 1 {
             self.stats.redispatched += 1;
         }
-        self.requests.dispatched(key, Kept::from_request(&request), attempts, &worker, now);
+        self.requests.dispatched(
+            key,
+            Kept::from_request(&request),
+            attempts,
+            since,
+            (&worker, generation),
+            now,
+        );
+        if generation == Generation::Two {
+            let mut out = vec![worker, Bytes::new(), Bytes::copy_from_slice(&key.token())];
+            out.extend(request.drain(6..));
+            return self.outputs.push_back(Output::ToGen2Worker(out));
+        }
         // [IN_PIPE, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]
         request.swap(3, 1); // [IN_PIPE, 0x02, "", CLIENT, REQ_ID, SERVICE, BODY...]
         request.remove(5); //  [IN_PIPE, 0x02, "", CLIENT, REQ_ID, BODY...]
@@ -430,6 +479,61 @@ impl Broker {
         request[1] = worker.clone();
         self.outputs.push_back(Output::ToWorker(request));
         self.outputs.push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_ENGAGED), worker]));
+    }
+
+    /// From the generation-2 workers' ROUTER: a heartbeat `[WORKER, "", 0x01, 0x01, SERVICE]`,
+    /// an ACK `[WORKER, "", 0x01, 0x03, TOKEN]` or a reply `[WORKER, "", 0x01, 0x02, TOKEN,
+    /// "OK" | "ERR", RESULT...]`. Generation-2 workers are this broker's own: their heartbeats
+    /// are not broadcast (other brokers cannot reach them).
+    pub fn handle_gen2_worker(&mut self, now: Instant, message: Message) {
+        if message.len() < 5 || !message[1].is_empty() || message[2] != wire::WORKER {
+            return self.malformed("generation-2 worker message", &message);
+        }
+        match (&message[3][..], message.len()) {
+            (m, 5) if m == wire::HEARTBEAT => {
+                self.note_heartbeat(&message[4], &message[0], Generation::Two, now);
+                self.retry_waiting(now, Some(&message[4]));
+            }
+            (m, 5) if m == wire::ACK => match RequestKey::from_token(&message[4]) {
+                Some(key) => self.requests.ack(key),
+                None => self.malformed("generation-2 ACK", &message),
+            },
+            (m, 6..) if m == wire::REPLY => self.gen2_reply(message),
+            _ => self.malformed("generation-2 worker message", &message),
+        }
+    }
+
+    /// `[WORKER, "", 0x01, 0x02, TOKEN, STATUS, RESULT...]` -> the client gets
+    /// `[IN_PIPE, CLIENT, "", REQ_ID, "OK" | "SERVICE_ERR", RESULT...]`.
+    fn gen2_reply(&mut self, mut message: Message) {
+        self.stats.replies += 1;
+        self.registry.release(&message[0]);
+        let Some(key) = RequestKey::from_token(&message[4]) else {
+            return self.malformed("generation-2 reply", &message);
+        };
+        let Some(tracked) = self.requests.finish_key(key) else {
+            if self.requests.was_answered(&key) {
+                self.stats.late_replies += 1;
+            } else {
+                self.malformed("generation-2 reply for no request", &message);
+            }
+            return;
+        };
+        if tracked.attempts > 1 {
+            self.requests.remember_answered(key);
+        }
+        let Some(in_pipe) = self.in_pipe.clone() else { return };
+        if message[5] == wire::ERR {
+            message[5] = Bytes::from_static(wire::SERVICE_ERR);
+        }
+        let mut answer = vec![
+            in_pipe,
+            Bytes::copy_from_slice(tracked.kept.client()),
+            Bytes::new(),
+            Bytes::copy_from_slice(tracked.kept.req_id()),
+        ];
+        answer.extend(message.drain(5..));
+        self.outputs.push_back(Output::ToClient(answer));
     }
 
     /// Sends held requests whose service now has a live worker: those of `only` (a heartbeat's
@@ -445,7 +549,7 @@ impl Broker {
                 let Some(worker) = self.ready_worker(&service, now) else { break };
                 let Some((key, held)) = self.requests.next_waiting(&service) else { break };
                 let request = held.kept.to_request(self.in_pipe.clone().unwrap_or_default());
-                self.dispatch(now, key, worker, request, held.attempts + 1);
+                self.dispatch(now, key, worker, request, held.attempts + 1, held.since);
             }
         }
     }
@@ -469,8 +573,8 @@ impl Broker {
         ]));
     }
 
-    fn note_heartbeat(&mut self, service: &[u8], worker: &[u8], now: Instant) {
-        match self.registry.heartbeat(service, worker, now) {
+    fn note_heartbeat(&mut self, service: &[u8], worker: &[u8], generation: Generation, now: Instant) {
+        match self.registry.heartbeat_of(service, worker, generation, now) {
             Heartbeat::Joined => {
                 log::info!("worker {} joined service {}", printable(worker), printable(service))
             }

@@ -21,9 +21,20 @@ pub const MAX_TASKS_PER_WORKER: usize = 1_000;
 /// Most workers known at once; heartbeats of more new ones are ignored until some expire.
 pub const MAX_WORKERS: usize = 4_096;
 
+/// Which protocol a worker speaks (PROTOCOL.md §2 and §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Generation {
+    /// Through the worker pipe: dispatches carry the client's address, replies too.
+    #[default]
+    One,
+    /// Connected straight to this broker: dispatches carry a request id only, the worker ACKs.
+    Two,
+}
+
 #[derive(Debug)]
 struct Worker {
     service: Bytes,
+    generation: Generation,
     expires: Instant,
     /// Deadlines of engaged tasks, oldest first.
     tasks: VecDeque<Instant>,
@@ -75,15 +86,28 @@ impl Registry {
 
     /// A heartbeat: the worker serves `service` until now + lifetime.
     pub fn heartbeat(&mut self, service: &[u8], worker: &[u8], now: Instant) -> Heartbeat {
+        self.heartbeat_of(service, worker, Generation::One, now)
+    }
+
+    /// A heartbeat from a worker speaking `generation`.
+    pub fn heartbeat_of(
+        &mut self,
+        service: &[u8],
+        worker: &[u8],
+        generation: Generation,
+        now: Instant,
+    ) -> Heartbeat {
         let expires = after(now, self.lifetime);
         let full = self.workers.len() >= MAX_WORKERS;
         let (worker, change) = match self.workers.get_key_value_mut(worker) {
             Some((_, known)) if known.service == service => {
                 known.expires = expires;
+                known.generation = generation;
                 return Heartbeat::Renewed;
             }
             Some((id, known)) => {
                 known.expires = expires;
+                known.generation = generation;
                 let old = std::mem::replace(&mut known.service, Bytes::copy_from_slice(service));
                 let id = id.clone();
                 self.unlist(&old, &id);
@@ -98,8 +122,8 @@ impl Registry {
             }
             None => {
                 let id = Bytes::copy_from_slice(worker);
-                let entry =
-                    Worker { service: Bytes::copy_from_slice(service), expires, tasks: VecDeque::new() };
+                let service = Bytes::copy_from_slice(service);
+                let entry = Worker { service, generation, expires, tasks: VecDeque::new() };
                 self.workers.insert(id.clone(), entry);
                 self.note_deadline(expires);
                 (id, Heartbeat::Joined)
@@ -113,6 +137,11 @@ impl Registry {
             }
         }
         change
+    }
+
+    /// The protocol `worker` speaks, if it is known.
+    pub fn generation(&self, worker: &[u8]) -> Option<Generation> {
+        self.workers.get(worker).map(|w| w.generation)
     }
 
     /// Forgets `worker` at once (its connection closed); returns its service if it was known.

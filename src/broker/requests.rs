@@ -22,6 +22,7 @@ use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
 
 use super::kept::Kept;
+use super::registry::Generation;
 
 /// How many answered keys are remembered to drop late replies.
 pub const RECENT_ANSWERS: usize = 65_536;
@@ -32,6 +33,19 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 /// A request's identity: a seeded 64-bit hash of its client (routing id) and request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestKey(u64);
+
+impl RequestKey {
+    /// The request id a generation-2 worker is given for this request: unique among the
+    /// requests taken, whatever ids their clients chose.
+    pub fn token(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    /// The key a generation-2 worker's ACK or reply names.
+    pub fn from_token(token: &[u8]) -> Option<Self> {
+        Some(Self(u64::from_be_bytes(token.try_into().ok()?)))
+    }
+}
 
 /// Hashes (client, request id) pairs, and worker ids, with a random per-instance seed, so peers
 /// cannot aim for collisions.
@@ -63,8 +77,9 @@ pub enum Lookup {
 pub enum State {
     /// No worker could take it yet; answered NO_SERVICE at `deadline`.
     Waiting { deadline: Instant },
-    /// Sent at `at` to the worker whose id hashes to `worker`.
-    Dispatched { worker: u64, at: Instant },
+    /// Sent at `at` to the worker whose id hashes to `worker`, which speaks `generation`;
+    /// `acked` once a generation-2 worker said it took it (generation 1 has no ACK: always true).
+    Dispatched { worker: u64, at: Instant, generation: Generation, acked: bool },
 }
 
 /// One taken request.
@@ -74,6 +89,8 @@ pub struct Tracked {
     pub kept: Kept,
     /// Dispatches so far.
     pub attempts: u32,
+    /// When it was taken: it is answered TIMEOUT `timeout` after this at the latest.
+    pub since: Instant,
     pub state: State,
 }
 
@@ -117,15 +134,37 @@ impl Requests {
         self.tracked.len() - self.waiting_count
     }
 
-    /// Tracks a request as dispatched to `worker` (attempt `attempts`).
-    pub fn dispatched(&mut self, key: RequestKey, kept: Kept, attempts: u32, worker: &[u8], now: Instant) {
+    /// Tracks a request taken at `since` as dispatched to `worker` (attempt `attempts`).
+    pub fn dispatched(
+        &mut self,
+        key: RequestKey,
+        kept: Kept,
+        attempts: u32,
+        since: Instant,
+        to: (&[u8], Generation),
+        now: Instant,
+    ) {
         self.last_sweep.get_or_insert(now);
-        let state = State::Dispatched { worker: self.hasher.worker(worker), at: now };
-        self.tracked.insert(key, Tracked { kept, attempts, state });
+        let (worker, generation) = to;
+        let acked = generation == Generation::One;
+        let state = State::Dispatched { worker: self.hasher.worker(worker), at: now, generation, acked };
+        self.tracked.insert(key, Tracked { kept, attempts, since, state });
     }
 
-    /// Tracks a request as waiting for a worker of its service until `deadline`.
-    pub fn wait(&mut self, key: RequestKey, kept: Kept, attempts: u32, deadline: Instant) {
+    /// A generation-2 worker took `key`.
+    pub fn ack(&mut self, key: RequestKey) {
+        if let Some(Tracked { state: State::Dispatched { acked, .. }, .. }) = self.tracked.get_mut(&key) {
+            *acked = true;
+        }
+    }
+
+    /// Stops tracking `key` (a generation-2 worker's reply names it by its token).
+    pub fn finish_key(&mut self, key: RequestKey) -> Option<Tracked> {
+        self.finish(key)
+    }
+
+    /// Tracks a request taken at `since` as waiting for a worker of its service until `deadline`.
+    pub fn wait(&mut self, key: RequestKey, kept: Kept, attempts: u32, since: Instant, deadline: Instant) {
         self.waiting_count += 1;
         self.waiting_bytes += kept.cost();
         match self.waiting.get_mut(kept.service()) {
@@ -135,7 +174,7 @@ impl Requests {
             }
         }
         let state = State::Waiting { deadline };
-        self.tracked.insert(key, Tracked { kept, attempts, state });
+        self.tracked.insert(key, Tracked { kept, attempts, since, state });
     }
 
     /// Stops tracking the request (client, request id) with `key`, if it is this one: a reply
@@ -237,9 +276,9 @@ impl Requests {
         [waiting, sweep].into_iter().flatten().min()
     }
 
-    /// Takes out waiting requests past their deadline, and (every `SWEEP`) in-flight ones
-    /// dispatched `timeout` ago or more, oldest first.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> (Vec<Tracked>, Vec<(RequestKey, Tracked)>) {
+    /// Takes out waiting requests past their deadline, and (every `SWEEP`) in-flight ones taken
+    /// `timeout` ago or more, oldest first, and generation-2 ones not ACKed within `ack_wait`.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Expired {
         let mut waited = Vec::new();
         for service in self.waiting_services() {
             while let Some(key) = self.waiting.get(&service).and_then(|q| q.front()).copied() {
@@ -252,15 +291,41 @@ impl Requests {
             }
         }
         if self.last_sweep.is_none_or(|at| now.saturating_duration_since(at) < SWEEP) {
-            return (waited, Vec::new());
+            return Expired { waited, ..Expired::default() };
         }
-        let due =
-            |t: &Tracked| dispatched_at(t).is_some_and(|at| now.saturating_duration_since(at) >= timeout);
-        let mut timed_out: Vec<_> = self.tracked.extract_if(|_, t| due(t)).collect();
+        let late =
+            |t: &Tracked| dispatched_at(t).is_some() && now.saturating_duration_since(t.since) >= timeout;
+        let mut timed_out: Vec<_> = self.tracked.extract_if(|_, t| late(t)).collect();
         timed_out.sort_by_key(|(_, t)| dispatched_at(t));
+        let unacked = |t: &Tracked| match t.state {
+            State::Dispatched { at, acked: false, .. } => {
+                now.saturating_duration_since(at) >= ack_wait(t.attempts)
+            }
+            _ => false,
+        };
+        let mut not_acked: Vec<_> = self.tracked.extract_if(|_, t| unacked(t)).collect();
+        not_acked.sort_by_key(|(_, t)| dispatched_at(t));
         self.last_sweep = (self.in_flight() > 0).then_some(now);
-        (waited, timed_out)
+        Expired { waited, timed_out, not_acked }
     }
+}
+
+/// What `Requests::expire` took out.
+#[derive(Debug, Default)]
+pub struct Expired {
+    /// Waited for a worker past their deadline.
+    pub waited: Vec<Tracked>,
+    /// In flight (or taken) for the whole timeout.
+    pub timed_out: Vec<(RequestKey, Tracked)>,
+    /// Sent to a generation-2 worker that did not ACK in time.
+    pub not_acked: Vec<(RequestKey, Tracked)>,
+}
+
+/// How long a generation-2 worker has to ACK the `attempts`-th dispatch of a request: 1 s,
+/// doubling with each resend, at most 5 s (the author's rewrite: MIN/MAX_REQ_TIMEOUT).
+pub fn ack_wait(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(3);
+    (Duration::from_secs(1) * (1 << doublings)).min(Duration::from_secs(5))
 }
 
 /// When `tracked` was dispatched, if it is in flight.

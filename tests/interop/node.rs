@@ -12,6 +12,17 @@ use super::{spawn_script, wait_listening, Logged, Peer};
 /// How long a test waits for a node to log what it expects.
 pub const LOG_WAIT: Duration = Duration::from_secs(20);
 
+/// Every port a node binds: the six pipe ports and the generation-2 workers' port.
+const PORTS: [&str; 7] = [
+    PORT_SETTINGS[0],
+    PORT_SETTINGS[1],
+    PORT_SETTINGS[2],
+    PORT_SETTINGS[3],
+    PORT_SETTINGS[4],
+    PORT_SETTINGS[5],
+    "GEN2_WORKER_PORT",
+];
+
 /// Settings shared by every process of one test: free ports and fast timers.
 pub struct Settings {
     flags: Vec<String>,
@@ -20,10 +31,11 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(extra: &[&str]) -> Self {
-        let listeners: Vec<TcpListener> = (0..6).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let listeners: Vec<TcpListener> =
+            PORTS.iter().map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
         let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
         let mut flags = vec!["--env".to_string(), "/dev/null".to_string()];
-        for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
+        for (name, port) in PORTS.iter().zip(&ports) {
             flags.extend(["--set".to_string(), format!("{name}={port}")]);
         }
         // NO_SERVICE_MS is long so a request that races a worker's first heartbeat is held, not
@@ -38,7 +50,7 @@ impl Settings {
     }
 
     pub fn endpoint(&self, name: &str) -> String {
-        let i = PORT_SETTINGS.iter().position(|p| *p == name).unwrap();
+        let i = PORTS.iter().position(|p| *p == name).unwrap();
         format!("tcp://127.0.0.1:{}", self.ports[i])
     }
 
