@@ -109,3 +109,24 @@ fn ctrl_c_stops_a_waiting_call_at_once() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(2), "{:?}", signalled.elapsed());
 }
+
+#[test]
+fn workers_killed_and_restarted_every_second_under_load_leave_nothing_unanswered() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let mut slots = [s.worker("svc", "5", "60"), s.worker("svc", "5", "60")];
+    node.wait_log("joined service svc", 2, LOG_WAIT);
+    // 50 requests a second for 15 s, one attempt each, every answer within 5 s.
+    let mut client = s.py("rate_client", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "50", "15", "5000"]);
+    for second in 0..15 {
+        std::thread::sleep(Duration::from_secs(1)); // the scenario's pace, not a wait to assert
+        let slot = &mut slots[second % 2];
+        slot.kill(); // SIGKILL, whatever it holds
+        *slot = s.worker("svc", "5", "60");
+    }
+    wait(&mut [&mut client], Duration::from_secs(30));
+    let line = client.ok_line();
+    eprintln!("{line}");
+    assert!(line.contains("b'OK'"), "{line}");
+    assert!(node.count("left service svc") >= 10, "the losses were seen: {}", node.count("left service svc"));
+}

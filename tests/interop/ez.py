@@ -159,6 +159,45 @@ def inflight(endpoint, service, count="40", window="20", max_ms="5000"):
     os._exit(0)
 
 
+def rate_client(endpoint, service, rate="50", seconds="15", max_ms="5000"):
+    """Sends `rate` requests a second for `seconds`, one attempt each; every one must be
+    answered within `max_ms`. Prints OK with the answers counted by their first frame."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    total, gap, limit = int(float(rate) * float(seconds)), 1 / float(rate), float(max_ms) / 1000
+    start, pending, answers = time.time(), {}, {}
+
+    def receive(wait_s):
+        if not s.poll(max(0, int(wait_s * 1000))):
+            return
+        while True:
+            try:
+                msg = s.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            sent = pending.pop(msg[1], None)
+            assert sent is not None, "an answer for %r that was not pending" % msg[1]
+            status = msg[2] if msg[2] != b"EZ_ERR" else b"EZ_ERR " + msg[3]
+            answers[status] = answers.get(status, 0) + 1
+
+    for i in range(total):
+        req_id = b"rate-%d" % i
+        pending[req_id] = time.time()
+        s.send_multipart([b"", CLIENT, req_id, service.encode(), b"/echo", b"x"])
+        receive(start + (i + 1) * gap - time.time())
+        for rid, sent in pending.items():
+            assert time.time() - sent < limit, "%r unanswered after %.1f s" % (rid, limit)
+    deadline = time.time() + limit
+    while pending and time.time() < deadline:
+        receive(0.05)
+    assert not pending, "%d unanswered: %r" % (len(pending), sorted(pending)[:5])
+    print("OK rate_client %d answers %r" % (total, answers))
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def expect_err(endpoint, service, reason, max_ms="5000"):
     """One request, one attempt: the answer must be EZ_ERR REASON, within max_ms."""
     ctx = zmq.Context()
