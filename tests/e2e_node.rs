@@ -255,3 +255,27 @@ fn the_original_env_files_work_and_an_unreadable_env_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("env file env"), "{out:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_original_python_broker_works_beside_ours() {
+    let s = Settings::new(&[]);
+    let node = s.start(&["up"]);
+    let endpoints = ["IN_PIPE_PORT_B", "WORKER_PIPE_PORT_B", "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"];
+    let endpoints: Vec<String> = endpoints.iter().map(|e| s.endpoint(e)).collect();
+    let mut args: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    args.push("12");
+    let mut original = s.py("orig_broker", &args);
+    let mut worker = s.worker("svc", "20", "12");
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    // Requests go round-robin to both brokers; the original drops what comes before it has
+    // seen the worker, so the client retries (as the original client does).
+    let mut client = s.py("client", &[&s.endpoint("IN_PIPE_PORT_A"), "svc", "40", "1", "3"]);
+    wait(&mut [&mut client, &mut original, &mut worker], Duration::from_secs(40));
+    client.ok_line();
+    let line = original.ok_line();
+    let number = |after: &str| {
+        line.split(after).nth(1).and_then(|r| r.split(' ').next()).unwrap().parse::<u32>().unwrap()
+    };
+    assert!(number("served ") > 0, "the original took requests: {line}");
+    assert!(number("state_from_others ") > 0, "and understood ours: {line}");
+}

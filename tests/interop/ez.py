@@ -198,6 +198,62 @@ def rate_client(endpoint, service, rate="50", seconds="15", max_ms="5000"):
     os._exit(0)
 
 
+def orig_broker(in_ep, worker_ep, state_ep, pub_ep, seconds="10"):
+    """A generation-1 broker as the original EZ Arch's (PROTOCOL.md §2), asserts included (the
+    original crashes on anything unexpected): attached to ezarch's pipes beside ezarch's own
+    broker, it must understand every state broadcast and serve its share of the requests."""
+    ctx = zmq.Context()
+    inr, wr = ctx.socket(zmq.ROUTER), ctx.socket(zmq.ROUTER)
+    st, sub = ctx.socket(zmq.DEALER), ctx.socket(zmq.SUB)
+    st.setsockopt(zmq.ROUTING_ID, b"py-broker")
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    for s, ep in ((inr, in_ep), (wr, worker_ep), (st, state_ep), (sub, pub_ep)):
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(ep)
+    poller = zmq.Poller()
+    for s in (inr, wr, sub):
+        poller.register(s, zmq.POLLIN)
+    workers, tasks = {}, {}  # service -> {worker: expiry}; worker -> tasks
+    in_pipe = worker_pipe = None
+    served = foreign_state = 0
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        for s, _ in poller.poll(100):
+            msg = s.recv_multipart()
+            if s is sub:
+                sender, kind = msg[0], msg[1]
+                assert kind in (b"\x01", b"\x02", b"\x03"), msg
+                foreign_state += sender != b"py-broker"
+                if kind == b"\x01":
+                    assert len(msg) == 4, msg
+                    workers.setdefault(msg[2], {})[msg[3]] = time.time() + 9
+                else:
+                    assert len(msg) == 3, msg
+                    tasks[msg[2]] = max(0, tasks.get(msg[2], 0) + (1 if kind == b"\x02" else -1))
+            elif s is wr:
+                worker_pipe, worker = msg[0], msg[1]
+                assert msg[2] == b"" and msg[3] == b"\x01", msg
+                if msg[4] == b"\x01":
+                    st.send_multipart([b"\x01", msg[5], worker])
+                else:
+                    assert msg[4] == b"\x02" and msg[6] == b"", msg
+                    inr.send_multipart([in_pipe, msg[5], b"", msg[7]] + msg[8:])
+                    st.send_multipart([b"\x03", worker])
+            else:
+                in_pipe = msg[0]
+                assert msg[2] == b"" and msg[3] == CLIENT, msg
+                live = [w for w, exp in workers.get(msg[5], {}).items() if exp > time.time()]
+                if not live or worker_pipe is None:
+                    continue  # the original drops it; the client retries
+                worker = min(live, key=lambda w: tasks.get(w, 0))
+                wr.send_multipart([worker_pipe, worker, b"", msg[1], msg[4]] + msg[6:])
+                st.send_multipart([b"\x02", worker])
+                served += 1
+    print("OK orig_broker served %d state_from_others %d" % (served, foreign_state))
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def expect_err(endpoint, service, reason, max_ms="5000"):
     """One request, one attempt: the answer must be EZ_ERR REASON, within max_ms."""
     ctx = zmq.Context()
