@@ -81,6 +81,12 @@ pub const SETTINGS: &[Setting] = &[
         number(0, 65_535, "(a port; 0 = off)"),
         "generation-2 workers (pyez) connect here, straight to ezarch up's broker",
     ),
+    setting(
+        "BROKER_SILENCE_MS",
+        "2000",
+        number(0, 600_000, "ms (0 = off)"),
+        "a broker silent this long is dropped by the pipes (ZMTP heartbeats; a cut-off host sends no FIN)",
+    ),
     setting("BIND_ADDRESS", "127.0.0.1", Kind::Host, "the address pipe listeners bind (--bind)"),
     setting(
         "SHUTDOWN_GRACE_MS",

@@ -151,7 +151,7 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
                 Mode::RouterDealer => PipeMode::RouterDealer,
                 Mode::RouterPub => PipeMode::RouterPub,
             };
-            let mut node = Node::pipe(mode, &front, &back, ezarch::node::limits(config), reply_affinity)?;
+            let mut node = Node::pipe(mode, &front, &back, config, reply_affinity)?;
             log::info!("ezarch pipe: bound {}", node.bound.join(" "));
             node.run(stop)?;
         }

@@ -136,6 +136,23 @@ fn binding_dealer_discards_a_departed_peers_queue_and_connecting_one_keeps_it() 
 }
 
 #[test]
+fn a_rerouting_dealer_sends_a_departed_peers_unsent_messages_to_the_others() {
+    let mut dealer = Dealer::new(&SocketOptions { dealer_reroute: true, ..SocketOptions::default() });
+    let (a, b_) = (dealer.attach(Bytes::new()), dealer.attach(Bytes::new()));
+    for i in 0..4 {
+        dealer.send(vec![Bytes::from(format!("m{i}"))]).unwrap(); // a gets m0, m2; b m1, m3
+    }
+    dealer.detach(a, false);
+    let at_b: Vec<_> = std::iter::from_fn(|| dealer.pipes.pop_outbound(b_)).collect();
+    assert_eq!(at_b, vec![vec![b("m1")], vec![b("m3")], vec![b("m0")], vec![b("m2")]]);
+    // With no peer left, they wait for the next one.
+    dealer.send(vec![b("m4")]).unwrap();
+    dealer.detach(b_, false);
+    let next = dealer.attach(Bytes::new());
+    assert_eq!(dealer.pipes.pop_outbound(next), Some(vec![b("m4")]));
+}
+
+#[test]
 fn publisher_matches_prefixes_counts_subscriptions_and_drops_at_hwm() {
     let mut publisher = Publisher::new(&SocketOptions { send_hwm: 1, ..SocketOptions::default() });
     let a = publisher.pipes.insert(Bytes::new(), true);

@@ -169,6 +169,26 @@ impl Broker {
         self.in_pipe = Some(identity);
     }
 
+    /// The in pipe went away (a broker in another process): nothing can be answered until it is
+    /// back, so the books are cleared without answers; clients retry, through another broker or
+    /// this one once the in pipe is back, and a retry is then taken anew.
+    pub fn in_pipe_lost(&mut self) {
+        self.in_pipe = None;
+        let forgotten = self.requests.forget_all();
+        log::warn!("the in pipe went away: {forgotten} requests forgotten (their clients retry)");
+    }
+
+    /// The worker pipe went away: dispatches that were on their way may be lost, so requests in
+    /// flight at generation-1 workers are forgotten (a client's retry is then taken anew), and
+    /// new ones wait for the pipe to come back.
+    pub fn worker_pipe_lost(&mut self) {
+        self.worker_pipe = None;
+        let forgotten = self.requests.forget_generation_1();
+        log::warn!(
+            "the worker pipe went away: {forgotten} requests in flight forgotten (their clients retry)"
+        );
+    }
+
     /// The worker pipe's DEALER attached to our worker-ROUTER with this identity.
     pub fn set_worker_pipe(&mut self, identity: Bytes, now: Instant) {
         self.worker_pipe = Some(identity);
@@ -358,6 +378,14 @@ impl Broker {
         let Expired { waited, timed_out, not_acked } = self.requests.expire(now, self.config.task_timeout);
         for tracked in waited {
             self.stats.no_service += 1;
+            let service = tracked.kept.service();
+            log::info!(
+                "NO_SERVICE for {}: no live worker within {:?} ({} known, worker pipe {})",
+                printable(service),
+                self.config.no_service_wait,
+                self.registry.live_workers(service, now),
+                if self.worker_pipe.is_some() { "attached" } else { "away" }
+            );
             self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::NO_SERVICE);
         }
         for (key, tracked) in timed_out {

@@ -235,6 +235,22 @@ impl Requests {
         taken
     }
 
+    /// Forgets every request, waiting and in flight, without an answer (the broker can no
+    /// longer answer them or vouch for them; their clients retry elsewhere).
+    pub fn forget_all(&mut self) -> usize {
+        let count = self.tracked.len();
+        self.tracked.clear();
+        self.waiting.clear();
+        (self.waiting_count, self.waiting_bytes, self.last_sweep) = (0, 0, None);
+        count
+    }
+
+    /// Forgets the requests in flight at generation-1 workers without an answer.
+    pub fn forget_generation_1(&mut self) -> usize {
+        let gen1 = |t: &Tracked| matches!(t.state, State::Dispatched { generation: Generation::One, .. });
+        self.tracked.extract_if(|_, t| gen1(t)).count()
+    }
+
     /// Every request in flight, in dispatch order, taken out of the books.
     pub fn take_in_flight(&mut self) -> Vec<(RequestKey, Tracked)> {
         let mut taken: Vec<_> = self.tracked.extract_if(|_, t| dispatched_at(t).is_some()).collect();

@@ -25,6 +25,32 @@ pub enum PipeMode {
     RouterPub,
 }
 
+impl PipeMode {
+    /// Which of the pipe's sockets brokers attach to: (front, back). The in and worker pipes'
+    /// DEALER; both sockets of the broker pipe.
+    pub fn broker_facing(self) -> (bool, bool) {
+        match self {
+            PipeMode::RouterDealer => (false, true),
+            PipeMode::RouterPub => (true, true),
+        }
+    }
+}
+
+/// Options for a socket that brokers attach to: ZMTP heartbeats that close a broker silent for
+/// `silence` (a host cut off sends no FIN), and a DEALER that hands a departed broker's unsent
+/// messages to the others. `silence` zero: heartbeats off.
+pub fn broker_facing_options(silence: std::time::Duration) -> SocketOptions {
+    let heartbeat = match silence.is_zero() {
+        true => zmtp::Heartbeat::default(),
+        false => zmtp::Heartbeat {
+            interval: Some(silence / 4),
+            timeout: Some(silence - silence / 4),
+            ttl: Some(silence),
+        },
+    };
+    SocketOptions { heartbeat, dealer_reroute: true, ..SocketOptions::default() }
+}
+
 /// Counters for one pipe.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PipeStats {
@@ -49,12 +75,22 @@ pub struct Forwarder {
 impl Forwarder {
     /// Creates the two sockets (front ROUTER; back DEALER or PUB) on `reactor`, unbound.
     pub fn new(reactor: &mut Reactor, mode: PipeMode, options: &SocketOptions) -> Result<Self, Error> {
-        let front = reactor.socket(SocketType::Router, options.clone())?;
+        Self::with_options(reactor, mode, options, options)
+    }
+
+    /// Like `new`, with options of its own for each socket.
+    pub fn with_options(
+        reactor: &mut Reactor,
+        mode: PipeMode,
+        front_options: &SocketOptions,
+        back_options: &SocketOptions,
+    ) -> Result<Self, Error> {
+        let front = reactor.socket(SocketType::Router, front_options.clone())?;
         let back_type = match mode {
             PipeMode::RouterDealer => SocketType::Dealer,
             PipeMode::RouterPub => SocketType::Pub,
         };
-        let back = reactor.socket(back_type, options.clone())?;
+        let back = reactor.socket(back_type, back_options.clone())?;
         Ok(Self { front, back, mode, stalled: None, affinity: None, stats: PipeStats::default() })
     }
 

@@ -19,6 +19,8 @@ pub struct Dealer {
     next: usize,
     /// Messages sent while no pipe existed.
     waiting: Queue,
+    /// Send a departed peer's unsent messages to the others (`SocketOptions::dealer_reroute`).
+    reroute: bool,
     pub stats: SocketStats,
 }
 
@@ -29,6 +31,7 @@ impl Dealer {
             order: Vec::new(),
             next: 0,
             waiting: Queue::default(),
+            reroute: options.dealer_reroute,
             stats: SocketStats::default(),
         }
     }
@@ -65,8 +68,23 @@ impl Dealer {
             }
             return;
         }
-        self.pipes.remove(key);
+        let unsent = self.pipes.remove(key).map(|mut pipe| pipe.take_outbound()).unwrap_or_default();
         self.order.retain(|&k| k != key);
+        if !self.reroute || unsent.is_empty() {
+            return;
+        }
+        let count = unsent.len();
+        let mut dropped = 0;
+        for message in unsent {
+            if self.send(message).is_err() {
+                dropped += 1;
+            }
+        }
+        self.stats.dropped_hwm += dropped as u64;
+        log::info!(
+            "a DEALER peer left: {} unsent messages went to the others, {dropped} dropped",
+            count - dropped
+        );
     }
 
     /// Queues `message` for the peer of `key`: `Unroutable` when that peer is gone, `WouldBlock`

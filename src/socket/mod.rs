@@ -66,6 +66,9 @@ pub struct SocketOptions {
     /// Payload bytes each peer's inbound or outbound queue may hold besides its HWM (a queue of
     /// 1000 messages of 16 MiB would otherwise be 16 GiB).
     pub queue_bytes: usize,
+    /// DEALER: when a peer goes away, what was queued for it and not yet handed to its
+    /// connection goes to the other peers instead of being discarded (libzmq discards).
+    pub dealer_reroute: bool,
 }
 
 impl Default for SocketOptions {
@@ -84,6 +87,7 @@ impl Default for SocketOptions {
             metadata: Metadata::new(),
             write_budget: 1 << 20,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            dealer_reroute: false,
         }
     }
 }

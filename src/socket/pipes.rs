@@ -120,6 +120,13 @@ pub struct Pipe {
     in_dirty: bool,
 }
 
+impl Pipe {
+    /// Every message still queued for this (departed) peer, oldest first.
+    pub fn take_outbound(&mut self) -> Vec<Message> {
+        std::iter::from_fn(|| self.outbound.pop_front()).collect()
+    }
+}
+
 /// Outcome of queueing an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {

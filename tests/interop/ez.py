@@ -67,9 +67,9 @@ def call(s, service, body, timeout_ms=2000, attempts=3):
     raise AssertionError("no reply for %s after %d attempts" % (service, attempts))
 
 
-def client(endpoint, services, count="20", frames="3", attempts="3"):
+def client(endpoint, services, count="20", frames="3", attempts="3", timeout_ms="2000"):
     """Sends `count` echo requests round-robin over `services` with multi-frame bodies, each
-    with up to `attempts` attempts."""
+    with up to `attempts` attempts of `timeout_ms`."""
     ctx = zmq.Context()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
@@ -78,7 +78,7 @@ def client(endpoint, services, count="20", frames="3", attempts="3"):
     for i in range(int(count)):
         service = services[i % len(services)]
         body = [b"/echo"] + [b"part-%d-%d" % (i, j) for j in range(int(frames))]
-        got = call(s, service, body, attempts=int(attempts))
+        got = call(s, service, body, timeout_ms=int(timeout_ms), attempts=int(attempts))
         assert got == [b"OK"] + body[1:], got
     print("OK client %d" % int(count))
     sys.stdout.flush()

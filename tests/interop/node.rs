@@ -60,6 +60,13 @@ impl Settings {
         command
     }
 
+    /// `ezarch ARGS` run inside network namespace `netns` (`ip netns exec`).
+    pub fn ezarch_in(&self, netns: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ezarch")]).args(&self.flags).args(args);
+        command
+    }
+
     /// Starts `ezarch ARGS` in the background; for `up`, waits until the in pipe accepts.
     pub fn start(&self, args: &[&str]) -> Logged {
         let process = Logged::spawn(&mut self.ezarch(args));

@@ -5,11 +5,11 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+mod broker_node;
 
-use crate::broker::{Broker, BrokerConfig, Output};
+pub use self::broker_node::BrokerNode;
 use crate::config::Config;
-use crate::pipe::{Forwarder, PipeMode};
+use crate::pipe::{broker_facing_options, Forwarder, PipeMode};
 use crate::reactor::{fd_limit, Error, Limits, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
@@ -21,37 +21,6 @@ pub const FLUSH_TIME: Duration = Duration::from_secs(2);
 /// How long requests in flight may still get their replies when a node stops, unless
 /// `SHUTDOWN_GRACE_MS` says otherwise.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// A broker with its four sockets.
-pub struct BrokerNode {
-    pub broker: Broker,
-    /// Where generation-2 workers connect straight to this broker (`ezarch up` only).
-    pub gen2_router: Option<SocketId>,
-    pub in_router: SocketId,
-    pub worker_router: SocketId,
-    pub state_dealer: SocketId,
-    pub state_sub: SocketId,
-}
-
-impl BrokerNode {
-    /// A pipe attached to one of the broker's sockets (at start, and again after a reconnect).
-    fn on_attached(&mut self, socket: SocketId, identity: Bytes, now: Instant) {
-        let pipe = if socket == self.in_router {
-            self.broker.set_in_pipe(identity);
-            "the in pipe"
-        } else if socket == self.worker_router {
-            self.broker.set_worker_pipe(identity, now);
-            "the worker pipe"
-        } else if socket == self.state_dealer {
-            "the broker pipe"
-        } else if socket == self.state_sub {
-            "the broadcast"
-        } else {
-            return;
-        };
-        log::info!("broker attached to {pipe}");
-    }
-}
 
 pub struct Node {
     pub reactor: Reactor,
@@ -65,12 +34,15 @@ pub struct Node {
     pub bound: Vec<String>,
     /// On stop, how long requests in flight may still get their replies.
     pub shutdown_grace: Duration,
+    /// How long a broker attached to one of our pipes may stay silent before it is dropped.
+    pub broker_silence: Duration,
 }
 
 impl Node {
     /// `ezarch up`: three pipes on their ports plus one broker wired to them in memory.
     pub fn up(config: &Config) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
+        node.broker_silence = config.millis("BROKER_SILENCE_MS");
         let [in_pipe, worker_pipe, broker_pipe] = [
             (PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
             (PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
@@ -81,13 +53,8 @@ impl Node {
             node.add_pipe(mode, (front, &endpoints.0), (back, &endpoints.1))
         });
         let (in_pipe, worker_pipe, broker_pipe) = (in_pipe?, worker_pipe?, broker_pipe?);
-        let broker = node.add_broker(config)?;
-        let r = &mut node.reactor;
-        r.connect_inproc(broker.in_router, in_pipe.1)?;
-        r.connect_inproc(broker.worker_router, worker_pipe.1)?;
-        r.connect_inproc(broker.state_dealer, broker_pipe.0)?;
-        r.connect_inproc(broker.state_sub, broker_pipe.1)?;
-        let mut broker = broker;
+        let mut broker = node.add_broker(config)?;
+        broker.attach_in_memory(&mut node.reactor, in_pipe.1, worker_pipe.1, broker_pipe.0, broker_pipe.1)?;
         if config.port("GEN2_WORKER_PORT") > 0 {
             let router = node.reactor.socket(SocketType::Router, SocketOptions::default())?;
             let addr = node.reactor.bind(router, &config.bind_endpoint("GEN2_WORKER_PORT"))?;
@@ -106,10 +73,11 @@ impl Node {
         mode: PipeMode,
         front: &str,
         back: &str,
-        limits: Limits,
+        config: &Config,
         reply_affinity: bool,
     ) -> Result<Self, Error> {
-        let mut node = Self::empty(limits)?;
+        let mut node = Self::empty(limits(config))?;
+        node.broker_silence = config.millis("BROKER_SILENCE_MS");
         let (front, _) = node.add_pipe(mode, ("front", front), ("back", back))?;
         if reply_affinity {
             node.set_reply_affinity(front);
@@ -142,6 +110,7 @@ impl Node {
             worker_front: None,
             bound: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            broker_silence: Duration::ZERO,
         })
     }
 
@@ -152,7 +121,13 @@ impl Node {
         front: (&str, &str),
         back: (&str, &str),
     ) -> Result<(SocketId, SocketId), Error> {
-        let forwarder = Forwarder::new(&mut self.reactor, mode, &SocketOptions::default())?;
+        let options = |facing: bool| match facing {
+            true => broker_facing_options(self.broker_silence),
+            false => SocketOptions::default(),
+        };
+        let (front_faces, back_faces) = mode.broker_facing();
+        let (front_options, back_options) = (options(front_faces), options(back_faces));
+        let forwarder = Forwarder::with_options(&mut self.reactor, mode, &front_options, &back_options)?;
         for (socket, (label, endpoint)) in [(forwarder.front, front), (forwarder.back, back)] {
             let addr = self.reactor.bind(socket, endpoint)?;
             self.bound.push(format!("{label}=tcp://{addr}"));
@@ -165,36 +140,15 @@ impl Node {
     /// `ezarch broker`: a broker that connects to the three pipes by address.
     pub fn broker(config: &Config) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
-        let broker = node.add_broker(config)?;
-        let r = &mut node.reactor;
-        r.connect(broker.in_router, &config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_B"))?;
-        r.connect(broker.worker_router, &config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_B"))?;
-        r.connect(broker.state_dealer, &config.endpoint("BROKER_PIPE_HOST", "BROKER_PIPE_PORT_A"))?;
-        r.connect(broker.state_sub, &config.endpoint("BROKER_PIPE_HOST", "BROKER_BROADCAST_PORT"))?;
+        let mut broker = node.add_broker(config)?;
+        broker.connect_remote(&mut node.reactor, config)?;
         node.broker = Some(broker);
         Ok(node)
     }
 
     fn add_broker(&mut self, config: &Config) -> Result<BrokerNode, Error> {
         self.shutdown_grace = config.millis("SHUTDOWN_GRACE_MS");
-        let identity = Bytes::from(format!("broker-{:08x}", crate::random::next_u64() as u32));
-        let broker_config = BrokerConfig {
-            identity: identity.clone(),
-            worker_lifetime: config.seconds("WORKER_LIFETIME_S"),
-            task_timeout: config.millis("TASK_TIMEOUT_MS"),
-            no_service_wait: config.millis("NO_SERVICE_MS"),
-            startup_grace: config.millis("POLL_INTERVAL_MS") + Duration::from_millis(500),
-            ..BrokerConfig::default()
-        };
-        let r = &mut self.reactor;
-        let in_router = r.socket(SocketType::Router, SocketOptions::default())?;
-        let worker_router = r.socket(SocketType::Router, SocketOptions::default())?;
-        let state_options = SocketOptions { identity, ..SocketOptions::default() };
-        let state_dealer = r.socket(SocketType::Dealer, state_options)?;
-        let state_sub = r.socket(SocketType::Sub, SocketOptions::default())?;
-        r.subscribe(state_sub, b"")?;
-        let broker = Broker::new(broker_config, Instant::now());
-        Ok(BrokerNode { broker, gen2_router: None, in_router, worker_router, state_dealer, state_sub })
+        BrokerNode::new(&mut self.reactor, config)
     }
 
     /// Runs until `stop` is set, then keeps delivering queued messages for up to the grace.
@@ -281,13 +235,12 @@ impl Node {
         while let Some(event) = self.reactor.poll_peer_event() {
             let Some(b) = &mut self.broker else { continue };
             match event {
-                PeerEvent::Connected { socket, identity } => b.on_attached(socket, identity, now),
                 PeerEvent::Disconnected { socket, identity, .. }
                     if Some(socket) == self.worker_front || Some(socket) == b.gen2_router =>
                 {
                     b.broker.worker_lost(now, &identity)
                 }
-                PeerEvent::Disconnected { .. } => {}
+                event => b.on_peer_event(&mut self.reactor, event, now),
             }
         }
         for _ in 0..64 {
@@ -296,7 +249,7 @@ impl Node {
                 moved += forwarder.pump(&mut self.reactor);
             }
             if let Some(b) = &mut self.broker {
-                moved += drive_broker(&mut self.reactor, b, now);
+                moved += b.drive(&mut self.reactor, now);
             }
             moved += self.reactor.transfer() as u64;
             if moved == 0 {
@@ -314,41 +267,4 @@ pub fn limits(config: &Config) -> Limits {
         memory_budget: budget_mb.saturating_mul(1 << 20),
         ..Limits::default()
     }
-}
-
-/// Feeds the broker what its sockets read and sends what it emits; returns messages moved.
-fn drive_broker(reactor: &mut Reactor, b: &mut BrokerNode, now: Instant) -> u64 {
-    let mut moved = 0;
-    while let Some(m) = reactor.recv(b.state_sub) {
-        b.broker.handle_state(now, m);
-        moved += 1;
-    }
-    while let Some(m) = reactor.recv(b.worker_router) {
-        b.broker.handle_worker(now, m);
-        moved += 1;
-    }
-    while let Some(m) = b.gen2_router.and_then(|r| reactor.recv(r)) {
-        b.broker.handle_gen2_worker(now, m);
-        moved += 1;
-    }
-    while let Some(m) = reactor.recv(b.in_router) {
-        b.broker.handle_client(now, m);
-        moved += 1;
-    }
-    while let Some(output) = b.broker.poll_output() {
-        let (socket, message) = match output {
-            Output::ToClient(m) => (b.in_router, m),
-            Output::ToWorker(m) => (b.worker_router, m),
-            Output::Broadcast(m) => (b.state_dealer, m),
-            Output::ToGen2Worker(m) => match b.gen2_router {
-                Some(router) => (router, m),
-                None => continue,
-            },
-        };
-        if let Err(e) = reactor.send(socket, message) {
-            log::debug!("broker output dropped: {}", crate::socket::describe(&e));
-        }
-        moved += 1;
-    }
-    moved
 }

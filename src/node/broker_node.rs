@@ -1,0 +1,206 @@
+//! A broker's sockets on a node, and the wiring between them and the `Broker` state machine:
+//! what its sockets read goes in, what it emits goes out, and peer events become broker events.
+//!
+//! A broker in a process of its own (`ezarch broker`) connects its in-ROUTER to the in pipe
+//! only while it is attached to the worker pipe and to the broadcast, and disconnects it when
+//! either goes away (a partition, a restart): so the in pipe never hands it requests it could not
+//! dispatch or learn workers for. In `ezarch up` everything is in memory and always attached.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::broker::{Broker, BrokerConfig, Output};
+use crate::config::Config;
+use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
+use crate::socket::{SocketOptions, SocketType};
+
+/// A connect that has not completed its handshake in this long is abandoned and retried: after
+/// a partition heals, a connect begun during it would otherwise wait for TCP's own SYN backoff.
+const REMOTE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Options for the broker's sockets.
+fn options() -> SocketOptions {
+    SocketOptions { handshake_timeout: REMOTE_HANDSHAKE_TIMEOUT, ..SocketOptions::default() }
+}
+
+/// A broker with its sockets.
+pub struct BrokerNode {
+    pub broker: Broker,
+    /// Where generation-2 workers connect straight to this broker (`ezarch up` only).
+    pub gen2_router: Option<SocketId>,
+    /// The in-ROUTER; `None` while a remote broker holds back (see the module doc).
+    pub in_router: Option<SocketId>,
+    /// Where a remote broker's in-ROUTER connects; `None` in `ezarch up`.
+    in_endpoint: Option<String>,
+    pub worker_router: SocketId,
+    pub state_dealer: SocketId,
+    pub state_sub: SocketId,
+    worker_attached: bool,
+    broadcast_attached: bool,
+}
+
+impl BrokerNode {
+    /// A broker and its sockets on `reactor`, not connected yet; settings from `config`.
+    pub fn new(reactor: &mut Reactor, config: &Config) -> Result<Self, Error> {
+        let identity = Bytes::from(format!("broker-{:08x}", crate::random::next_u64() as u32));
+        let broker_config = BrokerConfig {
+            identity: identity.clone(),
+            worker_lifetime: config.seconds("WORKER_LIFETIME_S"),
+            task_timeout: config.millis("TASK_TIMEOUT_MS"),
+            no_service_wait: config.millis("NO_SERVICE_MS"),
+            startup_grace: config.millis("POLL_INTERVAL_MS") + Duration::from_millis(500),
+            ..BrokerConfig::default()
+        };
+        let worker_router = reactor.socket(SocketType::Router, options())?;
+        let state_dealer = reactor.socket(SocketType::Dealer, SocketOptions { identity, ..options() })?;
+        let state_sub = reactor.socket(SocketType::Sub, options())?;
+        reactor.subscribe(state_sub, b"")?;
+        Ok(Self {
+            broker: Broker::new(broker_config, Instant::now()),
+            gen2_router: None,
+            in_router: None,
+            in_endpoint: None,
+            worker_router,
+            state_dealer,
+            state_sub,
+            worker_attached: false,
+            broadcast_attached: false,
+        })
+    }
+
+    /// Wires the broker to pipes on the same reactor: `in_back` (the in pipe's DEALER),
+    /// `worker_back`, and the broker pipe's `state_front` ROUTER and `broadcast` PUB.
+    pub fn attach_in_memory(
+        &mut self,
+        reactor: &mut Reactor,
+        in_back: SocketId,
+        worker_back: SocketId,
+        state_front: SocketId,
+        broadcast: SocketId,
+    ) -> Result<(), Error> {
+        let in_router = reactor.socket(SocketType::Router, options())?;
+        self.in_router = Some(in_router);
+        reactor.connect_inproc(in_router, in_back)?;
+        reactor.connect_inproc(self.worker_router, worker_back)?;
+        reactor.connect_inproc(self.state_dealer, state_front)?;
+        reactor.connect_inproc(self.state_sub, broadcast)?;
+        Ok(())
+    }
+
+    /// Connects to the pipes by address (`*_HOST` and the ports); the in pipe once the worker
+    /// pipe and the broadcast are attached.
+    pub fn connect_remote(&mut self, reactor: &mut Reactor, config: &Config) -> Result<(), Error> {
+        self.in_endpoint = Some(config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_B"));
+        reactor.connect(self.worker_router, &config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_B"))?;
+        reactor.connect(self.state_dealer, &config.endpoint("BROKER_PIPE_HOST", "BROKER_PIPE_PORT_A"))?;
+        reactor.connect(self.state_sub, &config.endpoint("BROKER_PIPE_HOST", "BROKER_BROADCAST_PORT"))?;
+        Ok(())
+    }
+
+    /// A peer of one of the broker's sockets arrived or left.
+    pub fn on_peer_event(&mut self, reactor: &mut Reactor, event: PeerEvent, now: Instant) {
+        match event {
+            PeerEvent::Connected { socket, identity } => self.on_attached(socket, identity, now),
+            PeerEvent::Disconnected { socket, .. } => self.on_detached(socket),
+        }
+        self.gate_in_pipe(reactor);
+    }
+
+    fn on_attached(&mut self, socket: SocketId, identity: Bytes, now: Instant) {
+        let pipe = if Some(socket) == self.in_router {
+            self.broker.set_in_pipe(identity);
+            "the in pipe"
+        } else if socket == self.worker_router {
+            self.worker_attached = true;
+            self.broker.set_worker_pipe(identity, now);
+            "the worker pipe"
+        } else if socket == self.state_dealer {
+            "the broker pipe"
+        } else if socket == self.state_sub {
+            self.broadcast_attached = true;
+            "the broadcast"
+        } else {
+            return;
+        };
+        log::info!("broker attached to {pipe}");
+    }
+
+    fn on_detached(&mut self, socket: SocketId) {
+        if Some(socket) == self.in_router {
+            self.broker.in_pipe_lost();
+        } else if socket == self.worker_router {
+            self.worker_attached = false;
+            self.broker.worker_pipe_lost();
+        } else if socket == self.state_sub {
+            self.broadcast_attached = false;
+        }
+    }
+
+    /// A remote broker connects to the in pipe only while it can serve what comes from there.
+    fn gate_in_pipe(&mut self, reactor: &mut Reactor) {
+        let Some(endpoint) = self.in_endpoint.clone() else { return };
+        let ready = self.worker_attached && self.broadcast_attached;
+        match (ready, self.in_router) {
+            (true, None) => match connect_router(reactor, &endpoint) {
+                Ok(router) => {
+                    log::info!("broker ready: taking requests from the in pipe");
+                    self.in_router = Some(router);
+                }
+                Err(e) => log::warn!("cannot connect to the in pipe at {endpoint}: {e}"),
+            },
+            (false, Some(router)) => {
+                log::warn!("broker not ready (worker pipe or broadcast away): no requests until it is");
+                reactor.close(router);
+                self.in_router = None;
+                self.broker.in_pipe_lost();
+            }
+            _ => {}
+        }
+    }
+
+    /// Feeds the broker what its sockets read and sends what it emits; returns messages moved.
+    pub fn drive(&mut self, reactor: &mut Reactor, now: Instant) -> u64 {
+        let mut moved = 0;
+        while let Some(m) = reactor.recv(self.state_sub) {
+            self.broker.handle_state(now, m);
+            moved += 1;
+        }
+        while let Some(m) = reactor.recv(self.worker_router) {
+            self.broker.handle_worker(now, m);
+            moved += 1;
+        }
+        while let Some(m) = self.gen2_router.and_then(|r| reactor.recv(r)) {
+            self.broker.handle_gen2_worker(now, m);
+            moved += 1;
+        }
+        while let Some(m) = self.in_router.and_then(|r| reactor.recv(r)) {
+            self.broker.handle_client(now, m);
+            moved += 1;
+        }
+        while let Some(output) = self.broker.poll_output() {
+            let (socket, message) = match output {
+                Output::ToClient(m) => (self.in_router, m),
+                Output::ToWorker(m) => (Some(self.worker_router), m),
+                Output::Broadcast(m) => (Some(self.state_dealer), m),
+                Output::ToGen2Worker(m) => (self.gen2_router, m),
+            };
+            let sent = socket.map(|s| reactor.send(s, message));
+            if let Some(Err(e)) = sent {
+                log::debug!("broker output dropped: {}", crate::socket::describe(&e));
+            }
+            moved += 1;
+        }
+        moved
+    }
+}
+
+/// A ROUTER connected (and reconnecting) to `endpoint`.
+fn connect_router(reactor: &mut Reactor, endpoint: &str) -> Result<SocketId, Error> {
+    let router = reactor.socket(SocketType::Router, options())?;
+    if let Err(e) = reactor.connect(router, endpoint) {
+        reactor.close(router);
+        return Err(e);
+    }
+    Ok(router)
+}
