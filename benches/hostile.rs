@@ -58,12 +58,12 @@ impl Node {
         for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
             flags.extend(["--set".to_string(), format!("{name}={port}")]);
         }
-        flags.extend(["--set".to_string(), "GEN2_WORKER_PORT=0".to_string()]);
         // Room for the idle crowd besides the node's own connections; the budget stays default.
         flags.extend(["--set".to_string(), format!("MAX_CONNECTIONS={}", IDLE_CONNECTIONS + 1000)]);
         let ezarch = |args: &[&str]| {
             let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
-            command.args(&flags).args(args);
+            // No generation-2 port (by environment: an older build given as a baseline ignores it).
+            command.args(&flags).args(args).env("GEN2_WORKER_PORT", "0");
             Logged::spawn(&mut command)
         };
         let up = ezarch(&["up"]);

@@ -461,3 +461,19 @@ fn a_generation_2_dispatch_not_acked_within_a_second_is_sent_again() {
     assert_eq!(ezarch::broker::ack_wait(2), Duration::from_secs(2));
     assert_eq!(ezarch::broker::ack_wait(9), Duration::from_secs(5));
 }
+
+#[test]
+fn alone_the_broker_broadcasts_heartbeats_but_not_engagements() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.set_alone(true);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &[]));
+    broker.handle_worker(now, reply("w1", "c", "r1", &["OK"]));
+    let broadcasts: Vec<_> =
+        outputs(&mut broker).into_iter().filter(|o| matches!(o, Output::Broadcast(_))).collect();
+    assert_eq!(broadcasts, vec![Output::Broadcast(frames(&["\x01", "svc", "w1"]))]);
+    broker.set_alone(false);
+    broker.handle_client(now, request("c", "r2", "svc", &[]));
+    assert!(outputs(&mut broker).contains(&Output::Broadcast(frames(&["\x02", "w1"]))));
+}

@@ -145,6 +145,8 @@ pub struct Broker {
     requests: Requests,
     /// Stopping: new requests are answered SHUTTING_DOWN; those in flight may still finish.
     stopping: bool,
+    /// No other broker shares the broker pipe: ENGAGED/UNENGAGED would reach only ourselves.
+    alone: bool,
     outputs: VecDeque<Output>,
     pub stats: BrokerStats,
 }
@@ -159,6 +161,7 @@ impl Broker {
             worker_pipe: None,
             requests: Requests::default(),
             stopping: false,
+            alone: false,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
         }
@@ -197,6 +200,18 @@ impl Broker {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Whether another broker shares the broker pipe (`ezarch up` knows: the pipe is its own).
+    /// Alone, the broker does not broadcast ENGAGED and UNENGAGED, which only another broker would
+    /// read: two messages through the broker pipe per request saved. Heartbeats are broadcast
+    /// always, so a broker that attaches learns the workers at once; task counts it misses
+    /// meanwhile are deadlines anyway.
+    pub fn set_alone(&mut self, alone: bool) {
+        if alone != self.alone {
+            log::info!("{}", if alone { "no other broker attached" } else { "another broker attached" });
+        }
+        self.alone = alone;
     }
 
     /// The requests taken and not answered yet.
@@ -261,8 +276,12 @@ impl Broker {
                 self.stats.replies += 1;
                 // Our own dispatch or another broker's: release one task either way, at once.
                 self.registry.release(&worker);
-                self.outputs
-                    .push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_UNENGAGED), worker]));
+                if !self.alone {
+                    self.outputs.push_back(Output::Broadcast(vec![
+                        Bytes::from_static(wire::STATE_UNENGAGED),
+                        worker,
+                    ]));
+                }
                 let key = self.requests.key(&message[5], &message[7]);
                 match self.requests.finish_reply(key, &message[5], &message[7]) {
                     // Ours: answered now. Sent more than once, a second reply may follow.
@@ -506,7 +525,9 @@ impl Broker {
         request[0] = pipe;
         request[1] = worker.clone();
         self.outputs.push_back(Output::ToWorker(request));
-        self.outputs.push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_ENGAGED), worker]));
+        if !self.alone {
+            self.outputs.push_back(Output::Broadcast(vec![Bytes::from_static(wire::STATE_ENGAGED), worker]));
+        }
     }
 
     /// From the generation-2 workers' ROUTER: a heartbeat `[WORKER, "", 0x01, 0x01, SERVICE]`,

@@ -30,6 +30,9 @@ pub struct Node {
     /// The worker pipe's ROUTER when it shares the process with the broker (`ezarch up`): a
     /// worker's connection closing there tells the broker at once.
     pub worker_front: Option<SocketId>,
+    /// The broker pipe's ROUTER and PUB when the broker shares the process (`ezarch up`): their
+    /// peer counts say whether another broker is attached.
+    broker_pipe: Option<(SocketId, SocketId)>,
     /// Every endpoint bound, for the startup log.
     pub bound: Vec<String>,
     /// On stop, how long requests in flight may still get their replies.
@@ -63,6 +66,7 @@ impl Node {
         }
         node.broker = Some(broker);
         node.worker_front = Some(worker_pipe.0);
+        node.broker_pipe = Some(broker_pipe);
         node.set_reply_affinity(worker_pipe.0);
         Ok(node)
     }
@@ -108,6 +112,7 @@ impl Node {
             forwarders: Vec::new(),
             broker: None,
             worker_front: None,
+            broker_pipe: None,
             bound: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             broker_silence: Duration::ZERO,
@@ -232,7 +237,9 @@ impl Node {
     /// Moves everything that can move: pipe traffic, broker input and output.
     pub fn turn(&mut self) {
         let now = Instant::now();
+        let mut events = false;
         while let Some(event) = self.reactor.poll_peer_event() {
+            events = true;
             let Some(b) = &mut self.broker else { continue };
             match event {
                 PeerEvent::Disconnected { socket, identity, .. }
@@ -242,6 +249,10 @@ impl Node {
                 }
                 event => b.on_peer_event(&mut self.reactor, event, now),
             }
+        }
+        if let (true, Some(b), Some((front, back))) = (events, &mut self.broker, self.broker_pipe) {
+            // Our own state DEALER and SUB are one peer each: more means another broker.
+            b.broker.set_alone(self.reactor.peer_count(front) <= 1 && self.reactor.peer_count(back) <= 1);
         }
         for _ in 0..64 {
             let mut moved = 0;
