@@ -19,9 +19,11 @@ use crate::socket::{SocketOptions, SocketType};
 /// a partition heals, a connect begun during it would otherwise wait for TCP's own SYN backoff.
 const REMOTE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Options for the broker's sockets.
-fn options() -> SocketOptions {
-    SocketOptions { handshake_timeout: REMOTE_HANDSHAKE_TIMEOUT, ..SocketOptions::default() }
+/// Options for the broker's sockets: they heartbeat the pipes as the pipes heartbeat them, so a
+/// link cut off is noticed on this side too within `silence` (zero: heartbeats off).
+fn options(silence: Duration) -> SocketOptions {
+    let heartbeat = crate::pipe::broker_facing_options(silence).heartbeat;
+    SocketOptions { handshake_timeout: REMOTE_HANDSHAKE_TIMEOUT, heartbeat, ..SocketOptions::default() }
 }
 
 /// A broker with its sockets.
@@ -38,6 +40,8 @@ pub struct BrokerNode {
     pub state_sub: SocketId,
     worker_attached: bool,
     broadcast_attached: bool,
+    /// BROKER_SILENCE_MS, for the sockets this broker creates later (its in-ROUTER).
+    silence: Duration,
 }
 
 impl BrokerNode {
@@ -52,9 +56,11 @@ impl BrokerNode {
             startup_grace: config.millis("POLL_INTERVAL_MS") + Duration::from_millis(500),
             ..BrokerConfig::default()
         };
-        let worker_router = reactor.socket(SocketType::Router, options())?;
-        let state_dealer = reactor.socket(SocketType::Dealer, SocketOptions { identity, ..options() })?;
-        let state_sub = reactor.socket(SocketType::Sub, options())?;
+        let silence = config.millis("BROKER_SILENCE_MS");
+        let worker_router = reactor.socket(SocketType::Router, options(silence))?;
+        let state_dealer =
+            reactor.socket(SocketType::Dealer, SocketOptions { identity, ..options(silence) })?;
+        let state_sub = reactor.socket(SocketType::Sub, options(silence))?;
         reactor.subscribe(state_sub, b"")?;
         Ok(Self {
             broker: Broker::new(broker_config, Instant::now()),
@@ -66,6 +72,7 @@ impl BrokerNode {
             state_sub,
             worker_attached: false,
             broadcast_attached: false,
+            silence,
         })
     }
 
@@ -79,7 +86,7 @@ impl BrokerNode {
         state_front: SocketId,
         broadcast: SocketId,
     ) -> Result<(), Error> {
-        let in_router = reactor.socket(SocketType::Router, options())?;
+        let in_router = reactor.socket(SocketType::Router, options(self.silence))?;
         self.in_router = Some(in_router);
         reactor.connect_inproc(in_router, in_back)?;
         reactor.connect_inproc(self.worker_router, worker_back)?;
@@ -142,7 +149,7 @@ impl BrokerNode {
         let Some(endpoint) = self.in_endpoint.clone() else { return };
         let ready = self.worker_attached && self.broadcast_attached;
         match (ready, self.in_router) {
-            (true, None) => match connect_router(reactor, &endpoint) {
+            (true, None) => match connect_router(reactor, &endpoint, self.silence) {
                 Ok(router) => {
                     log::info!("broker ready: taking requests from the in pipe");
                     self.in_router = Some(router);
@@ -196,8 +203,8 @@ impl BrokerNode {
 }
 
 /// A ROUTER connected (and reconnecting) to `endpoint`.
-fn connect_router(reactor: &mut Reactor, endpoint: &str) -> Result<SocketId, Error> {
-    let router = reactor.socket(SocketType::Router, options())?;
+fn connect_router(reactor: &mut Reactor, endpoint: &str, silence: Duration) -> Result<SocketId, Error> {
+    let router = reactor.socket(SocketType::Router, options(silence))?;
     if let Err(e) = reactor.connect(router, endpoint) {
         reactor.close(router);
         return Err(e);
