@@ -6,7 +6,10 @@
 //! REQ_ID, BODY...]` arriving from a broker, and replies `[WORKER, "", 0x01, 0x02, CLIENT, "",
 //! REQ_ID, REPLY...]` arriving from a worker. Anything else is forwarded as before. The table
 //! holds at most `MAX_ENTRIES` dispatches; the oldest go first (their replies then go
-//! round-robin, as with a plain pipe).
+//! round-robin, as with a plain pipe). Every dispatch is noted, even with one broker attached:
+//! a second one may attach before the reply comes, and a reply it got could not be answered
+//! by it (a broker not yet attached to the in pipe drops it, and the dispatcher, which keeps the
+//! books, would then swallow the client's retry as a duplicate).
 
 use std::collections::VecDeque;
 

@@ -8,8 +8,8 @@
 //! Messages move as `Bytes` views; nothing is copied. When the DEALER has no room the message
 //! waits here and the ROUTER is not read, so backpressure reaches the sender through TCP.
 //!
-//! The worker pipe adds reply affinity (`affinity`): with more than one broker attached, a
-//! worker's reply goes to the broker that dispatched its request.
+//! The worker pipe adds reply affinity (`affinity`): a worker's reply goes to the broker that
+//! dispatched its request, whichever brokers are attached by then.
 
 mod affinity;
 
@@ -109,13 +109,11 @@ impl Forwarder {
         let before = self.stats.forwarded_in + self.stats.forwarded_out;
         self.pump_front_to_back(reactor);
         if self.mode == PipeMode::RouterDealer {
-            // Dispatches are remembered only when replies could go to another broker.
-            let mut remember = None;
+            // Every dispatch is remembered, even with one broker attached: another may attach
+            // before the reply comes, and the reply must not go to it.
             while let Some((from, message)) = reactor.recv_from(self.back) {
                 if let Some(affinity) = &mut self.affinity {
-                    if *remember.get_or_insert_with(|| reactor.peer_count(self.back) > 1) {
-                        affinity.note_dispatch(from, &message);
-                    }
+                    affinity.note_dispatch(from, &message);
                 }
                 match reactor.send(self.front, message) {
                     Ok(()) => self.stats.forwarded_out += 1,
