@@ -63,7 +63,7 @@ impl Node {
         let ezarch = |args: &[&str]| {
             let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
             // No generation-2 port (by environment: an older build given as a baseline ignores it).
-            command.args(&flags).args(args).env("GEN2_WORKER_PORT", "0");
+            command.args(&flags).args(args).env("GEN2_WORKER_PORT", "0").env("MONITOR_PORT", "0");
             Logged::spawn(&mut command)
         };
         let up = ezarch(&["up"]);

@@ -107,6 +107,7 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
 
 fn measure_ezarch(binary: &str) -> Vec<Figures> {
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let monitor_port = free_port();
     let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "info".into()];
     for (name, port) in PORT_SETTINGS.iter().zip(&ports) {
         flags.extend(["--set".to_string(), format!("{name}={port}")]);
@@ -115,7 +116,11 @@ fn measure_ezarch(binary: &str) -> Vec<Figures> {
     let ezarch = |args: &[&str]| {
         let mut command = Command::new(binary);
         // No generation-2 port (by environment: an older build given as a baseline ignores it).
-        command.args(&flags).args(args).env("GEN2_WORKER_PORT", "0");
+        command
+            .args(&flags)
+            .args(args)
+            .env("GEN2_WORKER_PORT", "0")
+            .env("MONITOR_PORT", monitor_port.to_string());
         interop::Logged::spawn(&mut command)
     };
     let up = ezarch(&["up"]);

@@ -82,6 +82,12 @@ pub const SETTINGS: &[Setting] = &[
         "generation-2 workers (pyez) connect here, straight to ezarch up's broker",
     ),
     setting(
+        "MONITOR_PORT",
+        "9010",
+        number(0, 65_535, "(a port; 0 = off)"),
+        "HTTP /metrics and /healthz on BIND_ADDRESS (ezarch up; broker and pipe only when set)",
+    ),
+    setting(
         "BROKER_SILENCE_MS",
         "2000",
         number(0, 600_000, "ms (0 = off)"),
@@ -187,6 +193,11 @@ impl Config {
 
     pub fn get(&self, name: &str) -> &str {
         self.values.get(name).map_or("", |(v, _)| v.as_str())
+    }
+
+    /// Where the value of `name` came from.
+    pub fn source(&self, name: &str) -> Source {
+        self.values.get(name).map_or(Source::Default, |(_, source)| *source)
     }
 
     pub fn port(&self, name: &str) -> u16 {

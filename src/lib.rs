@@ -11,9 +11,12 @@
 
 pub use zmtp;
 
+pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod logging;
+pub mod monitor;
 pub mod node;
 pub mod pipe;
 pub mod random;

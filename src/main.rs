@@ -1,11 +1,13 @@
 //! The `ezarch` command line: parses flags into a `Config`, sets up logging, runs the command.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use ezarch::admin;
 use ezarch::client::{Client, ClientOptions};
 use ezarch::config::{read_env_file, Config, ConfigError, Kind, SETTINGS};
 use ezarch::node::Node;
@@ -16,16 +18,13 @@ use ezarch::worker::{demo_handler, Worker, WorkerOptions};
 ///
 /// Settings come from flags (`--set NAME=VALUE`, `--bind`, `--log-level`), then the environment,
 /// then the env file (`--env FILE`, or ./env when present), then defaults. `ezarch settings`
-/// lists them.
+/// lists them with where each value came from.
 #[derive(Debug, Parser)]
 #[command(name = "ezarch", version, about)]
 struct Cli {
     /// The env file (shell `export NAME="VALUE"` lines). Default: ./env if it exists.
     #[arg(long, global = true)]
     env: Option<PathBuf>,
-    /// Address the pipes' listeners bind (BIND_ADDRESS). Default 127.0.0.1.
-    #[arg(long, global = true)]
-    bind: Option<String>,
     /// Log level (LOG_LEVEL): trace, debug, info, warning, error or critical (any case).
     #[arg(long, global = true)]
     log_level: Option<String>,
@@ -36,12 +35,26 @@ struct Cli {
     command: Command,
 }
 
+/// Where listeners bind, for the commands that listen.
+#[derive(Debug, clap::Args)]
+struct Bind {
+    /// Address the listeners bind (BIND_ADDRESS). Default 127.0.0.1.
+    #[arg(long)]
+    bind: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The whole node in one process: in, worker and broker pipes plus one broker.
-    Up,
+    Up {
+        #[command(flatten)]
+        bind: Bind,
+    },
     /// One pipe: a stateless forwarder from a ROUTER to a DEALER or a PUB.
     Pipe {
+        #[command(flatten)]
+        bind: Bind,
+        /// router-dealer (the in and worker pipes) or router-pub (the broker pipe).
         #[arg(long, value_enum, default_value = "router-dealer")]
         mode: Mode,
         /// Endpoint the ROUTER binds, e.g. tcp://127.0.0.1:9000.
@@ -55,20 +68,25 @@ enum Command {
         reply_affinity: bool,
     },
     /// A broker that attaches to the three pipes by address (*_HOST and the ports).
-    Broker,
+    Broker {
+        #[command(flatten)]
+        bind: Bind,
+    },
     /// One request through the in pipe; prints the reply frames, one per line.
     Call {
+        /// The service to call, e.g. echo.
         service: String,
+        /// Body frames, e.g. /echo hello; `-` reads one frame from stdin (binary, up to 16 MiB).
         frames: Vec<String>,
-        /// Milliseconds one attempt waits.
-        #[arg(long, default_value_t = 5000)]
-        timeout: u64,
-        /// Attempts, all with the same request id.
-        #[arg(long, default_value_t = 2)]
-        attempts: u32,
+        #[command(flatten)]
+        call: CallFlags,
+        /// Print each reply frame as hex instead of text.
+        #[arg(long)]
+        hex: bool,
     },
     /// A demo worker: /echo, /req_count, anything else ERR.
     Worker {
+        /// The service this worker serves, e.g. echo.
         service: String,
         /// Milliseconds of simulated work per request.
         #[arg(long, default_value_t = 0)]
@@ -76,6 +94,47 @@ enum Command {
     },
     /// Lists every setting with its value and where it came from.
     Settings,
+    /// Lists the services the node's broker knows: live workers, in flight, served (ez.services).
+    Services {
+        /// Print the node's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        call: CallFlags,
+    },
+    /// Prints the node's counters: requests, answers by reason, connections, bytes (ez.stats).
+    Stats {
+        /// Print the node's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        call: CallFlags,
+    },
+    /// Round-trip times to the node (ez.ping through the in pipe and the broker).
+    Ping {
+        /// How many pings.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        #[command(flatten)]
+        call: CallFlags,
+    },
+}
+
+/// How a request waits for its answer.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct CallFlags {
+    /// Milliseconds one attempt waits (at least 1).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Attempts, all with the same request id (at least 1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: u32,
+}
+
+impl CallFlags {
+    fn options(self) -> ClientOptions {
+        ClientOptions { timeout: Duration::from_millis(self.timeout), attempts: self.attempts }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -99,7 +158,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_level());
+    ezarch::logging::init(config.log_level());
     match run(cli.command, &config) {
         Ok(code) => code,
         Err(e) => {
@@ -112,7 +171,11 @@ fn main() -> ExitCode {
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let env_text = read_env_file(cli.env.as_deref())?;
     let mut flags = cli.set.clone();
-    if let Some(bind) = &cli.bind {
+    let bind = match &cli.command {
+        Command::Up { bind } | Command::Pipe { bind, .. } | Command::Broker { bind } => bind.bind.as_ref(),
+        _ => None,
+    };
+    if let Some(bind) = bind {
         flags.push(("BIND_ADDRESS".into(), bind.clone()));
     }
     if let Some(level) = &cli.log_level {
@@ -121,42 +184,51 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     Config::resolve(&flags, |name| std::env::var(name).ok(), env_text.as_deref())
 }
 
-fn init_logging(level: log::LevelFilter) {
-    let _ = fern::Dispatch::new()
-        .format(|out, message, record| {
-            out.finish(format_args!("{} {} {}", record.level(), record.target(), message))
-        })
-        .level(level)
-        .chain(std::io::stderr())
-        .apply();
-}
-
 type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
     let stop = ezarch::signals::install();
     match command {
-        Command::Up => {
+        Command::Up { .. } => {
             let mut node = Node::up(config)?;
-            log::info!("ezarch up: {}; bound {}", config.summary(), node.bound.join(" "));
+            log_start("up", config, &node);
             node.run(stop)?;
         }
-        Command::Broker => {
+        Command::Broker { .. } => {
             let mut node = Node::broker(config)?;
-            log::info!("ezarch broker: {}", config.summary());
+            log_start("broker", config, &node);
             node.run(stop)?;
         }
-        Command::Pipe { mode, front, back, reply_affinity } => {
+        Command::Pipe { mode, front, back, reply_affinity, .. } => {
             let mode = match mode {
                 Mode::RouterDealer => PipeMode::RouterDealer,
                 Mode::RouterPub => PipeMode::RouterPub,
             };
             let mut node = Node::pipe(mode, &front, &back, config, reply_affinity)?;
-            log::info!("ezarch pipe: bound {}", node.bound.join(" "));
+            log_start("pipe", config, &node);
             node.run(stop)?;
         }
-        Command::Call { service, frames, timeout, attempts } => {
-            return call(config, &service, &frames, timeout, attempts, stop)
+        Command::Call { service, frames, call: flags, hex } => {
+            return call(config, &service, &frames, flags.options(), hex, stop)
+        }
+        Command::Services { json, call } => {
+            let text = admin::query(&mut client(config, call.options(), stop)?, "ez.services")?;
+            print!("{}", if json { text + "\n" } else { admin::services_table(&text)? });
+        }
+        Command::Stats { json, call } => {
+            let text = admin::query(&mut client(config, call.options(), stop)?, "ez.stats")?;
+            print!("{}", if json { text + "\n" } else { admin::stats_table(&text)? });
+        }
+        Command::Ping { count, call } => {
+            let mut client = client(config, call.options(), stop)?;
+            let endpoint = config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_A");
+            let times = admin::ping(&mut client, count, Duration::from_millis(200), |i, rtt| {
+                println!("ez.ping {i} via {endpoint}: {:.3} ms", rtt.as_secs_f64() * 1e3)
+            })?;
+            let ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e3).collect();
+            let (min, max) = ms.iter().fold((f64::MAX, 0f64), |(lo, hi), &m| (lo.min(m), hi.max(m)));
+            let avg = ms.iter().sum::<f64>() / ms.len() as f64;
+            println!("{count} answered: min {min:.3} ms, avg {avg:.3} ms, max {max:.3} ms");
         }
         Command::Worker { service, delay } => {
             let endpoint = config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_A");
@@ -176,11 +248,67 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
                     Kind::Port => " (1-65535)".to_string(),
                     _ => String::new(),
                 };
-                println!("{}={:?}  # {}{range}", s.name, config.get(s.name), s.about);
+                let (name, value, source) = (s.name, config.get(s.name), config.source(s.name));
+                println!("{name}={value:?}  # from {source}: {}{range}", s.about);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line at INFO that fits on a screen: what runs and where clients, workers and operators
+/// connect. The rest (every endpoint, every setting with its source) at DEBUG.
+fn log_start(role: &str, config: &Config, node: &Node) {
+    let version = env!("CARGO_PKG_VERSION");
+    let find = |name: &str| node.bound.iter().find_map(|b| b.strip_prefix(name)?.strip_prefix('='));
+    let mut parts = Vec::new();
+    for (label, name) in [
+        ("clients", "IN_PIPE_PORT_A"),
+        ("workers", "WORKER_PIPE_PORT_A"),
+        ("pyez workers", "GEN2_WORKER_PORT"),
+    ] {
+        parts.extend(find(name).map(|endpoint| format!("{label} {endpoint}")));
+    }
+    if role == "pipe" || role == "broker" {
+        parts.extend(node.bound.iter().filter(|b| !b.starts_with("MONITOR_PORT")).cloned());
+    }
+    parts.extend(find("MONITOR_PORT").map(|endpoint| format!("monitor {endpoint}/metrics")));
+    let changed =
+        SETTINGS.iter().filter(|s| config.source(s.name) != ezarch::config::Source::Default).count();
+    log::info!("ezarch {version} {role}: {}; {changed} setting(s) not default", parts.join(", "));
+    log::debug!("bound: {}", node.bound.join(" "));
+    log::debug!("settings: {}", config.summary());
+}
+
+/// A client of the node's in pipe (`IN_PIPE_HOST`, `IN_PIPE_PORT_A`) that Ctrl-C interrupts.
+fn client(
+    config: &Config,
+    options: ClientOptions,
+    stop: &'static std::sync::atomic::AtomicBool,
+) -> AnyResult<Client> {
+    let endpoint = config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_A");
+    let client =
+        Client::connect(&endpoint, options).map_err(|e| format!("IN_PIPE_PORT_A {endpoint}: {e}"))?;
+    Ok(client.stop_on(stop))
+}
+
+/// The body frames of `ezarch call`: each argument as it is, `-` as all of stdin.
+fn body_frames(frames: &[String]) -> AnyResult<Vec<Bytes>> {
+    let mut stdin_used = false;
+    let mut body = Vec::with_capacity(frames.len());
+    for frame in frames {
+        if frame == "-" {
+            if std::mem::replace(&mut stdin_used, true) {
+                return Err("only one frame can be read from stdin (`-`)".into());
+            }
+            let mut bytes = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut bytes).map_err(|e| format!("reading stdin: {e}"))?;
+            body.push(Bytes::from(bytes));
+        } else {
+            body.push(Bytes::from(frame.clone()));
+        }
+    }
+    Ok(body)
 }
 
 /// `ezarch call`: exit 0 on a reply, 1 on an `EZ_ERR` reply or a timeout.
@@ -188,14 +316,12 @@ fn call(
     config: &Config,
     service: &str,
     frames: &[String],
-    timeout: u64,
-    attempts: u32,
+    options: ClientOptions,
+    hex: bool,
     stop: &'static std::sync::atomic::AtomicBool,
 ) -> AnyResult<ExitCode> {
-    let endpoint = config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_A");
-    let options = ClientOptions { timeout: Duration::from_millis(timeout), attempts };
-    let mut client = Client::connect(&endpoint, options)?.stop_on(stop);
-    let body: Vec<Bytes> = frames.iter().map(|f| Bytes::from(f.clone())).collect();
+    let body = body_frames(frames)?;
+    let mut client = client(config, options, stop)?;
     let reply = match client.call(service.as_bytes(), &body) {
         Ok(reply) => reply,
         Err(ezarch::client::CallError::Interrupted) => return Ok(ExitCode::from(130)),
@@ -205,7 +331,11 @@ fn call(
         }
     };
     for frame in &reply {
-        println!("{}", String::from_utf8_lossy(frame));
+        if hex {
+            println!("{}", frame.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        } else {
+            println!("{}", String::from_utf8_lossy(frame));
+        }
     }
     let failed = reply.first().is_some_and(|f| &f[..] == ezarch::broker::wire::EZ_ERR);
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })

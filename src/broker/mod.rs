@@ -19,6 +19,7 @@
 mod kept;
 mod registry;
 mod requests;
+mod service_stats;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ use bytes::Bytes;
 pub use self::kept::Kept;
 pub use self::registry::{Generation, Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
 pub use self::requests::{ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, RECENT_ANSWERS, SWEEP};
+pub use self::service_stats::{
+    Histogram, Reason, ServiceCounters, ServiceStats, LATENCY_BUCKETS, MAX_TRACKED_SERVICES, OTHER,
+};
 use crate::socket::Message;
 use crate::time::after;
 
@@ -102,6 +106,9 @@ pub enum Output {
     Broadcast(Message),
     /// Send on the generation-2 workers' ROUTER (first frame: the worker's identity).
     ToGen2Worker(Message),
+    /// A request for a management service (`ez.*`), for the node to answer: it knows more than
+    /// the broker (connections, bytes, pipes). The request as it came from the in-ROUTER.
+    Management(Message),
 }
 
 /// Counters, all monotonic.
@@ -132,7 +139,30 @@ pub struct BrokerStats {
     pub workers_left: u64,
     /// Requests answered `EZ_ERR SHUTTING_DOWN`.
     pub shutting_down: u64,
+    /// Requests for management services (`ez.*`), answered by the node, not by workers.
+    pub management: u64,
 }
+
+impl BrokerStats {
+    /// The counter of `EZ_ERR reason` answers.
+    pub fn error_mut(&mut self, reason: Reason) -> &mut u64 {
+        match reason {
+            Reason::NoService => &mut self.no_service,
+            Reason::Busy => &mut self.busy,
+            Reason::Timeout => &mut self.timeouts,
+            Reason::WorkerLost => &mut self.worker_lost,
+            Reason::ShuttingDown => &mut self.shutting_down,
+        }
+    }
+
+    /// `EZ_ERR reason` answers so far.
+    pub fn error(&self, reason: Reason) -> u64 {
+        *{ *self }.error_mut(reason)
+    }
+}
+
+/// The prefix of management service names: requests for them never go to a worker.
+pub const MANAGEMENT_PREFIX: &[u8] = b"ez.";
 
 #[derive(Debug)]
 pub struct Broker {
@@ -149,6 +179,8 @@ pub struct Broker {
     alone: bool,
     outputs: VecDeque<Output>,
     pub stats: BrokerStats,
+    /// Per-service counters and latencies, for operators.
+    pub service_stats: ServiceStats,
 }
 
 impl Broker {
@@ -164,12 +196,18 @@ impl Broker {
             alone: false,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
+            service_stats: ServiceStats::default(),
         }
     }
 
     /// The in pipe's DEALER attached to our in-ROUTER with this identity.
     pub fn set_in_pipe(&mut self, identity: Bytes) {
         self.in_pipe = Some(identity);
+    }
+
+    /// Whether the in pipe's identity is known (it attached, or a request came through it).
+    pub fn in_pipe_known(&self) -> bool {
+        self.in_pipe.is_some()
     }
 
     /// The in pipe went away (a broker in another process): nothing can be answered until it is
@@ -229,25 +267,28 @@ impl Broker {
         if !valid {
             return self.malformed("client request", &message);
         }
-        self.stats.requests += 1;
         if self.in_pipe.is_none() {
             self.in_pipe = Some(message[0].clone());
         }
+        if message[5].starts_with(MANAGEMENT_PREFIX) {
+            self.stats.management += 1;
+            return self.outputs.push_back(Output::Management(message));
+        }
+        self.stats.requests += 1;
         if self.stopping {
-            self.stats.shutting_down += 1;
-            return self.answer(&message, wire::SHUTTING_DOWN);
+            return self.refuse(&message[5], &message[1], &message[4], Reason::ShuttingDown);
         }
         let key = self.requests.key(&message[1], &message[4]);
         match self.requests.lookup(key, &message[1], &message[4]) {
-            Lookup::Absent => self.route_request(now, key, message, 0, now),
+            Lookup::Absent => {
+                self.service_stats.request(&message[5]);
+                self.route_request(now, key, message, 0, now)
+            }
             // A retry of a request still waiting or in flight: its one answer is on its way.
             Lookup::Taken => self.stats.duplicates += 1,
             // Another request holds this key (2^-64): this one cannot be tracked; the client
             // may retry it.
-            Lookup::Collision => {
-                self.stats.busy += 1;
-                self.answer(&message, wire::BUSY);
-            }
+            Lookup::Collision => self.refuse(&message[5], &message[1], &message[4], Reason::Busy),
         }
     }
 
@@ -284,9 +325,14 @@ impl Broker {
                 }
                 let key = self.requests.key(&message[5], &message[7]);
                 match self.requests.finish_reply(key, &message[5], &message[7]) {
-                    // Ours: answered now. Sent more than once, a second reply may follow.
-                    Some(tracked) if tracked.attempts > 1 => self.requests.remember_answered(key),
-                    Some(_) => {}
+                    Some(tracked) => {
+                        let latency = now.saturating_duration_since(tracked.since);
+                        self.service_stats.reply(tracked.kept.service(), latency);
+                        // Ours: answered now. Sent more than once, a second reply may follow.
+                        if tracked.attempts > 1 {
+                            self.requests.remember_answered(key);
+                        }
+                    }
                     None if self.requests.was_answered(&key) => {
                         self.stats.late_replies += 1;
                         return;
@@ -359,8 +405,7 @@ impl Broker {
     }
 
     fn answer_shutting_down(&mut self, key: RequestKey, kept: &Kept) {
-        self.stats.shutting_down += 1;
-        self.answer_to(kept.client(), kept.req_id(), wire::SHUTTING_DOWN);
+        self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::ShuttingDown);
         self.requests.remember_answered(key);
     }
 
@@ -396,7 +441,6 @@ impl Broker {
         }
         let Expired { waited, timed_out, not_acked } = self.requests.expire(now, self.config.task_timeout);
         for tracked in waited {
-            self.stats.no_service += 1;
             let service = tracked.kept.service();
             log::info!(
                 "NO_SERVICE for {}: no live worker within {:?} ({} known, worker pipe {})",
@@ -405,11 +449,11 @@ impl Broker {
                 self.registry.live_workers(service, now),
                 if self.worker_pipe.is_some() { "attached" } else { "away" }
             );
-            self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::NO_SERVICE);
+            self.refuse(service, tracked.kept.client(), tracked.kept.req_id(), Reason::NoService);
         }
         for (key, tracked) in timed_out {
-            self.stats.timeouts += 1;
-            self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::TIMEOUT);
+            let kept = &tracked.kept;
+            self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::Timeout);
             self.requests.remember_answered(key);
         }
         // A generation-2 worker that did not ACK in time: another worker (or the same) is asked.
@@ -436,8 +480,8 @@ impl Broker {
             if resend {
                 self.resend(now, key, tracked);
             } else {
-                self.stats.worker_lost += 1;
-                self.answer_to(tracked.kept.client(), tracked.kept.req_id(), wire::WORKER_LOST);
+                let kept = &tracked.kept;
+                self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::WorkerLost);
                 self.requests.remember_answered(key);
             }
         }
@@ -463,8 +507,7 @@ impl Broker {
             || bytes + kept.cost() > self.config.max_waiting_bytes
             || here >= self.config.max_waiting_per_service;
         if full {
-            self.stats.busy += 1;
-            self.answer(&request, wire::BUSY);
+            self.refuse(&request[5], &request[1], &request[4], Reason::Busy);
             if attempts > 0 {
                 self.requests.remember_answered(key);
             }
@@ -547,14 +590,14 @@ impl Broker {
                 Some(key) => self.requests.ack(key),
                 None => self.malformed("generation-2 ACK", &message),
             },
-            (m, 6..) if m == wire::REPLY => self.gen2_reply(message),
+            (m, 6..) if m == wire::REPLY => self.gen2_reply(now, message),
             _ => self.malformed("generation-2 worker message", &message),
         }
     }
 
     /// `[WORKER, "", 0x01, 0x02, TOKEN, STATUS, RESULT...]` -> the client gets
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "OK" | "SERVICE_ERR", RESULT...]`.
-    fn gen2_reply(&mut self, mut message: Message) {
+    fn gen2_reply(&mut self, now: Instant, mut message: Message) {
         self.stats.replies += 1;
         self.registry.release(&message[0]);
         let Some(key) = RequestKey::from_token(&message[4]) else {
@@ -571,6 +614,8 @@ impl Broker {
         if tracked.attempts > 1 {
             self.requests.remember_answered(key);
         }
+        let latency = now.saturating_duration_since(tracked.since);
+        self.service_stats.reply(tracked.kept.service(), latency);
         let Some(in_pipe) = self.in_pipe.clone() else { return };
         if message[5] == wire::ERR {
             message[5] = Bytes::from_static(wire::SERVICE_ERR);
@@ -603,9 +648,12 @@ impl Broker {
         }
     }
 
-    /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]` for `request`.
-    fn answer(&mut self, request: &Message, reason: &'static [u8]) {
-        self.answer_to(&request[1], &request[4], reason);
+    /// Answers `EZ_ERR REASON` to a request for `service`, counted by reason, node-wide and for
+    /// the service.
+    fn refuse(&mut self, service: &[u8], client: &[u8], req_id: &[u8], reason: Reason) {
+        *self.stats.error_mut(reason) += 1;
+        self.service_stats.error(service, reason);
+        self.answer_to(client, req_id, reason.wire());
     }
 
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]`.
@@ -625,10 +673,12 @@ impl Broker {
     fn note_heartbeat(&mut self, service: &[u8], worker: &[u8], generation: Generation, now: Instant) {
         match self.registry.heartbeat_of(service, worker, generation, now) {
             Heartbeat::Joined => {
+                self.service_stats.track(service);
                 log::info!("worker {} joined service {}", printable(worker), printable(service))
             }
             Heartbeat::Moved => {
-                log::debug!("worker {} moved to service {}", printable(worker), printable(service))
+                self.service_stats.track(service);
+                log::info!("worker {} moved to service {}", printable(worker), printable(service))
             }
             Heartbeat::Refused => self.stats.workers_refused += 1,
             Heartbeat::Renewed => {}

@@ -202,6 +202,16 @@ impl Registry {
         })
     }
 
+    /// Every service some known worker serves.
+    pub fn services(&self) -> impl Iterator<Item = &[u8]> {
+        self.services.keys().map(|name| &name[..])
+    }
+
+    /// Known workers, live or not yet expired.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
     /// No worker or task expires before this; `None` when nothing can expire.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.next_expiry

@@ -134,6 +134,17 @@ impl Requests {
         self.tracked.len() - self.waiting_count
     }
 
+    /// Requests dispatched and not answered, per service (walks every one: for snapshots).
+    pub fn in_flight_by_service(&self) -> HashMap<&[u8], usize> {
+        let mut counts = HashMap::new();
+        for tracked in self.tracked.values() {
+            if matches!(tracked.state, State::Dispatched { .. }) {
+                *counts.entry(tracked.kept.service()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Tracks a request taken at `since` as dispatched to `worker` (attempt `attempts`).
     pub fn dispatched(
         &mut self,

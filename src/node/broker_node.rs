@@ -42,6 +42,8 @@ pub struct BrokerNode {
     broadcast_attached: bool,
     /// BROKER_SILENCE_MS, for the sockets this broker creates later (its in-ROUTER).
     silence: Duration,
+    /// Management requests (`ez.*`) for the node to answer (it sees more than the broker).
+    pub management: Vec<crate::socket::Message>,
 }
 
 impl BrokerNode {
@@ -73,6 +75,7 @@ impl BrokerNode {
             worker_attached: false,
             broadcast_attached: false,
             silence,
+            management: Vec::new(),
         })
     }
 
@@ -144,6 +147,28 @@ impl BrokerNode {
         }
     }
 
+    /// Whether the broker can take requests: the in pipe, the worker pipe and the broadcast are
+    /// all attached (for `/healthz`).
+    pub fn attached(&self) -> bool {
+        let in_pipe = self.in_router.is_some() && self.broker.in_pipe_known();
+        in_pipe && self.worker_attached && self.broadcast_attached
+    }
+
+    /// Answers a management request: `reply` frames after `[IN_PIPE, CLIENT, "", REQ_ID]`.
+    pub fn answer_management(
+        &self,
+        reactor: &mut Reactor,
+        request: &crate::socket::Message,
+        reply: Vec<Bytes>,
+    ) {
+        let Some(router) = self.in_router else { return };
+        let mut answer = vec![request[0].clone(), request[1].clone(), Bytes::new(), request[4].clone()];
+        answer.extend(reply);
+        if let Err(e) = reactor.send(router, answer) {
+            log::debug!("management answer dropped: {}", crate::socket::describe(&e));
+        }
+    }
+
     /// A remote broker connects to the in pipe only while it can serve what comes from there.
     fn gate_in_pipe(&mut self, reactor: &mut Reactor) {
         let Some(endpoint) = self.in_endpoint.clone() else { return };
@@ -191,6 +216,10 @@ impl BrokerNode {
                 Output::ToWorker(m) => (Some(self.worker_router), m),
                 Output::Broadcast(m) => (Some(self.state_dealer), m),
                 Output::ToGen2Worker(m) => (self.gen2_router, m),
+                Output::Management(m) => {
+                    self.management.push(m);
+                    continue;
+                }
             };
             let sent = socket.map(|s| reactor.send(s, message));
             if let Some(Err(e)) = sent {

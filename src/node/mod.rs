@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod broker_node;
+mod inspect;
+pub mod json;
+pub mod snapshot;
 
 pub use self::broker_node::BrokerNode;
 use crate::config::Config;
+use crate::monitor::Health;
 use crate::pipe::{broker_facing_options, Forwarder, PipeMode};
 use crate::reactor::{fd_limit, Error, Limits, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
@@ -39,6 +43,11 @@ pub struct Node {
     pub shutdown_grace: Duration,
     /// How long a broker attached to one of our pipes may stay silent before it is dropped.
     pub broker_silence: Duration,
+    /// Each forwarder's name (`in`, `worker`, `broker`, `pipe`), for stats.
+    pipe_names: Vec<&'static str>,
+    started: Instant,
+    /// Stopping: new requests are answered SHUTTING_DOWN and `/healthz` says 503.
+    draining: bool,
 }
 
 impl Node {
@@ -47,20 +56,24 @@ impl Node {
         let mut node = Self::empty(limits(config))?;
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
         let [in_pipe, worker_pipe, broker_pipe] = [
-            (PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
-            (PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
-            (PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"),
+            ("in", PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
+            ("worker", PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
+            ("broker", PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"),
         ]
-        .map(|(mode, front, back)| {
+        .map(|(name, mode, front, back)| {
             let endpoints = (config.bind_endpoint(front), config.bind_endpoint(back));
-            node.add_pipe(mode, (front, &endpoints.0), (back, &endpoints.1))
+            node.add_pipe(name, mode, (front, &endpoints.0), (back, &endpoints.1))
         });
         let (in_pipe, worker_pipe, broker_pipe) = (in_pipe?, worker_pipe?, broker_pipe?);
         let mut broker = node.add_broker(config)?;
         broker.attach_in_memory(&mut node.reactor, in_pipe.1, worker_pipe.1, broker_pipe.0, broker_pipe.1)?;
         if config.port("GEN2_WORKER_PORT") > 0 {
             let router = node.reactor.socket(SocketType::Router, SocketOptions::default())?;
-            let addr = node.reactor.bind(router, &config.bind_endpoint("GEN2_WORKER_PORT"))?;
+            let endpoint = config.bind_endpoint("GEN2_WORKER_PORT");
+            let addr = node
+                .reactor
+                .bind(router, &endpoint)
+                .map_err(|e| e.named(format!("GEN2_WORKER_PORT {endpoint}")))?;
             node.bound.push(format!("GEN2_WORKER_PORT=tcp://{addr}"));
             broker.gen2_router = Some(router);
         }
@@ -68,6 +81,7 @@ impl Node {
         node.worker_front = Some(worker_pipe.0);
         node.broker_pipe = Some(broker_pipe);
         node.set_reply_affinity(worker_pipe.0);
+        node.monitor_if(config, true)?;
         Ok(node)
     }
 
@@ -82,10 +96,11 @@ impl Node {
     ) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
-        let (front, _) = node.add_pipe(mode, ("front", front), ("back", back))?;
+        let (front, _) = node.add_pipe("pipe", mode, ("front", front), ("back", back))?;
         if reply_affinity {
             node.set_reply_affinity(front);
         }
+        node.monitor_if(config, false)?;
         Ok(node)
     }
 
@@ -116,12 +131,16 @@ impl Node {
             bound: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             broker_silence: Duration::ZERO,
+            pipe_names: Vec::new(),
+            started: Instant::now(),
+            draining: false,
         })
     }
 
     /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
     fn add_pipe(
         &mut self,
+        name: &'static str,
         mode: PipeMode,
         front: (&str, &str),
         back: (&str, &str),
@@ -134,11 +153,13 @@ impl Node {
         let (front_options, back_options) = (options(front_faces), options(back_faces));
         let forwarder = Forwarder::with_options(&mut self.reactor, mode, &front_options, &back_options)?;
         for (socket, (label, endpoint)) in [(forwarder.front, front), (forwarder.back, back)] {
-            let addr = self.reactor.bind(socket, endpoint)?;
+            let addr =
+                self.reactor.bind(socket, endpoint).map_err(|e| e.named(format!("{label} {endpoint}")))?;
             self.bound.push(format!("{label}=tcp://{addr}"));
         }
         let ids = (forwarder.front, forwarder.back);
         self.forwarders.push(forwarder);
+        self.pipe_names.push(name);
         Ok(ids)
     }
 
@@ -148,6 +169,7 @@ impl Node {
         let mut broker = node.add_broker(config)?;
         broker.connect_remote(&mut node.reactor, config)?;
         node.broker = Some(broker);
+        node.monitor_if(config, false)?;
         Ok(node)
     }
 
@@ -175,6 +197,7 @@ impl Node {
     /// up to the grace for their replies, the rest answered SHUTTING_DOWN, everything written.
     fn stop(&mut self) -> io::Result<()> {
         log::info!("stopping: no new connections or requests; in flight get up to {:?}", self.shutdown_grace);
+        self.draining = true;
         self.reactor.stop_listening();
         if let Some(b) = &mut self.broker {
             b.broker.begin_shutdown();
@@ -250,6 +273,7 @@ impl Node {
                 event => b.on_peer_event(&mut self.reactor, event, now),
             }
         }
+        self.serve_monitor();
         if let (true, Some(b), Some((front, back))) = (events, &mut self.broker, self.broker_pipe) {
             // Our own state DEALER and SUB are one peer each: more means another broker.
             b.broker.set_alone(self.reactor.peer_count(front) <= 1 && self.reactor.peer_count(back) <= 1);
@@ -262,9 +286,51 @@ impl Node {
             if let Some(b) = &mut self.broker {
                 moved += b.drive(&mut self.reactor, now);
             }
+            moved += self.answer_management();
             moved += self.reactor.transfer() as u64;
             if moved == 0 {
                 break;
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Binds the monitoring endpoint on `MONITOR_PORT` unless it is 0; unless `by_default`, only
+    /// when the port was set (a broker or pipe beside `ezarch up` would collide on the default).
+    fn monitor_if(&mut self, config: &Config, by_default: bool) -> Result<(), Error> {
+        let set = by_default || config.source("MONITOR_PORT") != crate::config::Source::Default;
+        if set && config.port("MONITOR_PORT") > 0 {
+            self.listen_monitor(&config.bind_endpoint("MONITOR_PORT"))?;
+        }
+        Ok(())
+    }
+
+    /// Binds the HTTP monitoring endpoint (`/metrics`, `/healthz`) at `endpoint`.
+    pub fn listen_monitor(&mut self, endpoint: &str) -> Result<(), Error> {
+        let addr =
+            self.reactor.listen_plain(endpoint).map_err(|e| e.named(format!("MONITOR_PORT {endpoint}")))?;
+        self.bound.push(format!("MONITOR_PORT=http://{addr}"));
+        Ok(())
+    }
+
+    /// What `/healthz` says now.
+    pub fn health(&self) -> Health {
+        match &self.broker {
+            _ if self.draining => Health::Draining,
+            Some(b) if !b.attached() => Health::Detached,
+            _ => Health::Serving,
+        }
+    }
+
+    /// Answers every HTTP request that is complete (or hopeless).
+    fn serve_monitor(&mut self) {
+        while let Some(id) = self.reactor.next_plain_request() {
+            let full = self.reactor.plain_input_full(id);
+            let Some(input) = self.reactor.plain_input(id) else { continue };
+            let parsed = crate::monitor::http::parse(input, full);
+            if let Some(response) = crate::monitor::respond(&parsed, self.health(), || self.snapshot()) {
+                self.reactor.plain_respond(id, response);
             }
         }
     }

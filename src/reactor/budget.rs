@@ -61,6 +61,9 @@ pub struct ReactorStats {
     pub budget_pauses: u64,
     /// Connections closed because they held the most while the node stayed over its budget.
     pub budget_evictions: u64,
+    /// Bytes read from and written to ZMTP connections.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 /// A warning that is logged at most once per `LOG_INTERVAL`, with a count of what it stands for.
@@ -183,9 +186,9 @@ impl Reactor {
         let Some((key, held)) = largest else { return };
         if let Some(Io::Conn(conn)) = self.io.get(key) {
             log::warn!(
-                "closing {:?}: it held {} KiB, the most, while the node stayed over its {} MiB memory \
+                "closing {}: it held {} KiB, the most, while the node stayed over its {} MiB memory \
                  budget for {:?}",
-                conn.peer_addr,
+                conn.peer(),
                 held >> 10,
                 self.limits.memory_budget >> 20,
                 self.limits.evict_after

@@ -22,6 +22,19 @@ const MAX_READ: usize = 256 << 10;
 /// iovecs per vectored write (Linux allows 1024; a few dozen covers every batch we build).
 const MAX_IOVECS: usize = 64;
 
+/// A peer's address for log lines: `ip:port`, or `unknown` when the OS could not say.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
 /// What one read attempt produced.
 pub enum ReadOutcome {
     /// `read` bytes were read and fed to the session; its events are waiting. `drained`: the
@@ -56,6 +69,8 @@ pub struct Connection {
     pub accounted: usize,
     /// Bytes of the peer's READY properties, which the reactor keeps while it is connected.
     pub metadata_bytes: usize,
+    /// Bytes written since the reactor last added them to its counters.
+    pub written: u64,
     rbuf: BytesMut,
     read_size: usize,
 }
@@ -76,6 +91,7 @@ impl Connection {
             deadline: None,
             accounted: 0,
             metadata_bytes: 0,
+            written: 0,
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
         }
@@ -134,7 +150,10 @@ impl Connection {
             }
             match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(CloseReason::PeerClosed),
-                Ok(n) => self.session.encoder().consume(n),
+                Ok(n) => {
+                    self.session.encoder().consume(n);
+                    self.written += n as u64;
+                }
                 Err(e) => match e.kind() {
                     io::ErrorKind::Interrupted => continue,
                     io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected => return Ok(false),
@@ -142,6 +161,11 @@ impl Connection {
                 },
             }
         }
+    }
+
+    /// The peer's address, for log lines.
+    pub fn peer(&self) -> PeerAddr {
+        PeerAddr(self.peer_addr)
     }
 
     /// Bytes queued for writing.

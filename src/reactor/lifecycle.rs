@@ -129,6 +129,7 @@ impl Reactor {
             match conn.read_once(now, limit) {
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Progress { read, drained }) => {
+                    self.stats.bytes_read += read as u64;
                     self.drain_session_events(key);
                     self.account(key);
                     if drained {
@@ -205,7 +206,7 @@ impl Reactor {
             // out before the new one goes in.
             Attach::TookOver { key: pipe, evicted } => (pipe, entry.transports.remove(&evicted)),
             Attach::Ignored => {
-                log::info!("peer {:?} ignored: its identity is already connected", conn.peer_addr);
+                log::info!("peer {} ignored: its identity is already connected", conn.peer());
                 conn.ignored = true;
                 return;
             }
@@ -242,14 +243,15 @@ impl Reactor {
         self.conn_count -= 1;
         self.held -= conn.accounted;
         let _ = conn.flush();
+        self.stats.bytes_written += conn.written;
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        let addr = conn.peer_addr;
+        let addr = conn.peer();
         let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
         if reason.is_failure() {
             entry.socket.stats_mut().peers_failed += 1;
-            log::info!("closing connection {addr:?}: {reason}");
+            log::info!("closing connection {addr}: {reason}");
         } else {
-            log::debug!("connection {addr:?} closed: {reason}");
+            log::debug!("connection {addr} closed: {reason}");
         }
         let connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
         if let Some(pipe) = conn.pipe {

@@ -21,6 +21,7 @@ mod connection;
 pub mod endpoint;
 pub mod fd_limit;
 mod lifecycle;
+mod plain;
 mod stall;
 mod timers;
 mod transfer;
@@ -42,6 +43,8 @@ pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_ME
 pub use self::close_reason::CloseReason;
 use self::connection::Connection;
 pub use self::endpoint::EndpointError;
+use self::plain::PlainStreams;
+pub use self::plain::{PlainId, PlainLimits, PlainStats};
 use self::timers::Timers;
 use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
 
@@ -68,16 +71,39 @@ pub enum Error {
     WrongSocketType(SocketType),
     /// Two sockets whose types cannot talk (RFC 23 pairs).
     Incompatible(SocketType, SocketType),
+    /// An error while binding or connecting something named: a setting and its endpoint.
+    Named {
+        name: String,
+        error: Box<Error>,
+    },
+}
+
+impl Error {
+    /// This error, said of `name` (`IN_PIPE_PORT_A tcp://127.0.0.1:9000`, say).
+    pub fn named(self, name: impl Into<String>) -> Self {
+        Error::Named { name: name.into(), error: Box::new(self) }
+    }
+}
+
+/// An I/O error in an operator's words: the kind, without the OS error number.
+fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "address already in use".into(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this host".into(),
+        io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        _ => e.to_string(),
+    }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Endpoint(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "{e}"),
+            Error::Io(e) => f.write_str(&describe_io(e)),
             Error::UnknownSocket => f.write_str("no such socket"),
             Error::WrongSocketType(t) => write!(f, "not supported on a {t} socket"),
             Error::Incompatible(a, b) => write!(f, "{a} cannot connect to {b}"),
+            Error::Named { name, error } => write!(f, "{name}: {error}"),
         }
     }
 }
@@ -182,6 +208,8 @@ pub struct Reactor {
     stats: ReactorStats,
     budget_log: Throttled,
     refusal_log: Throttled,
+    /// Plain TCP streams (the HTTP monitor), beside the ZMTP connections.
+    plain: PlainStreams,
 }
 
 impl Reactor {
@@ -220,6 +248,7 @@ impl Reactor {
             stats: ReactorStats::default(),
             budget_log: Throttled::default(),
             refusal_log: Throttled::default(),
+            plain: PlainStreams::new(PlainLimits::default()),
         })
     }
 
@@ -228,7 +257,7 @@ impl Reactor {
         self.limits
     }
 
-    /// Reactor-wide counters: connections refused, reads paused for the memory budget.
+    /// Reactor-wide counters: connections refused, reads paused for the memory budget, bytes.
     pub fn reactor_stats(&self) -> ReactorStats {
         self.stats
     }
@@ -260,8 +289,48 @@ impl Reactor {
         self.poll.registry().register(&mut listener, Token(key), Interest::READABLE)?;
         self.io.insert(Io::Listener { listener, socket: id.0 });
         self.sockets[id.0].listeners.push(key);
-        log::info!("{} socket listening on tcp://{local}", self.sockets[id.0].socket.socket_type());
+        log::debug!("{} socket listening on tcp://{local}", self.sockets[id.0].socket.socket_type());
         Ok(local)
+    }
+
+    // ---- plain streams (see `plain`) ----
+
+    /// Listens on `tcp://HOST:PORT` for plain streams (not ZMTP): the application reads each
+    /// request with `plain_input` and answers with `plain_respond`. `stop_listening` leaves
+    /// these listeners open, so a draining node can still say so.
+    pub fn listen_plain(&mut self, endpoint: &str) -> Result<SocketAddr, Error> {
+        let listener = listen(endpoint::resolve(endpoint)?)?;
+        Ok(self.plain.listen(self.poll.registry(), listener)?)
+    }
+
+    /// The next plain connection with new input.
+    pub fn next_plain_request(&mut self) -> Option<PlainId> {
+        self.plain.next_ready()
+    }
+
+    /// What plain connection `id` sent so far.
+    pub fn plain_input(&self, id: PlainId) -> Option<&[u8]> {
+        self.plain.input(id)
+    }
+
+    /// Whether `id` sent as much as a request may hold (`PlainLimits::max_input`).
+    pub fn plain_input_full(&self, id: PlainId) -> bool {
+        self.plain.input_full(id)
+    }
+
+    /// Writes `response` to plain connection `id`, then closes it.
+    pub fn plain_respond(&mut self, id: PlainId, response: Vec<u8>) {
+        self.plain.respond(self.poll.registry(), id, response);
+    }
+
+    /// Closes plain connection `id` at once.
+    pub fn plain_close(&mut self, id: PlainId) {
+        self.plain.close_id(self.poll.registry(), id);
+    }
+
+    /// Plain connections' counters, and how many are open.
+    pub fn plain_stats(&self) -> (PlainStats, usize) {
+        (self.plain.stats, self.plain.open())
     }
 
     /// Connects to `tcp://HOST:PORT`, now and again after every disconnect, until closed.
@@ -355,6 +424,15 @@ impl Reactor {
 
     pub fn stats(&self, id: SocketId) -> Option<SocketStats> {
         self.sockets.get(id.0).map(|e| *e.socket.stats())
+    }
+
+    /// Every socket's counters added up.
+    pub fn total_socket_stats(&self) -> SocketStats {
+        let mut total = SocketStats::default();
+        for (_, entry) in &self.sockets {
+            total += *entry.socket.stats();
+        }
+        total
     }
 
     /// PUB: distinct (peer, topic) subscriptions held; 0 for other types.
@@ -477,8 +555,9 @@ impl Reactor {
         self.update_pressure(Instant::now());
         let now = Instant::now();
         let mut wait = timeout;
-        for next in [self.timers.next(), self.next_stall_check(), self.next_eviction()].into_iter().flatten()
-        {
+        let deadlines =
+            [self.timers.next(), self.next_stall_check(), self.next_eviction(), self.plain.next_deadline()];
+        for next in deadlines.into_iter().flatten() {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
@@ -503,7 +582,11 @@ impl Reactor {
             hung_up: e.is_read_closed() || e.is_error(),
         }));
         for &event in &ready {
-            self.on_ready(event, now);
+            if event.key >= plain::TOKEN_BASE {
+                self.plain.on_ready(self.poll.registry(), event.key, event.writable, now);
+            } else {
+                self.on_ready(event, now);
+            }
         }
         ready.clear();
         self.ready = ready;
@@ -518,6 +601,7 @@ impl Reactor {
         }
         self.resume_budget_waiters(now);
         self.fire_timers(now);
+        self.plain.expire(self.poll.registry(), now);
         self.check_stalls(now);
         self.evict_if_stuck(now);
         self.pump_all();

@@ -103,7 +103,9 @@ impl Reactor {
                 }
             }
             let more_queued = conn.pipe.is_some_and(|p| entry.socket.pipes().outbound_len(p) > 0);
-            match conn.flush() {
+            let flushed = conn.flush();
+            self.stats.bytes_written += std::mem::take(&mut conn.written);
+            match flushed {
                 Ok(true) if more_queued => continue,
                 Ok(_) => return,
                 Err(reason) => return self.close_conn(key, reason),

@@ -131,6 +131,19 @@ pub struct SocketStats {
     pub subscriptions_refused: u64,
 }
 
+impl std::ops::AddAssign for SocketStats {
+    fn add_assign(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.dropped_unroutable += other.dropped_unroutable;
+        self.dropped_hwm += other.dropped_hwm;
+        self.dropped_malformed += other.dropped_malformed;
+        self.dropped_ignored_peer += other.dropped_ignored_peer;
+        self.peers_failed += other.peers_failed;
+        self.subscriptions_refused += other.subscriptions_refused;
+    }
+}
+
 /// One socket of any of the four types.
 #[derive(Debug)]
 pub enum Socket {

@@ -12,8 +12,9 @@ use super::{spawn_script, wait_listening, Logged, Peer};
 /// How long a test waits for a node to log what it expects.
 pub const LOG_WAIT: Duration = Duration::from_secs(20);
 
-/// Every port a node binds: the six pipe ports and the generation-2 workers' port.
-const PORTS: [&str; 7] = [
+/// Every port a node binds: the six pipe ports, the generation-2 workers' port and the
+/// monitoring endpoint's.
+const PORTS: [&str; 8] = [
     PORT_SETTINGS[0],
     PORT_SETTINGS[1],
     PORT_SETTINGS[2],
@@ -21,6 +22,7 @@ const PORTS: [&str; 7] = [
     PORT_SETTINGS[4],
     PORT_SETTINGS[5],
     "GEN2_WORKER_PORT",
+    "MONITOR_PORT",
 ];
 
 /// Settings shared by every process of one test: free ports and fast timers.

@@ -1,0 +1,201 @@
+//! Per-service counters for operators: requests taken, replies, `EZ_ERR` answers by reason, and
+//! a latency histogram (request taken to reply sent), for `ez.services`, `ez.stats` and
+//! `/metrics`. All monotonic, so a Prometheus rate over them is meaningful.
+//!
+//! Bounded: a service gets its own entry when a worker joins it, up to `MAX_TRACKED_SERVICES`;
+//! requests for names no worker ever served (a client can send any name) and services beyond
+//! the bound are counted together under `OTHER`, so no client can grow this table.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+/// Services with counters of their own; the rest are counted under `OTHER`.
+pub const MAX_TRACKED_SERVICES: usize = 1_024;
+/// The name under which untracked services are counted.
+pub const OTHER: &str = "(other)";
+/// Upper bounds of the latency histogram's buckets, in seconds (Prometheus `le`); one more
+/// bucket, +Inf, holds the rest.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0];
+
+/// Why the broker answered `EZ_ERR` instead of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NoService,
+    Busy,
+    Timeout,
+    WorkerLost,
+    ShuttingDown,
+}
+
+impl Reason {
+    /// Every reason, in the order `ServiceCounters::errors` holds them.
+    pub const ALL: [Reason; 5] =
+        [Reason::NoService, Reason::Busy, Reason::Timeout, Reason::WorkerLost, Reason::ShuttingDown];
+
+    /// The REASON frame on the wire.
+    pub fn wire(self) -> &'static [u8] {
+        use super::wire;
+        match self {
+            Reason::NoService => wire::NO_SERVICE,
+            Reason::Busy => wire::BUSY,
+            Reason::Timeout => wire::TIMEOUT,
+            Reason::WorkerLost => wire::WORKER_LOST,
+            Reason::ShuttingDown => wire::SHUTTING_DOWN,
+        }
+    }
+
+    /// The name in JSON and metric labels: the wire name in lower case.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::NoService => "no_service",
+            Reason::Busy => "busy",
+            Reason::Timeout => "timeout",
+            Reason::WorkerLost => "worker_lost",
+            Reason::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Latencies in `LATENCY_BUCKETS`, non-cumulative (the renderer sums them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Histogram {
+    /// Count per bucket; the last one is +Inf.
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    pub count: u64,
+    /// Sum of every observation, in seconds.
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|&le| seconds <= le).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// One service's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServiceCounters {
+    /// Requests taken (a retry of one in flight is not counted again).
+    pub requests: u64,
+    /// Worker replies delivered to clients.
+    pub replies: u64,
+    /// `EZ_ERR` answers, by `Reason::ALL` order.
+    pub errors: [u64; Reason::ALL.len()],
+    pub latency: Histogram,
+}
+
+impl ServiceCounters {
+    pub fn error(&self, reason: Reason) -> u64 {
+        self.errors[reason as usize]
+    }
+}
+
+/// Counters for every tracked service and one entry for the rest.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    services: HashMap<Bytes, ServiceCounters>,
+    other: ServiceCounters,
+    /// Services that joined when `MAX_TRACKED_SERVICES` were tracked (counted under `OTHER`).
+    pub refused: u64,
+}
+
+impl ServiceStats {
+    /// A worker joined `service`: it gets counters of its own, if there is room.
+    pub fn track(&mut self, service: &[u8]) {
+        if self.services.contains_key(service) {
+            return;
+        }
+        if self.services.len() >= MAX_TRACKED_SERVICES {
+            self.refused += 1;
+            return;
+        }
+        self.services.insert(Bytes::copy_from_slice(service), ServiceCounters::default());
+    }
+
+    fn entry(&mut self, service: &[u8]) -> &mut ServiceCounters {
+        match self.services.get_mut(service) {
+            Some(counters) => counters,
+            None => &mut self.other,
+        }
+    }
+
+    pub fn request(&mut self, service: &[u8]) {
+        self.entry(service).requests += 1;
+    }
+
+    /// A worker's reply to a request taken `latency` ago.
+    pub fn reply(&mut self, service: &[u8], latency: Duration) {
+        let entry = self.entry(service);
+        entry.replies += 1;
+        entry.latency.observe(latency);
+    }
+
+    pub fn error(&mut self, service: &[u8], reason: Reason) {
+        self.entry(service).errors[reason as usize] += 1;
+    }
+
+    /// Every tracked service's counters, then `OTHER`'s.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &ServiceCounters)> {
+        let other = std::iter::once((OTHER.as_bytes(), &self.other));
+        self.services.iter().map(|(name, counters)| (&name[..], counters)).chain(other)
+    }
+
+    /// The services with counters of their own.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.services.keys().map(|name| &name[..])
+    }
+
+    pub fn get(&self, service: &[u8]) -> Option<&ServiceCounters> {
+        self.services.get(service)
+    }
+
+    pub fn other(&self) -> &ServiceCounters {
+        &self.other
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.services.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_services_with_workers_get_entries_and_the_table_is_bounded() {
+        let mut stats = ServiceStats::default();
+        stats.request(b"nobody");
+        assert_eq!(stats.other().requests, 1);
+        assert!(stats.get(b"nobody").is_none());
+        for i in 0..MAX_TRACKED_SERVICES + 10 {
+            stats.track(format!("s{i}").as_bytes());
+        }
+        assert_eq!(stats.tracked(), MAX_TRACKED_SERVICES);
+        assert_eq!(stats.refused, 10);
+        stats.request(b"s0");
+        stats.reply(b"s0", Duration::from_micros(300));
+        stats.error(b"s0", Reason::Timeout);
+        let s0 = stats.get(b"s0").unwrap();
+        assert_eq!((s0.requests, s0.replies, s0.error(Reason::Timeout)), (1, 1, 1));
+        assert_eq!(s0.latency.buckets[2], 1, "300 us falls in the 0.5 ms bucket");
+    }
+
+    #[test]
+    fn a_latency_beyond_the_last_bound_lands_in_inf() {
+        let mut histogram = Histogram::default();
+        histogram.observe(Duration::from_secs(60));
+        histogram.observe(Duration::ZERO);
+        assert_eq!(histogram.buckets[LATENCY_BUCKETS.len()], 1);
+        assert_eq!(histogram.buckets[0], 1);
+        assert_eq!(histogram.count, 2);
+        assert!((histogram.sum - 60.0).abs() < 1e-9);
+    }
+}

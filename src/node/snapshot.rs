@@ -1,0 +1,172 @@
+//! What an operator can see of a running node, taken at one instant: the broker's counters and
+//! per-service figures, connections, bytes, memory, queues and pipes. Built on demand (for
+//! `ez.stats`, `ez.services` and `/metrics`), never on the request path; written out as JSON
+//! here and as Prometheus text in `monitor::metrics`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::json::Json;
+use crate::broker::{BrokerStats, Reason, ServiceCounters};
+use crate::pipe::PipeStats;
+use crate::reactor::{PlainStats, ReactorStats};
+use crate::socket::SocketStats;
+
+/// One service as the broker sees it.
+#[derive(Debug, Clone)]
+pub struct ServiceSnapshot {
+    pub name: Bytes,
+    /// Workers whose last heartbeat is recent enough.
+    pub live_workers: usize,
+    /// Requests at its workers, not answered yet.
+    pub in_flight: usize,
+    /// Requests waiting for one of its workers.
+    pub waiting: usize,
+    pub counters: ServiceCounters,
+}
+
+/// The broker's part of a snapshot.
+#[derive(Debug, Clone)]
+pub struct BrokerSnapshot {
+    pub stats: BrokerStats,
+    /// Whether it can take requests (in pipe, worker pipe and broadcast attached).
+    pub attached: bool,
+    pub workers: usize,
+    pub requests_waiting: usize,
+    pub requests_in_flight: usize,
+    /// Every service with a worker now or counters of its own, by name.
+    pub services: Vec<ServiceSnapshot>,
+    /// Requests for every other name (see `broker::OTHER`).
+    pub other: ServiceCounters,
+    /// Services beyond `broker::MAX_TRACKED_SERVICES`, counted under `other`.
+    pub services_untracked: u64,
+}
+
+/// A pipe's counters, with its name (`in`, `worker`, `broker`, or `pipe`).
+#[derive(Debug, Clone)]
+pub struct PipeSnapshot {
+    pub name: &'static str,
+    pub stats: PipeStats,
+}
+
+/// Everything at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub uptime: Duration,
+    /// Stopping: new requests are answered SHUTTING_DOWN.
+    pub draining: bool,
+    pub broker: Option<BrokerSnapshot>,
+    pub pipes: Vec<PipeSnapshot>,
+    pub reactor: ReactorStats,
+    pub connections: usize,
+    pub max_connections: usize,
+    pub memory_used: usize,
+    pub memory_budget: usize,
+    /// Every socket's counters added up.
+    pub messages: SocketStats,
+    /// The HTTP monitor's counters and open connections.
+    pub monitor: (PlainStats, usize),
+}
+
+impl Snapshot {
+    /// The broker's view of one service, if it knows it.
+    pub fn service(&self, name: &[u8]) -> Option<&ServiceSnapshot> {
+        self.broker.as_ref()?.services.iter().find(|s| s.name == name)
+    }
+
+    /// `ez.stats`: the node's counters as one JSON object (fields in `spec.org`).
+    pub fn stats_json(&self) -> String {
+        let mut json = Json::new();
+        json.begin_object()
+            .string("version", self.version.as_bytes())
+            .float("uptime_seconds", self.uptime.as_secs_f64())
+            .boolean("draining", self.draining);
+        if let Some(b) = &self.broker {
+            let st = &b.stats;
+            json.boolean("attached", b.attached)
+                .number("requests", st.requests)
+                .number("dispatched", st.dispatched)
+                .number("replies", st.replies);
+            json.object("errors");
+            for reason in Reason::ALL {
+                json.number(reason.label(), st.error(reason));
+            }
+            json.end_object()
+                .number("redispatched", st.redispatched)
+                .number("duplicates", st.duplicates)
+                .number("late_replies", st.late_replies)
+                .number("malformed", st.malformed)
+                .number("management", st.management)
+                .number("requests_waiting", b.requests_waiting as u64)
+                .number("requests_in_flight", b.requests_in_flight as u64)
+                .number("workers", b.workers as u64)
+                .number("workers_left", st.workers_left)
+                .number("workers_expired", st.workers_expired)
+                .number("workers_refused", st.workers_refused)
+                .number("services", b.services.len() as u64)
+                .number("services_untracked", b.services_untracked);
+        }
+        let (m, r) = (&self.messages, &self.reactor);
+        json.object("connections")
+            .number("open", self.connections as u64)
+            .number("max", self.max_connections as u64)
+            .number("refused", r.connections_refused)
+            .number("peers_failed", m.peers_failed)
+            .end_object();
+        json.object("bytes").number("read", r.bytes_read).number("written", r.bytes_written).end_object();
+        json.object("memory")
+            .number("used", self.memory_used as u64)
+            .number("budget", self.memory_budget as u64)
+            .number("pauses", r.budget_pauses)
+            .number("evictions", r.budget_evictions)
+            .end_object();
+        json.object("messages")
+            .number("received", m.received)
+            .number("sent", m.sent)
+            .number("dropped_hwm", m.dropped_hwm)
+            .number("dropped_unroutable", m.dropped_unroutable)
+            .number("dropped_malformed", m.dropped_malformed)
+            .end_object();
+        json.array("pipes");
+        for pipe in &self.pipes {
+            json.element()
+                .string("name", pipe.name.as_bytes())
+                .number("forwarded_in", pipe.stats.forwarded_in)
+                .number("forwarded_out", pipe.stats.forwarded_out)
+                .number("dropped", pipe.stats.dropped)
+                .end_object();
+        }
+        json.end_array().end_object();
+        json.finish()
+    }
+
+    /// `ez.services`: every service the broker knows, as a JSON object (fields in `spec.org`).
+    pub fn services_json(&self) -> String {
+        let mut json = Json::new();
+        json.begin_object().array("services");
+        for s in self.broker.iter().flat_map(|b| &b.services) {
+            let c = &s.counters;
+            json.element()
+                .string("name", &s.name)
+                .number("live_workers", s.live_workers as u64)
+                .number("in_flight", s.in_flight as u64)
+                .number("waiting", s.waiting as u64)
+                .number("requests", c.requests)
+                .number("replies", c.replies);
+            json.object("errors");
+            for reason in Reason::ALL {
+                json.number(reason.label(), c.error(reason));
+            }
+            json.end_object().end_object();
+        }
+        json.end_array().end_object();
+        json.finish()
+    }
+}
+
+/// Seconds since `started`, for `uptime`.
+pub fn uptime(started: Instant) -> Duration {
+    Instant::now().saturating_duration_since(started)
+}
