@@ -477,3 +477,48 @@ fn alone_the_broker_broadcasts_heartbeats_but_not_engagements() {
     broker.handle_client(now, request("c", "r2", "svc", &[]));
     assert!(outputs(&mut broker).contains(&Output::Broadcast(frames(&["\x02", "w1"]))));
 }
+
+#[test]
+fn a_request_whose_worker_is_lost_while_stopping_is_answered_shutting_down_not_held() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c1", "r1", "svc", &["/x"]));
+    outputs(&mut broker);
+    broker.begin_shutdown();
+    broker.worker_lost(now, b"w1");
+    let outs = outputs(&mut broker);
+    assert_eq!(to_clients(&outs), vec![ez_err("c1", "r1", "SHUTTING_DOWN")]);
+    assert_eq!(broker.requests().in_flight(), 0);
+    assert_eq!(broker.requests().waiting(b"svc").0, 0, "nothing left to wait past the drain");
+}
+
+#[test]
+fn management_requests_go_to_the_node_and_are_counted_apart() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "ez.stats"));
+    outputs(&mut broker);
+    broker.handle_client(now, request("c1", "r1", "ez.stats", &[]));
+    let outs = outputs(&mut broker);
+    assert_eq!(outs, vec![Output::Management(request("c1", "r1", "ez.stats", &[]))]);
+    assert!(to_workers(&outs).is_empty(), "an ez. request never reaches a worker");
+    assert_eq!((broker.stats.management, broker.stats.requests), (1, 0));
+}
+
+#[test]
+fn per_service_counters_follow_requests_replies_and_errors() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c1", "r1", "svc", &["/x"]));
+    broker.handle_worker(now + Duration::from_millis(3), reply("w1", "c1", "r1", &["OK"]));
+    broker.handle_client(now, request("c1", "r2", "nobody", &["/x"]));
+    broker.handle_timeout(now + Duration::from_secs(60));
+    let svc = broker.service_stats.get(b"svc").copied().unwrap();
+    assert_eq!((svc.requests, svc.replies, svc.latency.count), (1, 1, 1));
+    assert!((svc.latency.sum - 0.003).abs() < 1e-6, "{}", svc.latency.sum);
+    let other = broker.service_stats.other();
+    assert_eq!((other.requests, other.error(ezarch::broker::Reason::NoService)), (1, 1));
+    assert!(broker.service_stats.get(b"nobody").is_none(), "a name no worker served gets no entry");
+}

@@ -390,6 +390,11 @@ impl Broker {
     /// SHUTTING_DOWN; those in flight may still get their replies (see `finish_shutdown`).
     pub fn begin_shutdown(&mut self) {
         self.stopping = true;
+        self.answer_waiting_shutting_down();
+    }
+
+    /// Every request waiting for a worker is answered SHUTTING_DOWN.
+    fn answer_waiting_shutting_down(&mut self) {
         for service in self.requests.waiting_services() {
             while let Some((key, held)) = self.requests.next_waiting(&service) {
                 self.answer_shutting_down(key, &held.kept);
@@ -399,6 +404,7 @@ impl Broker {
 
     /// Stopping, last step: whatever is still in flight is answered SHUTTING_DOWN.
     pub fn finish_shutdown(&mut self) {
+        self.answer_waiting_shutting_down();
         for (key, tracked) in self.requests.take_in_flight() {
             self.answer_shutting_down(key, &tracked.kept);
         }
@@ -500,6 +506,12 @@ impl Broker {
         let service = request[5].clone();
         if let Some(worker) = self.ready_worker(&service, now) {
             return self.dispatch(now, key, worker, request, attempts + 1, since);
+        }
+        if self.stopping {
+            // A request sent again while stopping (its worker went away): no waiting now.
+            self.refuse(&request[5], &request[1], &request[4], Reason::ShuttingDown);
+            self.requests.remember_answered(key);
+            return;
         }
         let (count, bytes, here) = self.requests.waiting(&service);
         let kept = Kept::from_request(&request);
