@@ -8,6 +8,10 @@
 //!   `EZARCH_NATS_RESPONDER=host:port`); the load generator publishes `echo` with a reply inbox.
 //!   Both NATS sides speak the text protocol over a plain TcpStream (no client library).
 //!
+//! - ezarch with `/metrics` scraped every second (`EZARCH_BENCH_SYSTEMS` containing `scrape`):
+//!   the same node and load, plus a thread that GETs `/metrics` from MONITOR_PORT once a second
+//!   (as Prometheus would), to measure what monitoring costs.
+//!
 //! Run: `cargo bench --bench request_reply` (needs `nats-server` on PATH; `.ci/run` and
 //! benches/README.md say how to install it). `EZARCH_BENCH_RUNS` sets the runs (default 3).
 
@@ -105,7 +109,25 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
 
 // ---- ezarch ----
 
-fn measure_ezarch(binary: &str) -> Vec<Figures> {
+/// GETs `/metrics` from `port` once a second until `stop`; returns how many answers were 200.
+fn scrape_every_second(port: u16, stop: &std::sync::atomic::AtomicBool) -> usize {
+    let mut scraped = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = Instant::now();
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n");
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response);
+            scraped += usize::from(response.starts_with(b"HTTP/1.1 200"));
+        }
+        while started.elapsed() < Duration::from_secs(1) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    scraped
+}
+
+fn measure_ezarch(binary: &str, scrape: bool) -> Vec<Figures> {
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let monitor_port = free_port();
     let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "info".into()];
@@ -133,6 +155,11 @@ fn measure_ezarch(binary: &str) -> Vec<Figures> {
     reactor.connect(client, &format!("tcp://127.0.0.1:{}", ports[0])).unwrap();
     reactor.run_until(Duration::from_secs(5), |r| r.peer_count(client) == 1).unwrap();
     let payload = Bytes::from(vec![b'p'; PAYLOAD]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = scrape.then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || scrape_every_second(monitor_port, &stop))
+    });
     let figures = IN_FLIGHT
         .iter()
         .map(|&window| {
@@ -162,6 +189,11 @@ fn measure_ezarch(binary: &str) -> Vec<Figures> {
             )
         })
         .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(scraped) = scraper.map(|t| t.join().unwrap_or(0)) {
+        eprintln!("  /metrics scraped {scraped} times (200 OK)");
+        assert!(scraped > 0, "the scraper never got /metrics");
+    }
     drop((up, workers));
     figures
 }
@@ -308,6 +340,9 @@ fn main() {
     if baseline.is_some() {
         systems.push(("ezarch up (baseline)", Vec::new()));
     }
+    if std::env::var("EZARCH_BENCH_SYSTEMS").is_ok_and(|s| s.contains("scrape")) {
+        systems.push(("ezarch up, /metrics every 1 s", Vec::new()));
+    }
     if with_nats {
         systems.push(("NATS", Vec::new()));
     }
@@ -316,8 +351,9 @@ fn main() {
             eprintln!("run {}/{runs}: {name}", run + 1);
             results.push(match *name {
                 "NATS" => measure_nats(),
-                "ezarch up" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch")),
-                _ => measure_ezarch(baseline.as_deref().unwrap_or_default()),
+                "ezarch up" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), false),
+                "ezarch up, /metrics every 1 s" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), true),
+                _ => measure_ezarch(baseline.as_deref().unwrap_or_default(), false),
             });
         }
     }

@@ -115,7 +115,7 @@ impl Client {
                 if message.len() >= 2 && message[0].is_empty() && message[1] == *req_id {
                     return Ok(Some(message.split_off(2)));
                 }
-                log::info!("ignoring a reply for another (expired) request");
+                log::debug!("ignoring a reply for another (expired) request");
             }
             if self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
                 return Err(CallError::Interrupted);

@@ -168,9 +168,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every `--set` in the order given, before and after the subcommand: clap keeps only the
+/// subcommand's occurrences of a global flag, and `ezarch --set A=1 up --set B=2` means both.
+/// Clap has checked every value already (`parsed`); this reads the raw arguments up to `--`.
+fn all_set_flags(parsed: &[(String, String)]) -> Vec<(String, String)> {
+    let args: Vec<String> = std::env::args().skip(1).take_while(|a| a != "--").collect();
+    let mut values = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let value = match arg.strip_prefix("--set") {
+            Some("") => iter.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        values.extend(value.and_then(|v| parse_assignment(v).ok()));
+    }
+    if values.len() < parsed.len() {
+        return parsed.to_vec(); // arguments that were not UTF-8: clap's view is all there is
+    }
+    values
+}
+
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let env_text = read_env_file(cli.env.as_deref())?;
-    let mut flags = cli.set.clone();
+    let mut flags = all_set_flags(&cli.set);
     let bind = match &cli.command {
         Command::Up { bind } | Command::Pipe { bind, .. } | Command::Broker { bind } => bind.bind.as_ref(),
         _ => None,
@@ -269,8 +290,17 @@ fn log_start(role: &str, config: &Config, node: &Node) {
     ] {
         parts.extend(find(name).map(|endpoint| format!("{label} {endpoint}")));
     }
-    if role == "pipe" || role == "broker" {
+    if role == "pipe" {
         parts.extend(node.bound.iter().filter(|b| !b.starts_with("MONITOR_PORT")).cloned());
+    }
+    if role == "broker" {
+        let pipe = |host: &str, port: &str| config.endpoint(host, port);
+        parts.push(format!(
+            "attaching to in pipe {}, worker pipe {}, broker pipe {}",
+            pipe("IN_PIPE_HOST", "IN_PIPE_PORT_B"),
+            pipe("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_B"),
+            pipe("BROKER_PIPE_HOST", "BROKER_PIPE_PORT_A")
+        ));
     }
     parts.extend(find("MONITOR_PORT").map(|endpoint| format!("monitor {endpoint}/metrics")));
     let changed =

@@ -158,7 +158,8 @@ fn a_port_in_use_is_named_with_its_setting_and_endpoint() {
 #[test]
 fn settings_say_where_each_value_came_from() {
     let s = Settings::new(&[]);
-    let mut command = s.ezarch(&["settings"]);
+    // `--set` before the subcommand (the test's ports) and after it both count.
+    let mut command = s.ezarch(&["settings", "--set", "NO_SERVICE_MS=77"]);
     command.env("TASK_TIMEOUT_MS", "1234");
     let (ok, out, err) = run(&mut command);
     assert!(ok, "{err}");
@@ -166,6 +167,7 @@ fn settings_say_where_each_value_came_from() {
     assert!(line("IN_PIPE_PORT_A=").contains("# from flag:"), "{out}");
     assert!(line("TASK_TIMEOUT_MS=\"1234\"").contains("# from environment:"), "{out}");
     assert!(line("SHUTDOWN_GRACE_MS=\"5000\"").contains("# from default:"), "{out}");
+    assert!(line("NO_SERVICE_MS=\"77\"").contains("# from flag:"), "{out}");
 }
 
 #[test]

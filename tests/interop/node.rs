@@ -56,9 +56,16 @@ impl Settings {
         format!("tcp://127.0.0.1:{}", self.ports[i])
     }
 
+    /// `ezarch ARGS` with these settings. The monitoring port is `up`'s: a `broker` or `pipe`
+    /// beside it gets MONITOR_PORT=0 (the last `--set` wins).
     pub fn ezarch(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
-        command.args(&self.flags).args(args);
+        command.args(&self.flags);
+        if matches!(args.first(), Some(&"broker" | &"pipe")) {
+            // Before the subcommand: `--set` given after it replaces the earlier ones.
+            command.args(["--set", "MONITOR_PORT=0"]);
+        }
+        command.args(args);
         command
     }
 
