@@ -28,9 +28,11 @@ use bytes::Bytes;
 
 pub use self::kept::Kept;
 pub use self::registry::{Generation, Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
-pub use self::requests::{ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, RECENT_ANSWERS, SWEEP};
+pub use self::requests::{
+    ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, Taken, RECENT_ANSWERS, SWEEP,
+};
 pub use self::service_stats::{
-    Histogram, Reason, ServiceCounters, ServiceStats, LATENCY_BUCKETS, MAX_TRACKED_SERVICES, OTHER,
+    Histogram, Reason, ServiceCounters, ServiceStats, Slot, LATENCY_BUCKETS, MAX_TRACKED_SERVICES, OTHER,
 };
 use crate::socket::Message;
 use crate::time::after;
@@ -281,8 +283,8 @@ impl Broker {
         let key = self.requests.key(&message[1], &message[4]);
         match self.requests.lookup(key, &message[1], &message[4]) {
             Lookup::Absent => {
-                self.service_stats.request(&message[5]);
-                self.route_request(now, key, message, 0, now)
+                let slot = self.service_stats.request(&message[5]);
+                self.route_request(now, key, message, 0, Taken { since: now, slot })
             }
             // A retry of a request still waiting or in flight: its one answer is on its way.
             Lookup::Taken => self.stats.duplicates += 1,
@@ -326,8 +328,8 @@ impl Broker {
                 let key = self.requests.key(&message[5], &message[7]);
                 match self.requests.finish_reply(key, &message[5], &message[7]) {
                     Some(tracked) => {
-                        let latency = now.saturating_duration_since(tracked.since);
-                        self.service_stats.reply(tracked.kept.service(), latency);
+                        let latency = now.saturating_duration_since(tracked.taken.since);
+                        self.service_stats.reply(tracked.taken.slot, latency);
                         // Ours: answered now. Sent more than once, a second reply may follow.
                         if tracked.attempts > 1 {
                             self.requests.remember_answered(key);
@@ -471,7 +473,7 @@ impl Broker {
     /// Sends a taken request again, with its attempts so far.
     fn resend(&mut self, now: Instant, key: RequestKey, tracked: requests::Tracked) {
         let request = tracked.kept.to_request(self.in_pipe.clone().unwrap_or_default());
-        self.route_request(now, key, request, tracked.attempts, tracked.since);
+        self.route_request(now, key, request, tracked.attempts, tracked.taken);
     }
 
     /// Sends again, or answers WORKER_LOST, what `worker` had in flight.
@@ -501,11 +503,11 @@ impl Broker {
         key: RequestKey,
         request: Message,
         attempts: u32,
-        since: Instant,
+        taken: Taken,
     ) {
         let service = request[5].clone();
         if let Some(worker) = self.ready_worker(&service, now) {
-            return self.dispatch(now, key, worker, request, attempts + 1, since);
+            return self.dispatch(now, key, worker, request, attempts + 1, taken);
         }
         if self.stopping {
             // A request sent again while stopping (its worker went away): no waiting now.
@@ -527,7 +529,7 @@ impl Broker {
         }
         let deadline =
             after(now, self.config.no_service_wait).max(after(self.started, self.config.startup_grace));
-        self.requests.wait(key, kept, attempts, since, deadline);
+        self.requests.wait(key, kept, attempts, taken, deadline);
     }
 
     /// A live worker of `service` we can reach now (a generation-1 one needs the worker pipe).
@@ -538,7 +540,7 @@ impl Broker {
         reachable.then_some(worker)
     }
 
-    /// Sends the request to `worker` (attempt `attempts` of a request taken at `since`), counted
+    /// Sends the request to `worker` (attempt `attempts` of a request `taken`), counted
     /// at once: to a generation-1 worker as `[WORKER_PIPE, WORKER, "", CLIENT, REQ_ID, BODY...]`
     /// (rewritten in place) with an ENGAGED broadcast; to a generation-2 worker as `[WORKER, "",
     /// TOKEN, BODY...]`, where TOKEN stands for (client, request id) until the reply.
@@ -549,7 +551,7 @@ impl Broker {
         worker: Bytes,
         mut request: Message,
         attempts: u32,
-        since: Instant,
+        taken: Taken,
     ) {
         let generation = self.registry.generation(&worker).unwrap_or_default();
         let pipe = match (generation, self.worker_pipe.clone()) {
@@ -565,7 +567,7 @@ impl Broker {
             key,
             Kept::from_request(&request),
             attempts,
-            since,
+            taken,
             (&worker, generation),
             now,
         );
@@ -626,8 +628,8 @@ impl Broker {
         if tracked.attempts > 1 {
             self.requests.remember_answered(key);
         }
-        let latency = now.saturating_duration_since(tracked.since);
-        self.service_stats.reply(tracked.kept.service(), latency);
+        let latency = now.saturating_duration_since(tracked.taken.since);
+        self.service_stats.reply(tracked.taken.slot, latency);
         let Some(in_pipe) = self.in_pipe.clone() else { return };
         if message[5] == wire::ERR {
             message[5] = Bytes::from_static(wire::SERVICE_ERR);
@@ -655,7 +657,7 @@ impl Broker {
                 let Some(worker) = self.ready_worker(&service, now) else { break };
                 let Some((key, held)) = self.requests.next_waiting(&service) else { break };
                 let request = held.kept.to_request(self.in_pipe.clone().unwrap_or_default());
-                self.dispatch(now, key, worker, request, held.attempts + 1, held.since);
+                self.dispatch(now, key, worker, request, held.attempts + 1, held.taken);
             }
         }
     }

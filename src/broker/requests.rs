@@ -23,6 +23,16 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
 
 use super::kept::Kept;
 use super::registry::Generation;
+use super::service_stats::Slot;
+
+/// When a request was taken and where its service is counted: what stays the same across its
+/// dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// It is answered TIMEOUT `timeout` after this at the latest.
+    pub since: Instant,
+    pub slot: Slot,
+}
 
 /// How many answered keys are remembered to drop late replies.
 pub const RECENT_ANSWERS: usize = 65_536;
@@ -89,8 +99,9 @@ pub struct Tracked {
     pub kept: Kept,
     /// Dispatches so far.
     pub attempts: u32,
-    /// When it was taken: it is answered TIMEOUT `timeout` after this at the latest.
-    pub since: Instant,
+    /// When it was taken (it is answered TIMEOUT `timeout` after that at the latest), and
+    /// where its service is counted.
+    pub taken: Taken,
     pub state: State,
 }
 
@@ -151,7 +162,7 @@ impl Requests {
         key: RequestKey,
         kept: Kept,
         attempts: u32,
-        since: Instant,
+        taken: Taken,
         to: (&[u8], Generation),
         now: Instant,
     ) {
@@ -159,7 +170,7 @@ impl Requests {
         let (worker, generation) = to;
         let acked = generation == Generation::One;
         let state = State::Dispatched { worker: self.hasher.worker(worker), at: now, generation, acked };
-        self.tracked.insert(key, Tracked { kept, attempts, since, state });
+        self.tracked.insert(key, Tracked { kept, attempts, taken, state });
     }
 
     /// A generation-2 worker took `key`.
@@ -175,7 +186,7 @@ impl Requests {
     }
 
     /// Tracks a request taken at `since` as waiting for a worker of its service until `deadline`.
-    pub fn wait(&mut self, key: RequestKey, kept: Kept, attempts: u32, since: Instant, deadline: Instant) {
+    pub fn wait(&mut self, key: RequestKey, kept: Kept, attempts: u32, taken: Taken, deadline: Instant) {
         self.waiting_count += 1;
         self.waiting_bytes += kept.cost();
         match self.waiting.get_mut(kept.service()) {
@@ -185,7 +196,7 @@ impl Requests {
             }
         }
         let state = State::Waiting { deadline };
-        self.tracked.insert(key, Tracked { kept, attempts, since, state });
+        self.tracked.insert(key, Tracked { kept, attempts, taken, state });
     }
 
     /// Stops tracking the request (client, request id) with `key`, if it is this one: a reply
@@ -320,8 +331,9 @@ impl Requests {
         if self.last_sweep.is_none_or(|at| now.saturating_duration_since(at) < SWEEP) {
             return Expired { waited, ..Expired::default() };
         }
-        let late =
-            |t: &Tracked| dispatched_at(t).is_some() && now.saturating_duration_since(t.since) >= timeout;
+        let late = |t: &Tracked| {
+            dispatched_at(t).is_some() && now.saturating_duration_since(t.taken.since) >= timeout
+        };
         let mut timed_out: Vec<_> = self.tracked.extract_if(|_, t| late(t)).collect();
         timed_out.sort_by_key(|(_, t)| dispatched_at(t));
         let unacked = |t: &Tracked| match t.state {

@@ -69,13 +69,31 @@ pub struct Histogram {
     pub sum: f64,
 }
 
+/// `LATENCY_BUCKETS` in nanoseconds, for comparisons without floating point.
+const BUCKET_NANOS: [u64; LATENCY_BUCKETS.len()] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+    5_000_000_000,
+    30_000_000_000,
+];
+
 impl Histogram {
     pub fn observe(&mut self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.iter().position(|&le| seconds <= le).unwrap_or(LATENCY_BUCKETS.len());
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_NANOS.iter().position(|&le| nanos <= le).unwrap_or(BUCKET_NANOS.len());
         self.buckets[bucket] += 1;
         self.count += 1;
-        self.sum += seconds;
+        self.sum += latency.as_secs_f64();
     }
 }
 
@@ -97,11 +115,26 @@ impl ServiceCounters {
     }
 }
 
+/// Where a request's service is counted, found once when the request is taken, so its answer
+/// is counted without looking the name up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u32);
+
+impl Slot {
+    /// Counted under `OTHER`.
+    pub const OTHER: Slot = Slot(u32::MAX);
+}
+
 /// Counters for every tracked service and one entry for the rest.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
-    services: HashMap<Bytes, ServiceCounters>,
+    /// Each tracked service's index in `counters`.
+    index: HashMap<Bytes, usize>,
+    counters: Vec<ServiceCounters>,
     other: ServiceCounters,
+    /// The service counted last and its index: a request and its reply, and runs of requests
+    /// for one service, skip the hash lookup.
+    last: Option<(Bytes, usize)>,
     /// Services that joined when `MAX_TRACKED_SERVICES` were tracked (counted under `OTHER`).
     pub refused: u64,
 }
@@ -109,51 +142,72 @@ pub struct ServiceStats {
 impl ServiceStats {
     /// A worker joined `service`: it gets counters of its own, if there is room.
     pub fn track(&mut self, service: &[u8]) {
-        if self.services.contains_key(service) {
+        if self.index.contains_key(service) {
             return;
         }
-        if self.services.len() >= MAX_TRACKED_SERVICES {
+        if self.counters.len() >= MAX_TRACKED_SERVICES {
             self.refused += 1;
             return;
         }
-        self.services.insert(Bytes::copy_from_slice(service), ServiceCounters::default());
+        self.index.insert(Bytes::copy_from_slice(service), self.counters.len());
+        self.counters.push(ServiceCounters::default());
     }
 
-    fn entry(&mut self, service: &[u8]) -> &mut ServiceCounters {
-        match self.services.get_mut(service) {
+    /// Where `service` is counted.
+    pub fn slot(&mut self, service: &[u8]) -> Slot {
+        if let Some((name, i)) = &self.last {
+            if name[..] == *service {
+                return Slot(*i as u32);
+            }
+        }
+        match self.index.get_key_value(service) {
+            Some((name, &i)) => {
+                self.last = Some((name.clone(), i));
+                Slot(i as u32)
+            }
+            None => Slot::OTHER,
+        }
+    }
+
+    fn at(&mut self, slot: Slot) -> &mut ServiceCounters {
+        match self.counters.get_mut(slot.0 as usize) {
             Some(counters) => counters,
             None => &mut self.other,
         }
     }
 
-    pub fn request(&mut self, service: &[u8]) {
-        self.entry(service).requests += 1;
+    /// A request for `service` was taken; returns where its answer is to be counted.
+    pub fn request(&mut self, service: &[u8]) -> Slot {
+        let slot = self.slot(service);
+        self.at(slot).requests += 1;
+        slot
     }
 
-    /// A worker's reply to a request taken `latency` ago.
-    pub fn reply(&mut self, service: &[u8], latency: Duration) {
-        let entry = self.entry(service);
+    /// A worker's reply to a request (counted at `slot`) taken `latency` ago.
+    pub fn reply(&mut self, slot: Slot, latency: Duration) {
+        let entry = self.at(slot);
         entry.replies += 1;
         entry.latency.observe(latency);
     }
 
     pub fn error(&mut self, service: &[u8], reason: Reason) {
-        self.entry(service).errors[reason as usize] += 1;
+        let slot = self.slot(service);
+        self.at(slot).errors[reason as usize] += 1;
     }
 
     /// Every tracked service's counters, then `OTHER`'s.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &ServiceCounters)> {
         let other = std::iter::once((OTHER.as_bytes(), &self.other));
-        self.services.iter().map(|(name, counters)| (&name[..], counters)).chain(other)
+        self.index.iter().map(|(name, &i)| (&name[..], &self.counters[i])).chain(other)
     }
 
     /// The services with counters of their own.
     pub fn names(&self) -> impl Iterator<Item = &[u8]> {
-        self.services.keys().map(|name| &name[..])
+        self.index.keys().map(|name| &name[..])
     }
 
     pub fn get(&self, service: &[u8]) -> Option<&ServiceCounters> {
-        self.services.get(service)
+        self.index.get(service).map(|&i| &self.counters[i])
     }
 
     pub fn other(&self) -> &ServiceCounters {
@@ -161,7 +215,7 @@ impl ServiceStats {
     }
 
     pub fn tracked(&self) -> usize {
-        self.services.len()
+        self.counters.len()
     }
 }
 
@@ -172,7 +226,7 @@ mod tests {
     #[test]
     fn only_services_with_workers_get_entries_and_the_table_is_bounded() {
         let mut stats = ServiceStats::default();
-        stats.request(b"nobody");
+        assert_eq!(stats.request(b"nobody"), Slot::OTHER);
         assert_eq!(stats.other().requests, 1);
         assert!(stats.get(b"nobody").is_none());
         for i in 0..MAX_TRACKED_SERVICES + 10 {
@@ -180,12 +234,32 @@ mod tests {
         }
         assert_eq!(stats.tracked(), MAX_TRACKED_SERVICES);
         assert_eq!(stats.refused, 10);
-        stats.request(b"s0");
-        stats.reply(b"s0", Duration::from_micros(300));
+        let slot = stats.request(b"s0");
+        stats.reply(slot, Duration::from_micros(300));
         stats.error(b"s0", Reason::Timeout);
         let s0 = stats.get(b"s0").unwrap();
         assert_eq!((s0.requests, s0.replies, s0.error(Reason::Timeout)), (1, 1, 1));
         assert_eq!(s0.latency.buckets[2], 1, "300 us falls in the 0.5 ms bucket");
+    }
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_published_ones() {
+        for (nanos, seconds) in BUCKET_NANOS.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(Duration::from_nanos(*nanos).as_secs_f64(), seconds);
+        }
+    }
+
+    #[test]
+    fn the_last_service_is_remembered_and_others_still_found() {
+        let mut stats = ServiceStats::default();
+        stats.track(b"a");
+        stats.track(b"b");
+        for service in [b"a", b"b", b"a", b"a", b"c"] {
+            let _ = stats.request(service);
+        }
+        assert_eq!(stats.get(b"a").unwrap().requests, 3);
+        assert_eq!(stats.get(b"b").unwrap().requests, 1);
+        assert_eq!(stats.other().requests, 1);
     }
 
     #[test]
