@@ -42,3 +42,23 @@ fn the_python_worker_and_client_in_spec_org_work_as_written() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["[b'OK', b'hello']", "[b'200']"]);
 }
+
+#[test]
+fn links_in_the_readme_and_spec_point_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in ["README.md", "spec.org", "benches/README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        // Markdown `[text](target)` and Org `[[file:target]]` / `[[target]]`.
+        let markdown = text.split("](").skip(1).filter_map(|rest| rest.split(')').next());
+        let org = text.split("[[").skip(1).filter_map(|rest| rest.split(']').next());
+        for target in markdown.chain(org) {
+            let target = target.trim_start_matches("file:").split('#').next().unwrap_or_default();
+            if target.is_empty() || target.starts_with("http") {
+                continue;
+            }
+            let path = root.join(doc).parent().unwrap().join(target);
+            let inside = path.canonicalize().is_ok_and(|p| p.starts_with(root.canonicalize().unwrap()));
+            assert!(inside, "{doc} links to {target}, which is not a file in the repository");
+        }
+    }
+}

@@ -22,7 +22,7 @@ impl Writer {
     }
 
     /// A sample; `labels` as (name, value) pairs, values escaped here.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -40,7 +40,7 @@ impl Writer {
     }
 
     /// A family of one unlabelled sample.
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
         self.family(name, kind, help);
         self.sample(name, &[], value);
     }
@@ -62,14 +62,14 @@ fn escape_label(out: &mut String, value: &str) {
 pub fn render(snapshot: &Snapshot) -> String {
     let mut w = Writer { out: String::with_capacity(4096) };
     w.family("ezarch_build_info", "gauge", "The running version, as a label; always 1.");
-    w.sample("ezarch_build_info", &[("version", snapshot.version)], 1.0);
+    w.sample("ezarch_build_info", &[("version", snapshot.version)], 1);
     w.single(
         "ezarch_uptime_seconds",
         "gauge",
         "Seconds since the node started.",
         snapshot.uptime.as_secs_f64(),
     );
-    let draining = f64::from(u8::from(snapshot.draining));
+    let draining = u8::from(snapshot.draining);
     w.single("ezarch_draining", "gauge", "1 while the node stops (new requests: SHUTTING_DOWN).", draining);
     node_metrics(&mut w, snapshot);
     if let Some(b) = &snapshot.broker {
@@ -92,7 +92,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
         ),
     ];
     for (name, help, value) in gauges {
-        w.single(name, "gauge", help, value as f64);
+        w.single(name, "gauge", help, value);
     }
     let counters: [(&str, &str, u64); 8] = [
         (
@@ -117,7 +117,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
         ("ezarch_messages_sent_total", "Messages sent by every socket.", m.sent),
     ];
     for (name, help, value) in counters {
-        w.single(name, "counter", help, value as f64);
+        w.single(name, "counter", help, value);
     }
     w.family("ezarch_messages_dropped_total", "counter", "Messages dropped by sockets, by cause.");
     for (cause, value) in [
@@ -126,36 +126,31 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
         ("malformed", m.dropped_malformed),
         ("ignored_peer", m.dropped_ignored_peer),
     ] {
-        w.sample("ezarch_messages_dropped_total", &[("cause", cause)], value as f64);
+        w.sample("ezarch_messages_dropped_total", &[("cause", cause)], value);
     }
     w.family("ezarch_pipe_forwarded_total", "counter", "Messages a pipe forwarded, by direction.");
     for pipe in &s.pipes {
-        let (front, back) = (pipe.stats.forwarded_in as f64, pipe.stats.forwarded_out as f64);
+        let (front, back) = (pipe.stats.forwarded_in, pipe.stats.forwarded_out);
         w.sample("ezarch_pipe_forwarded_total", &[("pipe", pipe.name), ("direction", "in")], front);
         w.sample("ezarch_pipe_forwarded_total", &[("pipe", pipe.name), ("direction", "out")], back);
     }
     w.family("ezarch_pipe_dropped_total", "counter", "Messages a pipe's far side refused.");
     for pipe in &s.pipes {
-        w.sample("ezarch_pipe_dropped_total", &[("pipe", pipe.name)], pipe.stats.dropped as f64);
+        w.sample("ezarch_pipe_dropped_total", &[("pipe", pipe.name)], pipe.stats.dropped);
     }
     let (monitor, _) = s.monitor;
-    w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses as f64);
+    w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses);
     w.single(
         "ezarch_monitor_refused_total",
         "counter",
         "HTTP connections refused: too many open.",
-        monitor.refused as f64,
+        monitor.refused,
     );
 }
 
 fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
     let st = &b.stats;
-    w.single(
-        "ezarch_broker_attached",
-        "gauge",
-        "1 when the broker can take requests.",
-        f64::from(u8::from(b.attached)),
-    );
+    w.single("ezarch_broker_attached", "gauge", "1 when the broker can take requests.", u8::from(b.attached));
     let counters: [(&str, &str, u64); 11] = [
         ("ezarch_requests_total", "Client requests taken.", st.requests),
         ("ezarch_dispatched_total", "Dispatches to workers (redispatches included).", st.dispatched),
@@ -178,11 +173,11 @@ fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
         ),
     ];
     for (name, help, value) in counters {
-        w.single(name, "counter", help, value as f64);
+        w.single(name, "counter", help, value);
     }
     w.family("ezarch_errors_total", "counter", "EZ_ERR answers, by reason.");
     for reason in Reason::ALL {
-        w.sample("ezarch_errors_total", &[("reason", reason.label())], st.error(reason) as f64);
+        w.sample("ezarch_errors_total", &[("reason", reason.label())], st.error(reason));
     }
     let gauges: [(&str, &str, usize); 3] = [
         ("ezarch_workers", "Workers known.", b.workers),
@@ -190,9 +185,9 @@ fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
         ("ezarch_requests_in_flight", "Requests at workers, not answered yet.", b.requests_in_flight),
     ];
     for (name, help, value) in gauges {
-        w.single(name, "gauge", help, value as f64);
+        w.single(name, "gauge", help, value);
     }
-    let untracked = b.services_untracked as f64;
+    let untracked = b.services_untracked;
     w.single(
         "ezarch_services_untracked_total",
         "counter",
@@ -214,14 +209,14 @@ fn service_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
     for (metric, help, field) in counters {
         w.family(metric, "counter", help);
         for (name, c) in with_other() {
-            w.sample(metric, &[("service", name)], field(c) as f64);
+            w.sample(metric, &[("service", name)], field(c));
         }
     }
     w.family("ezarch_service_errors_total", "counter", "EZ_ERR answers, per service and reason.");
     for (name, c) in with_other() {
         for reason in Reason::ALL {
             let labels = [("service", name), ("reason", reason.label())];
-            w.sample("ezarch_service_errors_total", &labels, c.error(reason) as f64);
+            w.sample("ezarch_service_errors_total", &labels, c.error(reason));
         }
     }
     type Gauge = fn(&crate::node::snapshot::ServiceSnapshot) -> usize;
@@ -233,21 +228,24 @@ fn service_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
     for (metric, help, field) in gauges {
         w.family(metric, "gauge", help);
         for (name, service) in names.iter().zip(&b.services) {
-            w.sample(metric, &[("service", name)], field(service) as f64);
+            w.sample(metric, &[("service", name)], field(service));
         }
     }
     let metric = "ezarch_service_latency_seconds";
     w.family(metric, "histogram", "Time from a request taken to its worker's reply, per service.");
+    let (bucket, sum, count) =
+        (format!("{metric}_bucket"), format!("{metric}_sum"), format!("{metric}_count"));
+    let bounds: Vec<String> =
+        LATENCY_BUCKETS.iter().map(f64::to_string).chain(std::iter::once("+Inf".to_string())).collect();
     for (name, c) in with_other() {
         let h = &c.latency;
         let mut cumulative = 0;
-        for (i, count) in h.buckets.iter().enumerate() {
-            cumulative += count;
-            let le = LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
-            w.sample(&format!("{metric}_bucket"), &[("service", name), ("le", &le)], cumulative as f64);
+        for (le, n) in bounds.iter().zip(&h.buckets) {
+            cumulative += n;
+            w.sample(&bucket, &[("service", name), ("le", le)], cumulative);
         }
-        w.sample(&format!("{metric}_sum"), &[("service", name)], h.sum);
-        w.sample(&format!("{metric}_count"), &[("service", name)], h.count as f64);
+        w.sample(&sum, &[("service", name)], h.sum);
+        w.sample(&count, &[("service", name)], h.count);
     }
 }
 
