@@ -332,7 +332,19 @@ fn body_frames(frames: &[String]) -> AnyResult<Vec<Bytes>> {
                 return Err("only one frame can be read from stdin (`-`)".into());
             }
             let mut bytes = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut bytes).map_err(|e| format!("reading stdin: {e}"))?;
+            let limit = zmtp::Limits::default().max_frame_size;
+            let stdin = std::io::stdin().lock();
+            stdin
+                .take(limit as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            if bytes.len() > limit {
+                return Err(format!(
+                    "stdin holds more than {} MiB, the largest frame a node takes",
+                    limit >> 20
+                )
+                .into());
+            }
             body.push(Bytes::from(bytes));
         } else {
             body.push(Bytes::from(frame.clone()));

@@ -183,6 +183,8 @@ pub struct Broker {
     pub stats: BrokerStats,
     /// Per-service counters and latencies, for operators.
     pub service_stats: ServiceStats,
+    /// NO_SERVICE answers are logged at most once per `logging::LOG_INTERVAL`.
+    no_service_log: crate::logging::Throttled,
 }
 
 impl Broker {
@@ -199,6 +201,7 @@ impl Broker {
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
             service_stats: ServiceStats::default(),
+            no_service_log: crate::logging::Throttled::default(),
         }
     }
 
@@ -278,7 +281,8 @@ impl Broker {
         }
         self.stats.requests += 1;
         if self.stopping {
-            return self.refuse(&message[5], &message[1], &message[4], Reason::ShuttingDown);
+            let slot = self.service_stats.request(&message[5]);
+            return self.refuse(slot, &message[1], &message[4], Reason::ShuttingDown);
         }
         let key = self.requests.key(&message[1], &message[4]);
         match self.requests.lookup(key, &message[1], &message[4]) {
@@ -290,7 +294,10 @@ impl Broker {
             Lookup::Taken => self.stats.duplicates += 1,
             // Another request holds this key (2^-64): this one cannot be tracked; the client
             // may retry it.
-            Lookup::Collision => self.refuse(&message[5], &message[1], &message[4], Reason::Busy),
+            Lookup::Collision => {
+                let slot = self.service_stats.request(&message[5]);
+                self.refuse(slot, &message[1], &message[4], Reason::Busy)
+            }
         }
     }
 
@@ -399,7 +406,7 @@ impl Broker {
     fn answer_waiting_shutting_down(&mut self) {
         for service in self.requests.waiting_services() {
             while let Some((key, held)) = self.requests.next_waiting(&service) {
-                self.answer_shutting_down(key, &held.kept);
+                self.answer_shutting_down(key, &held);
             }
         }
     }
@@ -408,13 +415,19 @@ impl Broker {
     pub fn finish_shutdown(&mut self) {
         self.answer_waiting_shutting_down();
         for (key, tracked) in self.requests.take_in_flight() {
-            self.answer_shutting_down(key, &tracked.kept);
+            self.answer_shutting_down(key, &tracked);
         }
     }
 
-    fn answer_shutting_down(&mut self, key: RequestKey, kept: &Kept) {
-        self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::ShuttingDown);
+    fn answer_shutting_down(&mut self, key: RequestKey, tracked: &requests::Tracked) {
+        self.refuse_tracked(tracked, Reason::ShuttingDown);
         self.requests.remember_answered(key);
+    }
+
+    /// Answers `EZ_ERR reason` to a taken request.
+    fn refuse_tracked(&mut self, tracked: &requests::Tracked, reason: Reason) {
+        let kept = &tracked.kept;
+        self.refuse(tracked.taken.slot, kept.client(), kept.req_id(), reason);
     }
 
     /// A worker's connection closed (the node sees it when the worker pipe shares its process):
@@ -449,19 +462,24 @@ impl Broker {
         }
         let Expired { waited, timed_out, not_acked } = self.requests.expire(now, self.config.task_timeout);
         for tracked in waited {
-            let service = tracked.kept.service();
-            log::info!(
-                "NO_SERVICE for {}: no live worker within {:?} ({} known, worker pipe {})",
-                printable(service),
-                self.config.no_service_wait,
-                self.registry.live_workers(service, now),
-                if self.worker_pipe.is_some() { "attached" } else { "away" }
-            );
-            self.refuse(service, tracked.kept.client(), tracked.kept.req_id(), Reason::NoService);
+            if let Some(count) = self.no_service_log.note(now) {
+                let service = tracked.kept.service();
+                let since = match count {
+                    1 => String::new(),
+                    n => format!("; {} more since the last such line", n - 1),
+                };
+                log::info!(
+                    "NO_SERVICE for {}: no live worker within {:?} ({} known, worker pipe {}){since}",
+                    printable(service),
+                    self.config.no_service_wait,
+                    self.registry.live_workers(service, now),
+                    if self.worker_pipe.is_some() { "attached" } else { "away" }
+                );
+            }
+            self.refuse_tracked(&tracked, Reason::NoService);
         }
         for (key, tracked) in timed_out {
-            let kept = &tracked.kept;
-            self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::Timeout);
+            self.refuse_tracked(&tracked, Reason::Timeout);
             self.requests.remember_answered(key);
         }
         // A generation-2 worker that did not ACK in time: another worker (or the same) is asked.
@@ -488,8 +506,7 @@ impl Broker {
             if resend {
                 self.resend(now, key, tracked);
             } else {
-                let kept = &tracked.kept;
-                self.refuse(kept.service(), kept.client(), kept.req_id(), Reason::WorkerLost);
+                self.refuse_tracked(&tracked, Reason::WorkerLost);
                 self.requests.remember_answered(key);
             }
         }
@@ -511,7 +528,7 @@ impl Broker {
         }
         if self.stopping {
             // A request sent again while stopping (its worker went away): no waiting now.
-            self.refuse(&request[5], &request[1], &request[4], Reason::ShuttingDown);
+            self.refuse(taken.slot, &request[1], &request[4], Reason::ShuttingDown);
             self.requests.remember_answered(key);
             return;
         }
@@ -521,7 +538,7 @@ impl Broker {
             || bytes + kept.cost() > self.config.max_waiting_bytes
             || here >= self.config.max_waiting_per_service;
         if full {
-            self.refuse(&request[5], &request[1], &request[4], Reason::Busy);
+            self.refuse(taken.slot, &request[1], &request[4], Reason::Busy);
             if attempts > 0 {
                 self.requests.remember_answered(key);
             }
@@ -662,11 +679,11 @@ impl Broker {
         }
     }
 
-    /// Answers `EZ_ERR REASON` to a request for `service`, counted by reason, node-wide and for
-    /// the service.
-    fn refuse(&mut self, service: &[u8], client: &[u8], req_id: &[u8], reason: Reason) {
+    /// Answers `EZ_ERR REASON` to a request, counted by reason node-wide and for its service
+    /// (at `slot`).
+    fn refuse(&mut self, slot: Slot, client: &[u8], req_id: &[u8], reason: Reason) {
         *self.stats.error_mut(reason) += 1;
-        self.service_stats.error(service, reason);
+        self.service_stats.error(slot, reason);
         self.answer_to(client, req_id, reason.wire());
     }
 
@@ -692,7 +709,7 @@ impl Broker {
             }
             Heartbeat::Moved => {
                 self.service_stats.track(service);
-                log::info!("worker {} moved to service {}", printable(worker), printable(service))
+                log::debug!("worker {} moved to service {}", printable(worker), printable(service))
             }
             Heartbeat::Refused => self.stats.workers_refused += 1,
             Heartbeat::Renewed => {}

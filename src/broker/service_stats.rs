@@ -2,9 +2,10 @@
 //! a latency histogram (request taken to reply sent), for `ez.services`, `ez.stats` and
 //! `/metrics`. All monotonic, so a Prometheus rate over them is meaningful.
 //!
-//! Bounded: a service gets its own entry when a worker joins it, up to `MAX_TRACKED_SERVICES`;
-//! requests for names no worker ever served (a client can send any name) and services beyond
-//! the bound are counted together under `OTHER`, so no client can grow this table.
+//! Bounded: a service gets its own entry when a worker joins it, up to `MAX_TRACKED_SERVICES`
+//! names of at most `MAX_TRACKED_NAME` bytes; requests for names no worker ever served (a client
+//! can send any name), longer names and services beyond the bound are counted together under
+//! `OTHER`, so no client can grow this table and no worker can grow it past 256 KiB of names.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use hashbrown::HashMap;
 
 /// Services with counters of their own; the rest are counted under `OTHER`.
 pub const MAX_TRACKED_SERVICES: usize = 1_024;
+/// Longest service name with counters of its own.
+pub const MAX_TRACKED_NAME: usize = 256;
 /// The name under which untracked services are counted.
 pub const OTHER: &str = "(other)";
 /// Upper bounds of the latency histogram's buckets, in seconds (Prometheus `le`); one more
@@ -142,10 +145,10 @@ pub struct ServiceStats {
 impl ServiceStats {
     /// A worker joined `service`: it gets counters of its own, if there is room.
     pub fn track(&mut self, service: &[u8]) {
-        if self.index.contains_key(service) {
+        if self.index.contains_key(service) || service == OTHER.as_bytes() {
             return;
         }
-        if self.counters.len() >= MAX_TRACKED_SERVICES {
+        if self.counters.len() >= MAX_TRACKED_SERVICES || service.len() > MAX_TRACKED_NAME {
             self.refused += 1;
             return;
         }
@@ -190,8 +193,8 @@ impl ServiceStats {
         entry.latency.observe(latency);
     }
 
-    pub fn error(&mut self, service: &[u8], reason: Reason) {
-        let slot = self.slot(service);
+    /// An `EZ_ERR reason` answer to a request counted at `slot`.
+    pub fn error(&mut self, slot: Slot, reason: Reason) {
         self.at(slot).errors[reason as usize] += 1;
     }
 
@@ -234,9 +237,13 @@ mod tests {
         }
         assert_eq!(stats.tracked(), MAX_TRACKED_SERVICES);
         assert_eq!(stats.refused, 10);
+        let mut fresh = ServiceStats::default();
+        fresh.track(&[b'n'; MAX_TRACKED_NAME + 1]);
+        fresh.track(OTHER.as_bytes());
+        assert_eq!((fresh.tracked(), fresh.refused), (0, 1), "long names and (other) get no entry");
         let slot = stats.request(b"s0");
         stats.reply(slot, Duration::from_micros(300));
-        stats.error(b"s0", Reason::Timeout);
+        stats.error(slot, Reason::Timeout);
         let s0 = stats.get(b"s0").unwrap();
         assert_eq!((s0.requests, s0.replies, s0.error(Reason::Timeout)), (1, 1, 1));
         assert_eq!(s0.latency.buckets[2], 1, "300 us falls in the 0.5 ms bucket");

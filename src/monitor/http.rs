@@ -18,8 +18,9 @@ pub enum Parsed {
     TooLarge,
 }
 
-/// Parses a request head; `full` says no more input will be read (the limit was reached).
-pub fn parse(input: &[u8], full: bool) -> Parsed {
+/// Parses a request head; `done` says no more input will come (the limit was reached, or the
+/// peer closed its side): an incomplete head is then `TooLarge`.
+pub fn parse(input: &[u8], done: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(input) {
@@ -29,7 +30,7 @@ pub fn parse(input: &[u8], full: bool) -> Parsed {
             let path = target.split(['?', '#']).next().unwrap_or_default().to_string();
             Parsed::Request { method, path }
         }
-        Ok(httparse::Status::Partial) if full => Parsed::TooLarge,
+        Ok(httparse::Status::Partial) if done => Parsed::TooLarge,
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => Parsed::TooLarge,
         Err(_) => Parsed::Malformed,

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::broker::{Reason, ServiceCounters, LATENCY_BUCKETS, OTHER};
-use crate::node::snapshot::Snapshot;
+use crate::node::snapshot::{display_name, Snapshot};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -140,10 +140,13 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     }
     let (monitor, _) = s.monitor;
     w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses);
+    let dropped = monitor.evicted + monitor.timed_out;
+    let help = "HTTP connections closed with no complete request (slot taken, or too slow).";
+    w.single("ezarch_monitor_dropped_total", "counter", help, dropped);
     w.single(
         "ezarch_monitor_refused_total",
         "counter",
-        "HTTP connections refused: too many open.",
+        "HTTP connections refused: all slots writing responses.",
         monitor.refused,
     );
 }
@@ -197,8 +200,7 @@ fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
 }
 
 fn service_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
-    let names: Vec<String> =
-        b.services.iter().map(|s| String::from_utf8_lossy(&s.name).into_owned()).collect();
+    let names: Vec<String> = b.services.iter().map(|s| display_name(&s.name)).collect();
     let all = || names.iter().map(String::as_str).zip(b.services.iter().map(|s| &s.counters));
     let with_other = || all().chain(std::iter::once((OTHER, &b.other)));
     type Field = fn(&ServiceCounters) -> u64;

@@ -1,7 +1,8 @@
 //! How a node shows itself to operators: `Node::snapshot` gathers the figures at one instant,
 //! and `ez.*` management requests (PROTOCOL.md-style frames, documented in `spec.org`) are
 //! answered from it by the node itself, never by a worker:
-//! - `ez.service NAME` -> `["200"]` when NAME has a live worker, else `["404"]`
+//! - `ez.service NAME` -> `["200"]` when NAME has a live worker (or is one of these), else
+//!   `["404"]`
 //!   (`["400"]` without exactly one NAME frame);
 //! - `ez.services` -> `["OK", JSON]`, `ez.stats` -> `["OK", JSON]`;
 //! - `ez.ping` -> `["OK"]`, for round-trip times;
@@ -16,6 +17,9 @@ use super::snapshot::{uptime, BrokerSnapshot, PipeSnapshot, ServiceSnapshot, Sna
 use super::Node;
 use crate::broker::wire;
 use crate::socket::Message;
+
+/// The management services the node answers.
+pub const MANAGEMENT_SERVICES: [&[u8]; 4] = [b"ez.service", b"ez.services", b"ez.stats", b"ez.ping"];
 
 impl Node {
     /// Every figure an operator may ask for, now.
@@ -50,8 +54,10 @@ impl Node {
         }
         let requests = std::mem::take(&mut b.management);
         let count = requests.len() as u64;
+        // One snapshot serves every request of the batch: a flood of ez.stats costs one per turn.
+        let mut snapshot = None;
         for request in requests {
-            let reply = self.management_reply(&request);
+            let reply = self.management_reply(&request, &mut snapshot);
             if let Some(b) = &self.broker {
                 b.answer_management(&mut self.reactor, &request, reply);
             }
@@ -59,22 +65,27 @@ impl Node {
         count
     }
 
+    /// The snapshot in `cache`, taken now if there is none yet.
+    fn cached<'a>(&self, cache: &'a mut Option<Snapshot>) -> &'a Snapshot {
+        cache.get_or_insert_with(|| self.snapshot())
+    }
+
     /// The reply frames for one management request `[IN_PIPE, CLIENT, "", 0x02, REQ_ID,
     /// SERVICE, BODY...]`.
-    fn management_reply(&self, request: &Message) -> Vec<Bytes> {
+    fn management_reply(&self, request: &Message, snapshot: &mut Option<Snapshot>) -> Vec<Bytes> {
         let text = |s: &'static str| Bytes::from_static(s.as_bytes());
         let body = &request[6..];
         match &request[5][..] {
             b"ez.service" => {
                 let [name] = body else { return vec![text("400")] };
                 let live = self.broker.as_ref().is_some_and(|b| {
-                    name.starts_with(crate::broker::MANAGEMENT_PREFIX)
+                    MANAGEMENT_SERVICES.contains(&&name[..])
                         || b.broker.registry().live_workers(name, Instant::now()) > 0
                 });
                 vec![text(if live { "200" } else { "404" })]
             }
-            b"ez.services" => vec![text("OK"), Bytes::from(self.snapshot().services_json())],
-            b"ez.stats" => vec![text("OK"), Bytes::from(self.snapshot().stats_json())],
+            b"ez.services" => vec![text("OK"), Bytes::from(self.cached(snapshot).services_json())],
+            b"ez.stats" => vec![text("OK"), Bytes::from(self.cached(snapshot).stats_json())],
             b"ez.ping" => vec![text("OK")],
             _ => vec![Bytes::from_static(wire::EZ_ERR), Bytes::from_static(wire::NO_SERVICE)],
         }

@@ -326,9 +326,9 @@ impl Node {
     /// Answers every HTTP request that is complete (or hopeless).
     fn serve_monitor(&mut self) {
         while let Some(id) = self.reactor.next_plain_request() {
-            let full = self.reactor.plain_input_full(id);
+            let done = self.reactor.plain_input_done(id);
             let Some(input) = self.reactor.plain_input(id) else { continue };
-            let parsed = crate::monitor::http::parse(input, full);
+            let parsed = crate::monitor::http::parse(input, done);
             if let Some(response) = crate::monitor::respond(&parsed, self.health(), || self.snapshot()) {
                 self.reactor.plain_respond(id, response);
             }

@@ -149,7 +149,7 @@ impl Snapshot {
         for s in self.broker.iter().flat_map(|b| &b.services) {
             let c = &s.counters;
             json.element()
-                .string("name", &s.name)
+                .string("name", display_name(&s.name).as_bytes())
                 .number("live_workers", s.live_workers as u64)
                 .number("in_flight", s.in_flight as u64)
                 .number("waiting", s.waiting as u64)
@@ -166,7 +166,31 @@ impl Snapshot {
     }
 }
 
+/// A service name as text for JSON, metric labels and terminals. A name that is valid UTF-8
+/// with no backslash or control character is itself; any other is escaped byte by byte (`\xff`,
+/// `\\`, `\n`). Distinct names stay distinct: only escaped names hold a backslash.
+pub fn display_name(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(text) if !text.chars().any(|c| c == '\\' || c.is_control()) => text.to_string(),
+        _ => name.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect(),
+    }
+}
+
 /// Seconds since `started`, for `uptime`.
 pub fn uptime(started: Instant) -> Duration {
     Instant::now().saturating_duration_since(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn display_names_are_printable_and_distinct() {
+        assert_eq!(display_name("échos".as_bytes()), "échos");
+        assert_eq!(display_name(b"a\xffb"), "a\\xffb");
+        assert_eq!(display_name(b"a\\xffb"), "a\\\\xffb", "a literal backslash is escaped too");
+        assert_eq!(display_name(b"bell\x07"), "bell\\x07");
+        assert_ne!(display_name("\u{fffd}".as_bytes()), display_name(b"\xff"));
+    }
 }

@@ -23,8 +23,6 @@ use crate::socket::PRESSURE_RESERVE;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default node-wide budget (`INBOUND_BUDGET_MB`): 256 MiB.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
-/// Refusals and pauses are logged at most this often.
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time over the budget, with connections waiting, before the largest holder is closed.
 pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(5);
 
@@ -64,25 +62,6 @@ pub struct ReactorStats {
     /// Bytes read from and written to ZMTP connections.
     pub bytes_read: u64,
     pub bytes_written: u64,
-}
-
-/// A warning that is logged at most once per `LOG_INTERVAL`, with a count of what it stands for.
-#[derive(Debug, Default)]
-pub(super) struct Throttled {
-    last: Option<Instant>,
-    since: u64,
-}
-
-impl Throttled {
-    /// Counts one occurrence; returns how many to report when a line is due now.
-    pub(super) fn note(&mut self, now: Instant) -> Option<u64> {
-        self.since += 1;
-        if self.last.is_some_and(|at| now.saturating_duration_since(at) < LOG_INTERVAL) {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.since))
-    }
 }
 
 impl Reactor {
@@ -220,22 +199,5 @@ impl Reactor {
             );
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_throttled_warning_is_due_once_per_interval_with_the_count_since() {
-        let start = Instant::now();
-        let mut log = Throttled::default();
-        assert_eq!(log.note(start), Some(1), "the first is logged at once");
-        for i in 1..1000 {
-            assert_eq!(log.note(start + Duration::from_millis(i)), None);
-        }
-        assert_eq!(log.note(start + LOG_INTERVAL), Some(1000), "then one line for all since");
-        assert_eq!(log.note(start + LOG_INTERVAL + Duration::from_secs(1)), None);
     }
 }

@@ -38,7 +38,6 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use self::backoff::{Backoff, Jitter};
-use self::budget::Throttled;
 pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET};
 pub use self::close_reason::CloseReason;
 use self::connection::Connection;
@@ -46,6 +45,7 @@ pub use self::endpoint::EndpointError;
 use self::plain::PlainStreams;
 pub use self::plain::{PlainId, PlainLimits, PlainStats};
 use self::timers::Timers;
+use crate::logging::Throttled;
 use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
 
 /// A socket created on a reactor.
@@ -313,9 +313,10 @@ impl Reactor {
         self.plain.input(id)
     }
 
-    /// Whether `id` sent as much as a request may hold (`PlainLimits::max_input`).
-    pub fn plain_input_full(&self, id: PlainId) -> bool {
-        self.plain.input_full(id)
+    /// Whether no more input will come for `id`: it sent as much as a request may hold
+    /// (`PlainLimits::max_input`), or closed its side.
+    pub fn plain_input_done(&self, id: PlainId) -> bool {
+        self.plain.input_done(id)
     }
 
     /// Writes `response` to plain connection `id`, then closes it.
@@ -471,7 +472,7 @@ impl Reactor {
             Io::Conn(c) => c.session.pending_output() > 0,
             Io::Listener { .. } => false,
         });
-        queued || unwritten
+        queued || unwritten || self.plain.pending_output() > 0
     }
 
     /// A READY property of the peer with routing identity `identity` (ROUTER), or of any peer

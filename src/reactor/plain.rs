@@ -2,9 +2,12 @@
 //! parses itself (the HTTP monitoring endpoint): the reactor accepts, reads into a bounded
 //! buffer, writes one response and closes. One request per connection, no thread per request.
 //!
-//! Bounded: at most `PlainLimits::max_connections` at once (more are accepted and closed,
-//! counted), at most `max_input` bytes of request, and every connection closed `lifetime` after
-//! it was accepted whatever it sent (a slow or silent client cannot hold a slot).
+//! Bounded: at most `PlainLimits::max_connections` at once, at most `max_input` bytes of
+//! request, a request that is not complete `head_timeout` after the accept is dropped, and every
+//! connection is closed `lifetime` after it was accepted whatever happens. When all slots are
+//! taken, a newcomer takes the slot of the oldest connection still waiting for its request (a
+//! crowd of silent clients cannot keep a health check out); only when every slot is writing a
+//! response is the newcomer refused.
 //!
 //! Tokens: plain listeners and connections share the reactor's `Poll` with tokens at or above
 //! `TOKEN_BASE` (even: a connection, odd: a listener), so the ZMTP slab's keys never meet them.
@@ -21,7 +24,7 @@ use slab::Slab;
 use super::connection::PeerAddr;
 
 /// Tokens from here on are plain streams'.
-pub(super) const TOKEN_BASE: usize = 1 << 40;
+pub(super) const TOKEN_BASE: usize = 1 << (usize::BITS - 2);
 
 /// A plain connection, valid until it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,15 +36,22 @@ pub struct PlainLimits {
     /// Connections open at once across plain listeners.
     pub max_connections: usize,
     /// Bytes of request kept; a request that has not ended by then is the application's to
-    /// refuse (`PlainStreams::input_full`).
+    /// refuse (`PlainStreams::input_done`).
     pub max_input: usize,
-    /// Time from accept to close, whatever happens.
+    /// Time from accept to a complete request; past it the connection is closed.
+    pub head_timeout: Duration,
+    /// Time from accept to close, whatever happens (a response that is slow to drain).
     pub lifetime: Duration,
 }
 
 impl Default for PlainLimits {
     fn default() -> Self {
-        Self { max_connections: 16, max_input: 8 << 10, lifetime: Duration::from_secs(10) }
+        Self {
+            max_connections: 16,
+            max_input: 8 << 10,
+            head_timeout: Duration::from_secs(2),
+            lifetime: Duration::from_secs(10),
+        }
     }
 }
 
@@ -49,9 +59,12 @@ impl Default for PlainLimits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlainStats {
     pub accepted: u64,
-    /// Accepted and closed at once: `max_connections` were open.
+    /// Accepted and closed at once: `max_connections` were open, all writing responses.
     pub refused: u64,
-    /// Closed at the end of their lifetime, response unsent or unfinished.
+    /// Closed to make room for a newcomer: the oldest still waiting for its request.
+    pub evicted: u64,
+    /// Closed with no complete request in `head_timeout`, or a response unfinished in
+    /// `lifetime`.
     pub timed_out: u64,
     pub responses: u64,
 }
@@ -65,9 +78,11 @@ struct PlainConn {
     written: usize,
     /// A response was given: close once it is written.
     responding: bool,
+    /// The peer closed its side (or the connection failed): no more input will come.
+    ended: bool,
     /// Waiting in `ready` for the application.
     queued: bool,
-    closes_at: Instant,
+    accepted_at: Instant,
 }
 
 /// Every plain listener and connection of a reactor.
@@ -124,9 +139,17 @@ impl PlainStreams {
     fn add(&mut self, registry: &Registry, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
         self.stats.accepted += 1;
         if self.conns.len() >= self.limits.max_connections {
-            self.stats.refused += 1;
-            log::debug!("monitor connection from {addr} refused: {} open", self.conns.len());
-            return; // dropped: closed at once
+            let waiting = self.conns.iter().filter(|(_, c)| !c.responding).min_by_key(|(_, c)| c.accepted_at);
+            let Some((oldest, _)) = waiting else {
+                self.stats.refused += 1;
+                log::debug!(
+                    "monitor connection from {addr} refused: {} responses being written",
+                    self.conns.len()
+                );
+                return; // dropped: closed at once
+            };
+            self.stats.evicted += 1;
+            self.close(registry, oldest);
         }
         let key = self.conns.vacant_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -140,8 +163,9 @@ impl PlainStreams {
             output: Vec::new(),
             written: 0,
             responding: false,
+            ended: false,
             queued: false,
-            closes_at: crate::time::after(now, self.limits.lifetime),
+            accepted_at: now,
         });
     }
 
@@ -172,12 +196,13 @@ impl PlainStreams {
                 }
             }
         }
-        if got && !conn.queued {
+        conn.ended |= ended;
+        if (got || ended) && !conn.responding && !conn.queued {
+            if conn.input.is_empty() {
+                return self.close(registry, key); // gone before saying anything
+            }
             conn.queued = true;
             self.ready.push_back(key);
-        }
-        if ended && !conn.responding && !conn.queued {
-            self.close(registry, key);
         }
     }
 
@@ -215,9 +240,9 @@ impl PlainStreams {
         self.conns.get(id.0).map(|c| &c.input[..])
     }
 
-    /// Whether `id` sent `max_input` bytes: no more will be read.
-    pub fn input_full(&self, id: PlainId) -> bool {
-        self.conns.get(id.0).is_some_and(|c| c.input.len() >= self.limits.max_input)
+    /// Whether no more input will come for `id`: it sent `max_input` bytes, or closed its side.
+    pub fn input_done(&self, id: PlainId) -> bool {
+        self.conns.get(id.0).is_some_and(|c| c.ended || c.input.len() >= self.limits.max_input)
     }
 
     /// Writes `response` to `id`, then closes it.
@@ -236,28 +261,51 @@ impl PlainStreams {
         self.close(registry, id.0);
     }
 
+    /// Closes `key`. Input the peer sent that was never read (a request body, the rest of an
+    /// oversized head) is read and dropped first, as far as it has arrived: closing a socket
+    /// with unread input sends a reset, which could destroy the response before the peer reads
+    /// it.
     fn close(&mut self, registry: &Registry, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = registry.deregister(&mut conn.stream);
-            let _ = conn.stream.shutdown(Shutdown::Both);
+            let mut sink = [0u8; 2048];
+            for _ in 0..32 {
+                if !matches!(conn.stream.read(&mut sink), Ok(1..)) {
+                    break;
+                }
+            }
+            let _ = conn.stream.shutdown(Shutdown::Write);
         }
     }
 
-    /// When the oldest connection's lifetime ends.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.conns.iter().map(|(_, c)| c.closes_at).min()
+    /// When `conn` is closed unless it gets further.
+    fn deadline(&self, conn: &PlainConn) -> Instant {
+        let limit = if conn.responding { self.limits.lifetime } else { self.limits.head_timeout };
+        crate::time::after(conn.accepted_at, limit)
     }
 
-    /// Closes connections whose lifetime ended.
+    /// The earliest deadline of any connection.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.conns.iter().map(|(_, c)| self.deadline(c)).min()
+    }
+
+    /// Closes connections past their deadline.
     pub fn expire(&mut self, registry: &Registry, now: Instant) {
-        let due: Vec<usize> = self.conns.iter().filter(|(_, c)| c.closes_at <= now).map(|(k, _)| k).collect();
+        let due: Vec<usize> =
+            self.conns.iter().filter(|(_, c)| self.deadline(c) <= now).map(|(k, _)| k).collect();
         for key in due {
             if let Some(conn) = self.conns.get(key) {
-                log::debug!("monitor connection from {} closed: no complete request in time", conn.peer);
+                let what = if conn.responding { "response not written" } else { "no complete request" };
+                log::debug!("monitor connection from {} closed: {what} in time", conn.peer);
             }
             self.stats.timed_out += 1;
             self.close(registry, key);
         }
+    }
+
+    /// Bytes of responses not written yet.
+    pub fn pending_output(&self) -> usize {
+        self.conns.iter().map(|(_, c)| c.output.len() - c.written).sum()
     }
 
     /// Connections open now.
