@@ -303,9 +303,11 @@ fn log_start(role: &str, config: &Config, node: &Node) {
         ));
     }
     parts.extend(find("MONITOR_PORT").map(|endpoint| format!("monitor {endpoint}/metrics")));
-    let changed =
-        SETTINGS.iter().filter(|s| config.source(s.name) != ezarch::config::Source::Default).count();
-    log::info!("ezarch {version} {role}: {}; {changed} setting(s) not default", parts.join(", "));
+    let changed = SETTINGS.iter().filter(|s| config.get(s.name) != s.default).count();
+    log::info!(
+        "ezarch {version} {role}: {}; {changed} setting(s) changed from the defaults",
+        parts.join(", ")
+    );
     log::debug!("bound: {}", node.bound.join(" "));
     log::debug!("settings: {}", config.summary());
 }

@@ -182,6 +182,7 @@ impl Node {
     /// The loop sleeps until I/O or the broker's next deadline, and handles a due deadline in
     /// the same turn, so idle and low-rate CPU stay near zero.
     pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        self.turn(); // what wiring queued (in-memory attachments) before the first wait
         while !stop.load(Ordering::Relaxed) {
             let sleep = self
                 .broker_deadline()

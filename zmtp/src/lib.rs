@@ -26,6 +26,7 @@ pub mod heartbeat;
 pub mod metadata;
 pub mod session;
 pub mod socket_type;
+pub mod z85;
 
 pub use command::Command;
 pub use encoder::Encoder;
