@@ -63,6 +63,29 @@ pub enum CommandError {
     TruncatedError { reason_len: usize, available: usize },
 }
 
+/// A CURVE (RFC 26) command was refused. The connection closes; for `Unauthorized` the server
+/// first sends an ERROR command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CurveError {
+    /// A command of the wrong name or size for this point of the handshake.
+    Malformed { command: &'static str },
+    /// A box that does not open: other keys, altered bytes, or another nonce.
+    BadBox { command: &'static str },
+    /// A short nonce that did not increase (a replay, or a reordering).
+    NonceNotIncreasing { got: u64, last: u64 },
+    /// The INITIATE's cookie is not the one this connection's WELCOME gave.
+    BadCookie,
+    /// The INITIATE's vouch does not name this connection's transient key and this server.
+    BadVouch,
+    /// The client's permanent key is not allowed.
+    Unauthorized { key: [u8; 32] },
+    /// After the handshake, a frame that is not a MESSAGE command.
+    NotAMessage,
+    /// MESSAGE flags with reserved bits set.
+    BadFlags { flags: u8 },
+}
+
 /// Why a session ended. Each is fatal for the one connection only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,6 +116,8 @@ pub enum Error {
     HandshakeTimeout,
     /// No traffic arrived within the heartbeat timeout (or the TTL the peer asked for).
     HeartbeatTimeout,
+    /// The CURVE mechanism refused a command.
+    Curve(CurveError),
 }
 
 /// What arrived where READY was expected.
@@ -117,6 +142,12 @@ impl From<GreetingError> for Error {
 impl From<FrameError> for Error {
     fn from(e: FrameError) -> Self {
         Error::Frame(e)
+    }
+}
+
+impl From<CurveError> for Error {
+    fn from(e: CurveError) -> Self {
+        Error::Curve(e)
     }
 }
 
@@ -201,10 +232,30 @@ impl fmt::Display for Error {
             Self::PeerError { reason } => write!(f, "peer sent ERROR {reason:?}"),
             Self::HandshakeTimeout => f.write_str("handshake timed out"),
             Self::HeartbeatTimeout => f.write_str("heartbeat timed out"),
+            Self::Curve(e) => write!(f, "CURVE: {e}"),
         }
     }
 }
 
+impl fmt::Display for CurveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed { command } => write!(f, "malformed {command}"),
+            Self::BadBox { command } => write!(f, "{command} box does not open (wrong keys or altered)"),
+            Self::NonceNotIncreasing { got, last } => write!(f, "short nonce {got} after {last}"),
+            Self::BadCookie => f.write_str("INITIATE carries a cookie that is not ours"),
+            Self::BadVouch => f.write_str("INITIATE's vouch names another key"),
+            Self::Unauthorized { key } => {
+                let key = crate::z85::encode(key).unwrap_or_default();
+                write!(f, "client key {key} is not allowed")
+            }
+            Self::NotAMessage => f.write_str("a frame other than MESSAGE after the handshake"),
+            Self::BadFlags { flags } => write!(f, "MESSAGE flags {flags:#04x} have reserved bits set"),
+        }
+    }
+}
+
+impl std::error::Error for CurveError {}
 impl std::error::Error for GreetingError {}
 impl std::error::Error for FrameError {}
 impl std::error::Error for CommandError {}

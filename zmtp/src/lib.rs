@@ -17,6 +17,8 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+#[cfg(feature = "curve")]
+pub mod curve;
 pub mod encoder;
 pub mod error;
 pub mod frame;
@@ -30,7 +32,7 @@ pub mod z85;
 
 pub use command::Command;
 pub use encoder::Encoder;
-pub use error::{CommandError, Error, FrameError, GreetingError, NotReady};
+pub use error::{CommandError, CurveError, Error, FrameError, GreetingError, NotReady};
 pub use frame::{Frame, FrameDecoder, Limits};
 pub use greeting::{Greeting, GreetingReader, Mechanism};
 pub use heartbeat::{ttl_to_deciseconds, Heartbeat};

@@ -1,0 +1,91 @@
+//! CURVE (RFC 26/CurveZMQ) for ZMTP 3.x: the handshake (HELLO, WELCOME, INITIATE, READY,
+//! ERROR) and the MESSAGE boxes that carry every frame after it, as pure functions over bytes.
+//! Built only with the `curve` feature.
+//!
+//! Keys: each side has a permanent key pair (C, S); each connection makes transient ones (C',
+//! S'). The server keeps nothing for a client until its INITIATE proves it holds the transient
+//! key: what the server needs then comes back in the cookie, sealed under a key that changes
+//! every minute. Short nonces are counters that must increase on every command, both ways.
+
+pub mod channel;
+mod crypto;
+pub mod handshake;
+
+use std::sync::Arc;
+
+pub use self::channel::Channel;
+pub use self::handshake::{ClientHandshake, ServerHandshake};
+
+/// A permanent key pair (or a transient one): the secret key and its public key.
+#[derive(Clone)]
+pub struct KeyPair {
+    secret: crypto_box::SecretKey,
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let public = crate::z85::encode(&self.public).unwrap_or_default();
+        write!(f, "KeyPair {{ public: {public}, secret: .. }}")
+    }
+}
+
+impl KeyPair {
+    /// A new random key pair.
+    pub fn generate() -> Self {
+        Self::from_secret(crypto::generate_secret().to_bytes())
+    }
+
+    /// The key pair of a 32-byte secret key.
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        let secret = crypto_box::SecretKey::from(secret);
+        let public = *secret.public_key().as_bytes();
+        Self { secret, public }
+    }
+
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// The secret key's bytes (for `ezarch keygen`).
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
+}
+
+/// The check an `Authorizer` runs on a client's permanent public key.
+type KeyCheck = dyn Fn(&[u8; 32]) -> bool + Send + Sync;
+
+/// Decides whether a client's permanent public key may connect (the server's allowlist).
+#[derive(Clone)]
+pub struct Authorizer(Arc<KeyCheck>);
+
+impl Authorizer {
+    pub fn new(check: impl Fn(&[u8; 32]) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Every key may connect (CURVE for encryption only).
+    pub fn any() -> Self {
+        Self::new(|_| true)
+    }
+
+    pub fn allows(&self, key: &[u8; 32]) -> bool {
+        (self.0)(key)
+    }
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizer(..)")
+    }
+}
+
+/// How a connection uses CURVE.
+#[derive(Debug, Clone)]
+pub enum Curve {
+    /// We are the CURVE server: our permanent keys, and who may connect.
+    Server { keys: KeyPair, authorizer: Authorizer },
+    /// We are the CURVE client: our permanent keys and the server's public key.
+    Client { keys: KeyPair, server: [u8; 32] },
+}
