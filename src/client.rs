@@ -28,11 +28,13 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Attempts per call, all with the same request id (the original: 2).
     pub attempts: u32,
+    /// CURVE to the node (`Curve::Client` with its public key); `None`: NULL.
+    pub curve: Option<zmtp::curve::Curve>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_millis(5000), attempts: 2 }
+        Self { timeout: Duration::from_millis(5000), attempts: 2, curve: None }
     }
 }
 
@@ -77,7 +79,8 @@ impl Client {
     /// Connects (and keeps reconnecting) to the in pipe's ROUTER at `endpoint`.
     pub fn connect(endpoint: &str, options: ClientOptions) -> Result<Self, reactor::Error> {
         let mut reactor = Reactor::new()?;
-        let dealer = reactor.socket(SocketType::Dealer, SocketOptions::default())?;
+        let socket_options = SocketOptions { curve: options.curve.clone(), ..SocketOptions::default() };
+        let dealer = reactor.socket(SocketType::Dealer, socket_options)?;
         reactor.connect(dealer, endpoint)?;
         Ok(Self { reactor, dealer, options, stop: None })
     }

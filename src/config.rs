@@ -20,6 +20,10 @@ pub enum Kind {
     LogLevel,
     /// A whole number in `min..=max`, in `unit`.
     Number { min: u64, max: u64, unit: &'static str },
+    /// Free text, empty when unset (a key or a path; checked where it is used).
+    Text,
+    /// A secret: like `Text`, but never printed.
+    Secret,
 }
 
 /// One setting: its name, default, meaning and range.
@@ -99,6 +103,30 @@ pub const SETTINGS: &[Setting] = &[
         "5000",
         number(0, 600_000, "ms"),
         "on SIGTERM, how long requests in flight may still get their replies before EZ_ERR SHUTTING_DOWN",
+    ),
+    setting(
+        "CURVE_SECRET_KEY",
+        "",
+        Kind::Secret,
+        "this process's CURVE secret key (Z85, 40 characters): every listener speaks CURVE (ezarch keygen)",
+    ),
+    setting(
+        "CURVE_SECRET_KEY_FILE",
+        "",
+        Kind::Text,
+        "a file holding CURVE_SECRET_KEY instead, so it stays out of process lists",
+    ),
+    setting(
+        "CURVE_CLIENT_KEYS",
+        "",
+        Kind::Text,
+        "a file of allowed client public keys (Z85, one per line, '# ' comments); reloaded on SIGHUP",
+    ),
+    setting(
+        "CURVE_SERVER_KEY",
+        "",
+        Kind::Text,
+        "the node's CURVE public key: call, worker and broker connect with CURVE",
     ),
     setting(
         "MAX_CONNECTIONS",
@@ -195,6 +223,15 @@ impl Config {
         self.values.get(name).map_or("", |(v, _)| v.as_str())
     }
 
+    /// The value as it may be printed: a secret that is set shows as `(set)`.
+    pub fn shown(&self, name: &str) -> &str {
+        let secret = SETTINGS.iter().any(|s| s.name == name && s.kind == Kind::Secret);
+        match self.get(name) {
+            value if secret && !value.is_empty() => "(set)",
+            value => value,
+        }
+    }
+
     /// Where the value of `name` came from.
     pub fn source(&self, name: &str) -> Source {
         self.values.get(name).map_or(Source::Default, |(_, source)| *source)
@@ -241,8 +278,8 @@ impl Config {
         let mut parts: Vec<String> = SETTINGS
             .iter()
             .map(|s| {
-                let (value, source) = &self.values[s.name];
-                format!("{}={value} ({source})", s.name)
+                let source = &self.values[s.name].1;
+                format!("{}={} ({source})", s.name, self.shown(s.name))
             })
             .collect();
         parts.sort();
@@ -253,7 +290,7 @@ impl Config {
         for s in SETTINGS {
             let (value, source) = &self.values[s.name];
             if let Err(expected) = check(s.kind, value) {
-                let name = s.name;
+                let (name, value) = (s.name, self.shown(s.name));
                 return Err(ConfigError(format!("invalid {name}={value:?} (from {source}): {expected}")));
             }
         }
@@ -268,6 +305,7 @@ fn check(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Host => !value.is_empty() && !value.contains(char::is_whitespace),
         Kind::LogLevel => parse_log_level(value).is_some(),
         Kind::Number { min, max, .. } => value.parse::<u64>().is_ok_and(|v| (min..=max).contains(&v)),
+        Kind::Text | Kind::Secret => !value.contains(['\n', '\r']),
     };
     if ok {
         return Ok(());
@@ -277,6 +315,7 @@ fn check(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Host => "expected a host name or address".into(),
         Kind::LogLevel => "expected trace, debug, info, warning (warn), error or critical".into(),
         Kind::Number { min, max, unit } => format!("expected a whole number of {unit} from {min} to {max}"),
+        Kind::Text | Kind::Secret => "expected one line".into(),
     })
 }
 

@@ -21,6 +21,7 @@ pub mod node;
 pub mod pipe;
 pub mod random;
 pub mod reactor;
+pub mod security;
 pub mod signals;
 pub mod socket;
 pub mod time;

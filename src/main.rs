@@ -12,7 +12,9 @@ use ezarch::client::{Client, ClientOptions};
 use ezarch::config::{read_env_file, Config, ConfigError, Kind, SETTINGS};
 use ezarch::node::Node;
 use ezarch::pipe::PipeMode;
+use ezarch::security::Security;
 use ezarch::worker::{demo_handler, Worker, WorkerOptions};
+use ezarch::zmtp;
 
 /// EZ Arch service broker: pipes, broker, client and worker in one static binary.
 ///
@@ -41,6 +43,9 @@ struct Bind {
     /// Address the listeners bind (BIND_ADDRESS). Default 127.0.0.1.
     #[arg(long)]
     bind: Option<String>,
+    /// Allow binding a non-loopback address without CURVE (no authentication, no encryption).
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +99,8 @@ enum Command {
     },
     /// Lists every setting with its value and where it came from.
     Settings,
+    /// Prints a new CURVE key pair (Z85): CURVE_PUBLIC_KEY and CURVE_SECRET_KEY lines.
+    Keygen,
     /// Lists the services the node's broker knows: live workers, in flight, served (ez.services).
     Services {
         /// Print the node's JSON instead of a table.
@@ -132,8 +139,9 @@ struct CallFlags {
 }
 
 impl CallFlags {
-    fn options(self) -> ClientOptions {
-        ClientOptions { timeout: Duration::from_millis(self.timeout), attempts: self.attempts }
+    fn options(self, security: &Security) -> ClientOptions {
+        let timeout = Duration::from_millis(self.timeout);
+        ClientOptions { timeout, attempts: self.attempts, curve: security.client() }
     }
 }
 
@@ -159,7 +167,18 @@ fn main() -> ExitCode {
         }
     };
     ezarch::logging::init(config.log_level());
-    match run(cli.command, &config) {
+    let security = match Security::from_config(&config) {
+        Ok(security) => security,
+        Err(e) => {
+            eprintln!("ezarch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = check_binds(&cli.command, &config, &security) {
+        eprintln!("ezarch: {e}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command, &config, &security) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ezarch: {e}");
@@ -207,17 +226,61 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 
 type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
+/// Whether `host` is a loopback address (or `localhost`).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// No open binds by accident: a listener on a non-loopback address without CURVE refuses to
+/// start unless `--insecure` says so, and then every start says it.
+fn check_binds(command: &Command, config: &Config, security: &Security) -> Result<(), String> {
+    let (bind, hosts): (&Bind, Vec<(String, String)>) = match command {
+        Command::Up { bind } | Command::Broker { bind } => {
+            (bind, vec![("BIND_ADDRESS".into(), config.get("BIND_ADDRESS").to_string())])
+        }
+        Command::Pipe { bind, front, back, .. } => {
+            let host = |endpoint: &str| {
+                let address = endpoint.trim_start_matches("tcp://");
+                address.rsplit_once(':').map_or(address, |(host, _)| host).to_string()
+            };
+            (bind, vec![("--front".into(), host(front)), ("--back".into(), host(back))])
+        }
+        _ => return Ok(()),
+    };
+    let monitor_set = config.source("MONITOR_PORT") != ezarch::config::Source::Default;
+    if matches!(command, Command::Broker { .. }) && !(monitor_set && config.port("MONITOR_PORT") > 0) {
+        return Ok(()); // a broker binds nothing but a monitoring port that was set
+    }
+    for (setting, host) in hosts {
+        if is_loopback(&host) || security.is_on() {
+            continue;
+        }
+        if !bind.insecure {
+            return Err(format!(
+                "{setting} {host} is not loopback and CURVE is off: anyone who reaches it can serve or call any \
+                 service. Set CURVE_SECRET_KEY (README: Running across hosts), or pass --insecure"
+            ));
+        }
+        log::warn!("{setting} {host} is not loopback and CURVE is off (--insecure): no authentication, no encryption");
+    }
+    Ok(())
+}
+
+fn run(command: Command, config: &Config, security: &Security) -> AnyResult<ExitCode> {
     let stop = ezarch::signals::install();
+    let reload = ezarch::signals::install_reload();
     match command {
         Command::Up { .. } => {
-            let mut node = Node::up(config)?;
-            log_start("up", config, &node);
+            let mut node = Node::up(config, security)?;
+            node.reload_on(reload);
+            log_start("up", config, &node, security);
             node.run(stop)?;
         }
         Command::Broker { .. } => {
-            let mut node = Node::broker(config)?;
-            log_start("broker", config, &node);
+            let mut node = Node::broker(config, security)?;
+            node.reload_on(reload);
+            log_start("broker", config, &node, security);
             node.run(stop)?;
         }
         Command::Pipe { mode, front, back, reply_affinity, .. } => {
@@ -225,23 +288,30 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
                 Mode::RouterDealer => PipeMode::RouterDealer,
                 Mode::RouterPub => PipeMode::RouterPub,
             };
-            let mut node = Node::pipe(mode, &front, &back, config, reply_affinity)?;
-            log_start("pipe", config, &node);
+            let mut node = Node::pipe(mode, &front, &back, config, reply_affinity, security)?;
+            node.reload_on(reload);
+            log_start("pipe", config, &node, security);
             node.run(stop)?;
         }
         Command::Call { service, frames, call: flags, hex } => {
-            return call(config, &service, &frames, flags.options(), hex, stop)
+            return call(config, &service, &frames, flags.options(security), hex, stop)
+        }
+        Command::Keygen => {
+            let keys = zmtp::curve::KeyPair::generate();
+            let z85 = |key: &[u8; 32]| zmtp::z85::encode(key).unwrap_or_default();
+            println!("CURVE_PUBLIC_KEY=\"{}\"", z85(keys.public()));
+            println!("CURVE_SECRET_KEY=\"{}\"", z85(&keys.secret_bytes()));
         }
         Command::Services { json, call } => {
-            let text = admin::query(&mut client(config, call.options(), stop)?, "ez.services")?;
+            let text = admin::query(&mut client(config, call.options(security), stop)?, "ez.services")?;
             print!("{}", if json { text + "\n" } else { admin::services_table(&text)? });
         }
         Command::Stats { json, call } => {
-            let text = admin::query(&mut client(config, call.options(), stop)?, "ez.stats")?;
+            let text = admin::query(&mut client(config, call.options(security), stop)?, "ez.stats")?;
             print!("{}", if json { text + "\n" } else { admin::stats_table(&text)? });
         }
         Command::Ping { count, call } => {
-            let mut client = client(config, call.options(), stop)?;
+            let mut client = client(config, call.options(security), stop)?;
             let endpoint = config.endpoint("IN_PIPE_HOST", "IN_PIPE_PORT_A");
             let times = admin::ping(&mut client, count, Duration::from_millis(200), |i, rtt| {
                 println!("ez.ping {i} via {endpoint}: {:.3} ms", rtt.as_secs_f64() * 1e3)
@@ -253,7 +323,8 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
         }
         Command::Worker { service, delay } => {
             let endpoint = config.endpoint("WORKER_PIPE_HOST", "WORKER_PIPE_PORT_A");
-            let options = WorkerOptions { interval: config.millis("POLL_INTERVAL_MS") };
+            let options =
+                WorkerOptions { interval: config.millis("POLL_INTERVAL_MS"), curve: security.client() };
             let mut worker = Worker::connect(&endpoint, service.as_bytes(), options)?;
             log::info!("worker for {service:?} on {endpoint}");
             let mut served = 0;
@@ -269,7 +340,7 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
                     Kind::Port => " (1-65535)".to_string(),
                     _ => String::new(),
                 };
-                let (name, value, source) = (s.name, config.get(s.name), config.source(s.name));
+                let (name, value, source) = (s.name, config.shown(s.name), config.source(s.name));
                 println!("{name}={value:?}  # from {source}: {}{range}", s.about);
             }
         }
@@ -279,7 +350,7 @@ fn run(command: Command, config: &Config) -> AnyResult<ExitCode> {
 
 /// One line at INFO that fits on a screen: what runs and where clients, workers and operators
 /// connect. The rest (every endpoint, every setting with its source) at DEBUG.
-fn log_start(role: &str, config: &Config, node: &Node) {
+fn log_start(role: &str, config: &Config, node: &Node, security: &Security) {
     let version = env!("CARGO_PKG_VERSION");
     let find = |name: &str| node.bound.iter().find_map(|b| b.strip_prefix(name)?.strip_prefix('='));
     let mut parts = Vec::new();
@@ -308,6 +379,12 @@ fn log_start(role: &str, config: &Config, node: &Node) {
         "ezarch {version} {role}: {}; {changed} setting(s) changed from the defaults",
         parts.join(", ")
     );
+    let mechanism = match role {
+        "broker" if security.client().is_some() => "connections: CURVE to the pipes".to_string(),
+        "broker" => "connections: NULL".to_string(),
+        _ => format!("listeners: {}", security.describe()),
+    };
+    log::info!("{mechanism}");
     log::debug!("bound: {}", node.bound.join(" "));
     log::debug!("settings: {}", config.summary());
 }

@@ -4,10 +4,26 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     STOP.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn on_hangup(_: libc::c_int) {
+    RELOAD.store(true, Ordering::Relaxed);
+}
+
+/// Installs the SIGHUP handler once and returns the flag it sets (a node reloads its CURVE
+/// allowlist then).
+#[allow(unsafe_code)]
+pub fn install_reload() -> &'static AtomicBool {
+    // SAFETY: as in `install`: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
+    }
+    &RELOAD
 }
 
 /// Installs the handlers once and returns the flag they set.

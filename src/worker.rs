@@ -36,11 +36,13 @@ const FLUSH_TIME: Duration = Duration::from_secs(2);
 pub struct WorkerOptions {
     /// Heartbeat interval (POLL_INTERVAL_MS; the original: 3000 ms).
     pub interval: Duration,
+    /// CURVE to the node (`Curve::Client` with its public key); `None`: NULL.
+    pub curve: Option<zmtp::curve::Curve>,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        Self { interval: Duration::from_millis(3000) }
+        Self { interval: Duration::from_millis(3000), curve: None }
     }
 }
 
@@ -60,7 +62,9 @@ impl Worker {
         identity.push(b'-');
         identity.extend(crate::random::bytes(8));
         let mut reactor = Reactor::new()?;
-        let socket_options = SocketOptions { identity: Bytes::from(identity), ..SocketOptions::default() };
+        let curve = options.curve.clone();
+        let socket_options =
+            SocketOptions { identity: Bytes::from(identity), curve, ..SocketOptions::default() };
         let dealer = reactor.socket(SocketType::Dealer, socket_options)?;
         reactor.connect(dealer, endpoint)?;
         Ok(Self { reactor, dealer, service: Bytes::copy_from_slice(service), options, served: 0 })

@@ -3,53 +3,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use zmtp::{Config, Error, Event, Heartbeat, Session, SocketType};
-
-struct Pair {
-    client: Session,
-    server: Session,
-    now: Instant,
-    client_events: Vec<Event>,
-    server_events: Vec<Event>,
-}
-
-impl Pair {
-    fn new(client: Config, server: Config) -> Self {
-        let now = Instant::now();
-        Self {
-            client: Session::new(client, now),
-            server: Session::new(server, now),
-            now,
-            client_events: Vec::new(),
-            server_events: Vec::new(),
-        }
-    }
-
-    /// Moves bytes both ways until neither side has anything to send.
-    fn drive(&mut self) -> Result<(), Error> {
-        loop {
-            let to_server = output(&mut self.client);
-            let to_client = output(&mut self.server);
-            if to_server.is_empty() && to_client.is_empty() {
-                return Ok(());
-            }
-            self.server.handle_input(&mut BytesMut::from(&to_server[..]), self.now)?;
-            self.client.handle_input(&mut BytesMut::from(&to_client[..]), self.now)?;
-            self.server_events.extend(events(&mut self.server));
-            self.client_events.extend(events(&mut self.client));
-        }
-    }
-
-    /// Advances the clock by `step`, firing both sides' timers.
-    fn advance(&mut self, step: Duration) -> (Result<(), Error>, Result<(), Error>) {
-        self.now += step;
-        (self.client.handle_timeout(self.now), self.server.handle_timeout(self.now))
-    }
-}
+use zmtp::{Config, Error, Event, Heartbeat, SocketType};
 
 fn config(socket_type: SocketType, identity: &'static [u8]) -> Config {
     let mut config = Config::new(socket_type);

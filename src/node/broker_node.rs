@@ -14,16 +14,19 @@ use crate::broker::{Broker, BrokerConfig, Output};
 use crate::config::Config;
 use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
+use zmtp::curve::Curve;
 
 /// A connect that has not completed its handshake in this long is abandoned and retried: after
 /// a partition heals, a connect begun during it would otherwise wait for TCP's own SYN backoff.
 const REMOTE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Options for the broker's sockets: they heartbeat the pipes as the pipes heartbeat them, so a
-/// link cut off is noticed on this side too within `silence` (zero: heartbeats off).
-fn options(silence: Duration) -> SocketOptions {
+/// link cut off is noticed on this side too within `silence` (zero: heartbeats off); with
+/// `curve`, they connect with CURVE.
+fn options(silence: Duration, curve: &Option<Curve>) -> SocketOptions {
     let heartbeat = crate::pipe::broker_facing_options(silence).heartbeat;
-    SocketOptions { handshake_timeout: REMOTE_HANDSHAKE_TIMEOUT, heartbeat, ..SocketOptions::default() }
+    let handshake_timeout = REMOTE_HANDSHAKE_TIMEOUT;
+    SocketOptions { handshake_timeout, heartbeat, curve: curve.clone(), ..SocketOptions::default() }
 }
 
 /// A broker with its sockets.
@@ -42,13 +45,15 @@ pub struct BrokerNode {
     broadcast_attached: bool,
     /// BROKER_SILENCE_MS, for the sockets this broker creates later (its in-ROUTER).
     silence: Duration,
+    /// CURVE for its connections to the pipes (a broker in its own process).
+    curve: Option<Curve>,
     /// Management requests (`ez.*`) for the node to answer (it sees more than the broker).
     pub management: Vec<crate::socket::Message>,
 }
 
 impl BrokerNode {
     /// A broker and its sockets on `reactor`, not connected yet; settings from `config`.
-    pub fn new(reactor: &mut Reactor, config: &Config) -> Result<Self, Error> {
+    pub fn new(reactor: &mut Reactor, config: &Config, curve: Option<Curve>) -> Result<Self, Error> {
         let identity = Bytes::from(format!("broker-{:08x}", crate::random::next_u64() as u32));
         let broker_config = BrokerConfig {
             identity: identity.clone(),
@@ -59,10 +64,10 @@ impl BrokerNode {
             ..BrokerConfig::default()
         };
         let silence = config.millis("BROKER_SILENCE_MS");
-        let worker_router = reactor.socket(SocketType::Router, options(silence))?;
+        let worker_router = reactor.socket(SocketType::Router, options(silence, &curve))?;
         let state_dealer =
-            reactor.socket(SocketType::Dealer, SocketOptions { identity, ..options(silence) })?;
-        let state_sub = reactor.socket(SocketType::Sub, options(silence))?;
+            reactor.socket(SocketType::Dealer, SocketOptions { identity, ..options(silence, &curve) })?;
+        let state_sub = reactor.socket(SocketType::Sub, options(silence, &curve))?;
         reactor.subscribe(state_sub, b"")?;
         Ok(Self {
             broker: Broker::new(broker_config, Instant::now()),
@@ -75,6 +80,7 @@ impl BrokerNode {
             worker_attached: false,
             broadcast_attached: false,
             silence,
+            curve,
             management: Vec::new(),
         })
     }
@@ -89,7 +95,7 @@ impl BrokerNode {
         state_front: SocketId,
         broadcast: SocketId,
     ) -> Result<(), Error> {
-        let in_router = reactor.socket(SocketType::Router, options(self.silence))?;
+        let in_router = reactor.socket(SocketType::Router, options(self.silence, &self.curve))?;
         self.in_router = Some(in_router);
         reactor.connect_inproc(in_router, in_back)?;
         reactor.connect_inproc(self.worker_router, worker_back)?;
@@ -174,7 +180,7 @@ impl BrokerNode {
         let Some(endpoint) = self.in_endpoint.clone() else { return };
         let ready = self.worker_attached && self.broadcast_attached;
         match (ready, self.in_router) {
-            (true, None) => match connect_router(reactor, &endpoint, self.silence) {
+            (true, None) => match connect_router(reactor, &endpoint, options(self.silence, &self.curve)) {
                 Ok(router) => {
                     log::info!("broker ready: taking requests from the in pipe");
                     self.in_router = Some(router);
@@ -232,8 +238,8 @@ impl BrokerNode {
 }
 
 /// A ROUTER connected (and reconnecting) to `endpoint`.
-fn connect_router(reactor: &mut Reactor, endpoint: &str, silence: Duration) -> Result<SocketId, Error> {
-    let router = reactor.socket(SocketType::Router, options(silence))?;
+fn connect_router(reactor: &mut Reactor, endpoint: &str, options: SocketOptions) -> Result<SocketId, Error> {
+    let router = reactor.socket(SocketType::Router, options)?;
     if let Err(e) = reactor.connect(router, endpoint) {
         reactor.close(router);
         return Err(e);

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::monitor::Health;
 use crate::pipe::{broker_facing_options, Forwarder, PipeMode};
 use crate::reactor::{fd_limit, Error, Limits, PeerEvent, Reactor, SocketId};
+use crate::security::Security;
 use crate::socket::{SocketOptions, SocketType};
 
 /// The longest the loop sleeps with nothing due, so a stop signal that lands just before
@@ -48,12 +49,17 @@ pub struct Node {
     started: Instant,
     /// Stopping: new requests are answered SHUTTING_DOWN and `/healthz` says 503.
     draining: bool,
+    /// CURVE for listeners and connections, and the allowlist SIGHUP reloads.
+    security: Security,
+    /// Set by SIGHUP: reload the allowlist.
+    reload: Option<&'static AtomicBool>,
 }
 
 impl Node {
     /// `ezarch up`: three pipes on their ports plus one broker wired to them in memory.
-    pub fn up(config: &Config) -> Result<Self, Error> {
+    pub fn up(config: &Config, security: &Security) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
+        node.security = security.clone();
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
         let [in_pipe, worker_pipe, broker_pipe] = [
             ("in", PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
@@ -68,7 +74,8 @@ impl Node {
         let mut broker = node.add_broker(config)?;
         broker.attach_in_memory(&mut node.reactor, in_pipe.1, worker_pipe.1, broker_pipe.0, broker_pipe.1)?;
         if config.port("GEN2_WORKER_PORT") > 0 {
-            let router = node.reactor.socket(SocketType::Router, SocketOptions::default())?;
+            let options = SocketOptions { curve: node.security.server(), ..SocketOptions::default() };
+            let router = node.reactor.socket(SocketType::Router, options)?;
             let endpoint = config.bind_endpoint("GEN2_WORKER_PORT");
             let addr = node
                 .reactor
@@ -93,8 +100,10 @@ impl Node {
         back: &str,
         config: &Config,
         reply_affinity: bool,
+        security: &Security,
     ) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
+        node.security = security.clone();
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
         let (front, _) = node.add_pipe("pipe", mode, ("front", front), ("back", back))?;
         if reply_affinity {
@@ -134,6 +143,8 @@ impl Node {
             pipe_names: Vec::new(),
             started: Instant::now(),
             draining: false,
+            security: Security::default(),
+            reload: None,
         })
     }
 
@@ -145,9 +156,13 @@ impl Node {
         front: (&str, &str),
         back: (&str, &str),
     ) -> Result<(SocketId, SocketId), Error> {
-        let options = |facing: bool| match facing {
-            true => broker_facing_options(self.broker_silence),
-            false => SocketOptions::default(),
+        let curve = self.security.server();
+        let options = |facing: bool| {
+            let options = match facing {
+                true => broker_facing_options(self.broker_silence),
+                false => SocketOptions::default(),
+            };
+            SocketOptions { curve: curve.clone(), ..options }
         };
         let (front_faces, back_faces) = mode.broker_facing();
         let (front_options, back_options) = (options(front_faces), options(back_faces));
@@ -164,8 +179,9 @@ impl Node {
     }
 
     /// `ezarch broker`: a broker that connects to the three pipes by address.
-    pub fn broker(config: &Config) -> Result<Self, Error> {
+    pub fn broker(config: &Config, security: &Security) -> Result<Self, Error> {
         let mut node = Self::empty(limits(config))?;
+        node.security = security.clone();
         let mut broker = node.add_broker(config)?;
         broker.connect_remote(&mut node.reactor, config)?;
         node.broker = Some(broker);
@@ -175,7 +191,28 @@ impl Node {
 
     fn add_broker(&mut self, config: &Config) -> Result<BrokerNode, Error> {
         self.shutdown_grace = config.millis("SHUTDOWN_GRACE_MS");
-        BrokerNode::new(&mut self.reactor, config)
+        BrokerNode::new(&mut self.reactor, config, self.security.client())
+    }
+
+    /// Reloads the CURVE allowlist when `flag` is set (SIGHUP).
+    pub fn reload_on(&mut self, flag: &'static AtomicBool) {
+        self.reload = Some(flag);
+    }
+
+    /// SIGHUP: the allowlist is read again; connections of keys no longer in it are closed,
+    /// the others carry on. A file that cannot be read leaves the old list in force.
+    fn reload_if_asked(&mut self) {
+        if !self.reload.is_some_and(|flag| flag.swap(false, Ordering::Relaxed)) {
+            return;
+        }
+        match self.security.reload() {
+            Ok(allowed) => {
+                let security = &self.security;
+                let closed = self.reactor.close_curve_peers(|key| security.allows(key));
+                log::info!("SIGHUP: {allowed} client key(s) allowed now; {closed} connection(s) of revoked keys closed");
+            }
+            Err(e) => log::error!("SIGHUP: the allowlist was not reloaded, the old one stays: {e}"),
+        }
     }
 
     /// Runs until `stop` is set, then keeps delivering queued messages for up to the grace.
@@ -189,6 +226,7 @@ impl Node {
                 .map_or(MAX_SLEEP, |at| at.saturating_duration_since(Instant::now()).min(MAX_SLEEP));
             self.reactor.poll(Some(sleep))?;
             self.handle_broker_timeout(Instant::now());
+            self.reload_if_asked();
             self.turn();
         }
         self.stop()

@@ -18,12 +18,14 @@ pub enum CloseReason {
     Local,
     /// It held the most while the node stayed over its memory budget.
     MemoryBudget,
+    /// Its CURVE key is no longer allowed (the allowlist was reloaded without it).
+    KeyRevoked,
 }
 
 impl CloseReason {
     /// Whether this counts as a failed peer (bad input or timeout) rather than a normal close.
     pub fn is_failure(&self) -> bool {
-        matches!(self, CloseReason::Protocol(_) | CloseReason::MemoryBudget)
+        matches!(self, CloseReason::Protocol(_) | CloseReason::MemoryBudget | CloseReason::KeyRevoked)
     }
 }
 
@@ -38,6 +40,7 @@ impl fmt::Display for CloseReason {
             CloseReason::MemoryBudget => {
                 f.write_str("held the most while the node was over its memory budget")
             }
+            CloseReason::KeyRevoked => f.write_str("its CURVE key is no longer allowed"),
         }
     }
 }

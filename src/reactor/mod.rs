@@ -487,6 +487,23 @@ impl Reactor {
         entry.metadata.get(&pipe)?.get(name).cloned()
     }
 
+    /// Closes every connection whose CURVE peer key `keep` refuses (an allowlist reloaded);
+    /// returns how many closed. Connections of keys still allowed, and NULL ones, stay.
+    pub fn close_curve_peers(&mut self, keep: impl Fn(&[u8; 32]) -> bool) -> usize {
+        let revoked: Vec<usize> = self
+            .io
+            .iter()
+            .filter_map(|(k, io)| match io {
+                Io::Conn(c) => c.session.curve_key().filter(|key| !keep(key)).map(|_| k),
+                Io::Listener { .. } => None,
+            })
+            .collect();
+        for &key in &revoked {
+            self.close_conn(key, CloseReason::KeyRevoked);
+        }
+        revoked.len()
+    }
+
     /// Closes every listener: no new connections; existing ones carry on (graceful shutdown).
     pub fn stop_listening(&mut self) {
         let listeners: Vec<usize> =
@@ -705,6 +722,7 @@ fn session_config(socket_type: SocketType, options: &SocketOptions, as_server: b
     config.limits = options.limits;
     config.handshake_timeout = options.handshake_timeout;
     config.heartbeat = options.heartbeat;
+    config.curve = options.curve.clone();
     config
 }
 

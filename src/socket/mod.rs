@@ -69,6 +69,10 @@ pub struct SocketOptions {
     /// DEALER: when a peer goes away, what was queued for it and not yet handed to its
     /// connection goes to the other peers instead of being discarded (libzmq discards).
     pub dealer_reroute: bool,
+    /// CURVE (RFC 26) on every connection of this socket: `Curve::Server` for a socket that
+    /// binds and authenticates clients, `Curve::Client` with the server's key for one that
+    /// connects. `None`: NULL (no security).
+    pub curve: Option<zmtp::curve::Curve>,
 }
 
 impl Default for SocketOptions {
@@ -88,6 +92,7 @@ impl Default for SocketOptions {
             write_budget: 1 << 20,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             dealer_reroute: false,
+            curve: None,
         }
     }
 }

@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use zmtp::{Config, Event, Session, SocketType};
+use zmtp::{Config, Error, Event, Session, SocketType};
 
 /// A file captured from pyzmq by `tests/capture_vectors.py`.
 pub fn vector(name: &str) -> Vec<u8> {
@@ -104,4 +104,47 @@ pub fn feed(session: &mut Session, bytes: &[u8], now: Instant) -> Result<Vec<Eve
 
 pub fn b(s: &'static [u8]) -> Bytes {
     Bytes::from_static(s)
+}
+
+/// Two sessions wired back to back with a clock the test steps (quinn-proto's `Pair` style).
+pub struct Pair {
+    pub client: Session,
+    pub server: Session,
+    pub now: Instant,
+    pub client_events: Vec<Event>,
+    pub server_events: Vec<Event>,
+}
+
+impl Pair {
+    pub fn new(client: Config, server: Config) -> Self {
+        let now = Instant::now();
+        Self {
+            client: Session::new(client, now),
+            server: Session::new(server, now),
+            now,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+        }
+    }
+
+    /// Moves bytes both ways until neither side has anything to send.
+    pub fn drive(&mut self) -> Result<(), Error> {
+        loop {
+            let to_server = output(&mut self.client);
+            let to_client = output(&mut self.server);
+            if to_server.is_empty() && to_client.is_empty() {
+                return Ok(());
+            }
+            self.server.handle_input(&mut BytesMut::from(&to_server[..]), self.now)?;
+            self.client.handle_input(&mut BytesMut::from(&to_client[..]), self.now)?;
+            self.server_events.extend(events(&mut self.server));
+            self.client_events.extend(events(&mut self.client));
+        }
+    }
+
+    /// Advances the clock by `step`, firing both sides' timers.
+    pub fn advance(&mut self, step: Duration) -> (Result<(), Error>, Result<(), Error>) {
+        self.now += step;
+        (self.client.handle_timeout(self.now), self.server.handle_timeout(self.now))
+    }
 }

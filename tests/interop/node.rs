@@ -72,14 +72,15 @@ impl Settings {
     /// `ezarch ARGS` run inside network namespace `netns` (`ip netns exec`).
     pub fn ezarch_in(&self, netns: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ezarch")]).args(&self.flags).args(args);
+        command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ezarch")]).args(&self.flags);
+        command.args(["--set", "MONITOR_PORT=0"]).args(args);
         command
     }
 
     /// Starts `ezarch ARGS` in the background; for `up`, waits until the in pipe accepts.
     pub fn start(&self, args: &[&str]) -> Logged {
         let process = Logged::spawn(&mut self.ezarch(args));
-        if args == ["up"] {
+        if args.first() == Some(&"up") {
             wait_listening(&self.endpoint("IN_PIPE_PORT_A"), Duration::from_secs(10));
         }
         process

@@ -47,6 +47,28 @@ impl Encoder {
         self.pending += self.batch.len() - before;
     }
 
+    /// Appends a command frame whose body (name length, name, data) is already built.
+    pub fn push_command_body(&mut self, body: &[u8]) {
+        self.make_room(MAX_HEADER_LEN + body.len());
+        let before = self.batch.len();
+        encode_header(&mut self.batch, flags::COMMAND, body.len());
+        self.batch.put_slice(body);
+        self.pending += self.batch.len() - before;
+    }
+
+    /// Appends a whole frame, header included (a sealed CURVE MESSAGE): copied into the batch
+    /// when small, queued by reference when large.
+    pub fn push_framed(&mut self, frame: Bytes) {
+        self.pending += frame.len();
+        if frame.len() <= COPY_THRESHOLD {
+            self.make_room(frame.len());
+            self.batch.put_slice(&frame);
+        } else {
+            self.seal();
+            self.queued.push_back(frame);
+        }
+    }
+
     /// Appends one data frame. `more` sets the MORE flag.
     pub fn push_frame(&mut self, body: &Bytes, more: bool) {
         let flag_bits = if more { flags::MORE } else { 0 };

@@ -35,6 +35,9 @@ pub const DEFAULT_MAX_METADATA_SIZE: usize = 16 << 10;
 /// Bytes of a READY or ERROR command besides the properties or reason: the name-length octet,
 /// the name, and ERROR's reason-length octet.
 const HANDSHAKE_COMMAND_OVERHEAD: usize = 1 + 5 + 1;
+/// Bytes of CURVE's largest handshake command besides the metadata: INITIATE's name, cookie,
+/// nonce, box tag, client key and vouch (RFC 26: 257 octets and up).
+pub const CURVE_HANDSHAKE_OVERHEAD: usize = 257;
 
 /// Limits applied to what a peer declares, before anything is allocated for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +113,21 @@ pub struct FrameDecoder {
     /// a READY command"), so a data frame is refused at its header, before a byte of its body
     /// is buffered, and commands are capped at what a READY can hold.
     handshake: bool,
+    /// Bytes a handshake command may hold besides its metadata (NULL's READY, or CURVE's).
+    handshake_overhead: usize,
 }
 
 impl FrameDecoder {
     /// A decoder for frames after the handshake: messages and commands.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Header, message_size: 0, message_frames: 0, handshake: false }
+        Self {
+            limits,
+            state: State::Header,
+            message_size: 0,
+            message_frames: 0,
+            handshake: false,
+            handshake_overhead: HANDSHAKE_COMMAND_OVERHEAD,
+        }
     }
 
     /// A decoder for a connection whose handshake is still under way (see `handshake_done`).
@@ -123,9 +135,26 @@ impl FrameDecoder {
         Self { handshake: true, ..Self::new(limits) }
     }
 
+    /// The same, for CURVE's handshake commands (an INITIATE carries metadata and 257 bytes).
+    pub fn for_curve_handshake(limits: Limits) -> Self {
+        Self { handshake_overhead: CURVE_HANDSHAKE_OVERHEAD, ..Self::for_handshake(limits) }
+    }
+
     /// The handshake completed: data frames and every command up to the command limit may come.
     pub fn handshake_done(&mut self) {
         self.handshake = false;
+    }
+
+    /// Lets every frame carry `overhead` bytes more than the limits say (CURVE: a MESSAGE
+    /// holds a whole frame and 33 bytes of its own); the frames it holds are checked against
+    /// the limits once opened.
+    pub fn allow_overhead(&mut self, overhead: usize) {
+        let limits = &mut self.limits;
+        limits.max_frame_size = limits.max_frame_size.saturating_add(overhead);
+        limits.max_command_size = limits.max_command_size.max(limits.max_frame_size);
+        let frames = u64::try_from(limits.max_frames).unwrap_or(u64::MAX);
+        let extra = usize::try_from(frames.saturating_mul(overhead as u64)).unwrap_or(usize::MAX);
+        limits.max_message_size = limits.max_message_size.saturating_add(extra);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -212,7 +241,7 @@ impl FrameDecoder {
         if !self.handshake {
             return limits.max_command_size;
         }
-        let ready = limits.max_metadata_size.saturating_add(HANDSHAKE_COMMAND_OVERHEAD);
+        let ready = limits.max_metadata_size.saturating_add(self.handshake_overhead);
         ready.max(HANDSHAKE_COMMAND_OVERHEAD + 255).min(limits.max_command_size)
     }
 

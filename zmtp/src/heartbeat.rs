@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::command::{Command, MAX_PING_TTL_DECISECONDS};
-use crate::encoder::Encoder;
 use crate::error::Error;
 
 /// Heartbeat settings for one connection; all off by default, as in libzmq. PINGs from the peer
@@ -64,20 +63,19 @@ impl HeartbeatTimers {
         [self.next_ping, self.ping_timeout, self.peer_ttl].into_iter().flatten().min()
     }
 
-    pub(crate) fn on_timeout(&mut self, now: Instant, encoder: &mut Encoder) -> Result<(), Error> {
+    /// Fires due timers: an error when the peer went silent, else the PING to send, if due.
+    pub(crate) fn on_timeout(&mut self, now: Instant) -> Result<Option<Command>, Error> {
         let due = |deadline: Option<Instant>| deadline.is_some_and(|d| d <= now);
         if due(self.ping_timeout) || due(self.peer_ttl) {
             return Err(Error::HeartbeatTimeout);
         }
-        if let (true, Some(interval)) = (due(self.next_ping), self.config.interval) {
-            let ttl_deciseconds = self.config.ttl.map_or(0, ttl_to_deciseconds);
-            encoder.push_command(&Command::Ping { ttl_deciseconds, context: Bytes::new() });
-            if self.ping_timeout.is_none() {
-                self.ping_timeout = now.checked_add(self.config.timeout.unwrap_or(interval));
-            }
-            self.next_ping = now.checked_add(interval);
+        let (true, Some(interval)) = (due(self.next_ping), self.config.interval) else { return Ok(None) };
+        let ttl_deciseconds = self.config.ttl.map_or(0, ttl_to_deciseconds);
+        if self.ping_timeout.is_none() {
+            self.ping_timeout = now.checked_add(self.config.timeout.unwrap_or(interval));
         }
-        Ok(())
+        self.next_ping = now.checked_add(interval);
+        Ok(Some(Command::Ping { ttl_deciseconds, context: Bytes::new() }))
     }
 }
 

@@ -4,6 +4,10 @@
 //! `Event`s from `poll_event`, writes what `encoder()` holds, and calls `handle_timeout(now)` when
 //! `poll_timeout()` says. Greeting and READY are queued at creation, before anything is read
 //! (RFC 23 lets both sides send first; libzmq waits for our greeting bytes before sending its own).
+//!
+//! With `Config::curve` (the `curve` feature) the greeting names CURVE, the handshake is RFC 26's
+//! (`curve::Link`), and after it every frame travels sealed in a MESSAGE command: the decoder
+//! then sees only commands, and the message limits are applied here to the frames they hold.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -46,6 +50,9 @@ pub struct Config {
     pub limits: Limits,
     pub handshake_timeout: Duration,
     pub heartbeat: Heartbeat,
+    /// CURVE instead of NULL: our keys, and the server's key or who may connect.
+    #[cfg(feature = "curve")]
+    pub curve: Option<crate::curve::Curve>,
 }
 
 impl Config {
@@ -58,6 +65,8 @@ impl Config {
             limits: Limits::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             heartbeat: Heartbeat::default(),
+            #[cfg(feature = "curve")]
+            curve: None,
         }
     }
 }
@@ -72,6 +81,8 @@ pub struct PeerInfo {
     pub metadata: Metadata,
     pub major: u8,
     pub minor: u8,
+    /// Under CURVE, the peer's permanent public key (a client's is what an allowlist checks).
+    pub curve_key: Option<[u8; 32]>,
 }
 
 /// What a session reports.
@@ -114,16 +125,40 @@ pub struct Session {
     partial: Message,
     handshake_deadline: Option<Instant>,
     heartbeat: HeartbeatTimers,
+    /// CURVE's handshake, then its MESSAGE channel.
+    #[cfg(feature = "curve")]
+    curve: Option<Box<crate::curve::Link>>,
 }
 
 impl Session {
     /// Starts a connection and queues our greeting and READY.
     pub fn new(config: Config, now: Instant) -> Self {
         let mut encoder = Encoder::new();
-        encoder.push_raw(&Greeting::ours(Mechanism::Null, config.as_server).encode());
-        encoder.push_command(&Command::Ready(ready_metadata(&config)));
+        #[cfg(feature = "curve")]
+        let curve = config.curve.as_ref().map(|curve| {
+            let as_server = matches!(curve, crate::curve::Curve::Server { .. });
+            encoder.push_raw(&Greeting::ours(Mechanism::Curve, as_server).encode());
+            let (link, hello) = crate::curve::Link::new(curve, config.limits.max_metadata_size);
+            if let Some(hello) = hello {
+                encoder.push_command_body(&hello);
+            }
+            Box::new(link)
+        });
+        #[cfg(feature = "curve")]
+        let null = curve.is_none();
+        #[cfg(not(feature = "curve"))]
+        let null = true;
+        if null {
+            encoder.push_raw(&Greeting::ours(Mechanism::Null, config.as_server).encode());
+            encoder.push_command(&Command::Ready(ready_metadata(&config)));
+        }
         Self {
-            decoder: FrameDecoder::for_handshake(config.limits),
+            #[cfg(feature = "curve")]
+            curve,
+            decoder: match null {
+                true => FrameDecoder::for_handshake(config.limits),
+                false => FrameDecoder::for_curve_handshake(config.limits),
+            },
             phase: Phase::AwaitGreeting(GreetingReader::default()),
             encoder,
             events: VecDeque::new(),
@@ -189,8 +224,43 @@ impl Session {
     /// Queues a message. Refused until the handshake completes: peers attach only then.
     pub fn send(&mut self, frames: &[Bytes]) -> Result<(), NotReady> {
         self.active_peer()?;
+        #[cfg(feature = "curve")]
+        if let Some(link) = &mut self.curve {
+            let last = frames.len().saturating_sub(1);
+            for (i, frame) in frames.iter().enumerate() {
+                let more = if i < last { crate::curve::channel::MORE } else { 0 };
+                if let Some(sealed) = link.seal(more, frame) {
+                    self.encoder.push_framed(sealed);
+                }
+            }
+            return Ok(());
+        }
         self.encoder.push_message(frames);
         Ok(())
+    }
+
+    /// Queues a command: sealed in a MESSAGE under CURVE once the handshake is done, as it is.
+    fn push_command(&mut self, command: &Command) {
+        #[cfg(feature = "curve")]
+        if let Some(link) = self.curve.as_mut().filter(|l| l.is_established()) {
+            let mut framed = BytesMut::new();
+            command.encode(&mut framed);
+            let header = if framed[0] & crate::frame::flags::LONG != 0 { 9 } else { 2 };
+            if let Some(sealed) = link.seal(crate::curve::channel::COMMAND, &framed[header..]) {
+                self.encoder.push_framed(sealed);
+            }
+            return;
+        }
+        self.encoder.push_command(command);
+    }
+
+    /// Under CURVE, the peer's permanent public key once the handshake completed.
+    pub fn curve_key(&self) -> Option<[u8; 32]> {
+        #[cfg(feature = "curve")]
+        if let Some(link) = &self.curve {
+            return link.peer_key();
+        }
+        None
     }
 
     /// Sends a subscription: a SUBSCRIBE command to 3.1 peers, a `\x01topic` message to 3.0 ones.
@@ -236,7 +306,11 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         let result = match &self.phase {
             Phase::Closed(e) => return Err(e.clone()),
-            Phase::Active { .. } => self.heartbeat.on_timeout(now, &mut self.encoder),
+            Phase::Active { .. } => self.heartbeat.on_timeout(now).map(|ping| {
+                if let Some(ping) = ping {
+                    self.push_command(&ping);
+                }
+            }),
             _ if self.handshake_deadline.is_some_and(|d| d <= now) => Err(Error::HandshakeTimeout),
             _ => Ok(()),
         };
@@ -258,12 +332,12 @@ impl Session {
         if peer.agreed_minor() >= 1 {
             let topic = topic.clone();
             let command = if subscribe { Command::Subscribe { topic } } else { Command::Cancel { topic } };
-            self.encoder.push_command(&command);
+            self.push_command(&command);
         } else {
             let mut body = BytesMut::with_capacity(1 + topic.len());
             body.extend_from_slice(&[u8::from(subscribe)]);
             body.extend_from_slice(topic);
-            self.encoder.push_frame(&body.freeze(), false);
+            return self.send(&[body.freeze()]);
         }
         Ok(())
     }
@@ -273,18 +347,90 @@ impl Session {
             let (taken, greeting) = reader.feed(buf)?;
             buf.advance(taken);
             let Some(peer) = greeting else { return Ok(()) };
-            if peer.mechanism != Mechanism::Null {
-                let mismatch =
-                    GreetingError::MechanismMismatch { ours: Mechanism::Null, theirs: peer.mechanism };
-                return Err(mismatch.into());
+            let ours = self.mechanism();
+            if peer.mechanism != ours {
+                return Err(GreetingError::MechanismMismatch { ours, theirs: peer.mechanism }.into());
             }
             self.phase = Phase::AwaitReady { peer };
         }
         while let Some(frame) = self.decoder.decode(buf)? {
+            #[cfg(feature = "curve")]
+            if self.curve.is_some() {
+                self.on_curve_frame(frame, now)?;
+                continue;
+            }
             match self.phase {
                 Phase::AwaitReady { peer } => self.on_handshake_frame(peer, frame, now)?,
                 _ => self.on_frame(frame, now)?,
             }
+        }
+        Ok(())
+    }
+
+    /// The mechanism this end speaks.
+    fn mechanism(&self) -> Mechanism {
+        #[cfg(feature = "curve")]
+        if self.curve.is_some() {
+            return Mechanism::Curve;
+        }
+        Mechanism::Null
+    }
+
+    /// Under CURVE: a handshake command, or after it a MESSAGE whose frame is opened and then
+    /// handled like any frame, the message limits applied to it here.
+    #[cfg(feature = "curve")]
+    fn on_curve_frame(&mut self, frame: Frame, now: Instant) -> Result<(), Error> {
+        use crate::curve::channel::{COMMAND, MORE};
+        use crate::error::CurveError;
+        let Some(link) = self.curve.as_mut() else { return Ok(()) };
+        let Phase::AwaitReady { peer } = self.phase else {
+            let (payload_flags, body) = link.open(&frame.body)?;
+            let mut flag_bits = 0;
+            if payload_flags & MORE != 0 {
+                flag_bits |= crate::frame::flags::MORE;
+            }
+            if payload_flags & COMMAND != 0 {
+                flag_bits |= crate::frame::flags::COMMAND;
+            } else {
+                self.check_message_limits(body.len())?;
+            }
+            return self.on_frame(Frame { flags: flag_bits, body }, now);
+        };
+        if !frame.is_command() {
+            return Err(CurveError::NotAMessage.into());
+        }
+        let ours = ready_metadata(&self.config);
+        let (progress, result) = match link.on_handshake_command(&frame.body, &ours) {
+            Ok(progress) => (progress, Ok(())),
+            Err((progress, e)) => (progress, Err(e)),
+        };
+        for command in &progress.send {
+            self.encoder.push_command_body(command);
+        }
+        result?;
+        let Some(metadata) = progress.done else { return Ok(()) };
+        self.decoder.allow_overhead(crate::curve::channel::OVERHEAD);
+        self.complete_handshake(peer, metadata, now)
+    }
+
+    /// Under CURVE the decoder sees only MESSAGE commands: a data frame's size, the frames of
+    /// one message and their total are checked here instead, before the frame is kept.
+    #[cfg(feature = "curve")]
+    fn check_message_limits(&self, len: usize) -> Result<(), Error> {
+        use crate::error::FrameError;
+        let limits = &self.config.limits;
+        if len > limits.max_frame_size {
+            return Err(
+                FrameError::FrameTooLarge { declared: len as u64, limit: limits.max_frame_size }.into()
+            );
+        }
+        if self.partial.len() >= limits.max_frames {
+            return Err(FrameError::TooManyFrames { limit: limits.max_frames }.into());
+        }
+        let total = self.buffered_message_bytes().saturating_add(len);
+        if total > limits.max_message_size {
+            let declared = total as u64;
+            return Err(FrameError::MessageTooLarge { declared, limit: limits.max_message_size }.into());
         }
         Ok(())
     }
@@ -301,13 +447,19 @@ impl Session {
             Command::Error { reason } => return Err(Error::PeerError { reason }),
             _ => return Err(Error::ExpectedReady { got: UnexpectedFrame::Command }),
         };
+        self.complete_handshake(peer, metadata, now)
+    }
+
+    /// The peer's metadata arrived (READY, or CURVE's INITIATE or READY): the connection is up.
+    fn complete_handshake(&mut self, peer: Greeting, metadata: Metadata, now: Instant) -> Result<(), Error> {
         let socket_type = self.check_peer_type(&metadata)?;
         let identity = metadata.get(metadata::IDENTITY).cloned().unwrap_or_default();
         self.phase = Phase::Active { peer };
         self.decoder.handshake_done();
         self.handshake_deadline = None;
         self.heartbeat.start(now);
-        let info = PeerInfo { socket_type, identity, metadata, major: peer.major, minor: peer.minor };
+        let (major, minor, curve_key) = (peer.major, peer.minor, self.curve_key());
+        let info = PeerInfo { socket_type, identity, metadata, major, minor, curve_key };
         self.events.push_back(Event::HandshakeComplete(info));
         Ok(())
     }
@@ -365,7 +517,7 @@ impl Session {
             Command::Ping { ttl_deciseconds, context } => {
                 // A peer that pings but never reads must not grow our output without bound.
                 if self.encoder.pending() <= MAX_PENDING_FOR_PONG {
-                    self.encoder.push_command(&Command::Pong { context: context.clone() });
+                    self.push_command(&Command::Pong { context: context.clone() });
                 } else {
                     log::debug!("PONG skipped: {} bytes already wait to be written", self.encoder.pending());
                 }

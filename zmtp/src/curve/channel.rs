@@ -2,12 +2,15 @@
 //! as `[7]"MESSAGE" nonce box`, the box holding a flags octet (bit 0 MORE, bit 1 COMMAND, as
 //! libzmq sets them) and the frame's body, sealed between the two transient keys. Short nonces
 //! count up from where the handshake left them and must increase on every received command.
+//!
+//! On the wire libzmq carries each MESSAGE in a plain data frame (no COMMAND or MORE flag: both
+//! are inside the box), and so do we; we accept either form.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::crypto::{short_nonce, Boxer, TAG};
 use crate::error::CurveError;
-use crate::frame::{encode_header, flags};
+use crate::frame::encode_header;
 
 const NAME: &[u8] = b"\x07MESSAGE";
 /// The MESSAGE command's bytes around a frame's body: name, nonce, tag, flags.
@@ -40,12 +43,12 @@ impl Channel {
         Self { boxer, send_prefix, recv_prefix, next_send, last_recv }
     }
 
-    /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP command frame, header
-    /// included, ready to write.
+    /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP frame carrying its
+    /// MESSAGE, header included, ready to write.
     pub fn seal(&mut self, payload_flags: u8, body: &[u8]) -> Bytes {
         let command_len = OVERHEAD + body.len();
         let mut out = BytesMut::with_capacity(command_len + crate::frame::MAX_HEADER_LEN);
-        encode_header(&mut out, flags::COMMAND, command_len);
+        encode_header(&mut out, 0, command_len);
         out.put_slice(NAME);
         out.put_u64(self.next_send);
         let boxed_at = out.len();

@@ -10,11 +10,13 @@
 pub mod channel;
 mod crypto;
 pub mod handshake;
+pub mod link;
 
 use std::sync::Arc;
 
 pub use self::channel::Channel;
 pub use self::handshake::{ClientHandshake, ServerHandshake};
+pub use self::link::Link;
 
 /// A permanent key pair (or a transient one): the secret key and its public key.
 #[derive(Clone)]

@@ -1,0 +1,169 @@
+//! CURVE for a node and its clients, from settings:
+//! - `CURVE_SECRET_KEY` (Z85, or `CURVE_SECRET_KEY_FILE` holding it, so it stays out of process
+//!   lists): this process's long-term key. On `up`, `pipe` and `broker`, every listener speaks
+//!   CURVE with it.
+//! - `CURVE_CLIENT_KEYS`: a file of allowed client public keys, one 40-character Z85 key per
+//!   line; blank lines and lines starting with `# ` (hash, space) are comments (`#` alone is a
+//!   Z85 character, so a line with `#` and no space after it is read as a key). Unset, any key that completes the handshake
+//!   may connect. Reloaded on SIGHUP (`Security::reload`).
+//! - `CURVE_SERVER_KEY` (Z85): the node's public key. With it (and a secret key) `call`,
+//!   `worker`, `broker`'s connections and the Rust client and worker speak CURVE.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use zmtp::curve::{Authorizer, Curve, KeyPair};
+use zmtp::z85;
+
+use crate::config::{Config, ConfigError};
+
+/// Allowed client keys, shared with every listener's `Authorizer`.
+type Allowlist = Arc<RwLock<HashSet<[u8; 32]>>>;
+
+/// CURVE as the settings ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    keys: Option<KeyPair>,
+    server_key: Option<[u8; 32]>,
+    /// The allowlist file and its keys, when `CURVE_CLIENT_KEYS` is set.
+    allowlist: Option<(String, Allowlist)>,
+}
+
+impl Security {
+    /// Reads the keys the settings name. A key that is not Z85, a file that cannot be read, or a
+    /// line of the allowlist that is not a key is an error naming the setting.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let secret = match (config.get("CURVE_SECRET_KEY"), config.get("CURVE_SECRET_KEY_FILE")) {
+            ("", "") => None,
+            (key, "") => Some(decode("CURVE_SECRET_KEY", key)?),
+            ("", path) => {
+                let text = read("CURVE_SECRET_KEY_FILE", path)?;
+                Some(decode("CURVE_SECRET_KEY_FILE", text.trim())?)
+            }
+            _ => return Err(ConfigError("set CURVE_SECRET_KEY or CURVE_SECRET_KEY_FILE, not both".into())),
+        };
+        let server_key = match config.get("CURVE_SERVER_KEY") {
+            "" => None,
+            key => Some(decode("CURVE_SERVER_KEY", key)?),
+        };
+        let allowlist = match config.get("CURVE_CLIENT_KEYS") {
+            "" => None,
+            path => {
+                let keys = read_allowlist(path)?;
+                Some((path.to_string(), Arc::new(RwLock::new(keys))))
+            }
+        };
+        if allowlist.is_some() && secret.is_none() {
+            return Err(ConfigError(
+                "CURVE_CLIENT_KEYS needs CURVE_SECRET_KEY (or _FILE): CURVE is off".into(),
+            ));
+        }
+        Ok(Self { keys: secret.map(KeyPair::from_secret), server_key, allowlist })
+    }
+
+    /// CURVE for listeners: this process's keys and the allowlist; `None` when CURVE is off.
+    pub fn server(&self) -> Option<Curve> {
+        let keys = self.keys.clone()?;
+        let authorizer = match &self.allowlist {
+            None => Authorizer::any(),
+            Some((_, allowed)) => {
+                let allowed = allowed.clone();
+                Authorizer::new(move |key| allowed.read().is_ok_and(|set| set.contains(key)))
+            }
+        };
+        Some(Curve::Server { keys, authorizer })
+    }
+
+    /// CURVE for connections to a node; `None` unless both our secret key and the node's public
+    /// key are set.
+    pub fn client(&self) -> Option<Curve> {
+        Some(Curve::Client { keys: self.keys.clone()?, server: self.server_key? })
+    }
+
+    /// Whether listeners speak CURVE.
+    pub fn is_on(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// One phrase for the start-up log: the mechanism, the public key, how many clients may
+    /// connect.
+    pub fn describe(&self) -> String {
+        let Some(keys) = &self.keys else { return "NULL (no authentication, no encryption)".into() };
+        let public = z85::encode(keys.public()).unwrap_or_default();
+        match &self.allowlist {
+            None => format!("CURVE, public key {public}, any client key"),
+            Some((path, allowed)) => {
+                let n = allowed.read().map_or(0, |set| set.len());
+                format!("CURVE, public key {public}, {n} client key(s) allowed from {path}")
+            }
+        }
+    }
+
+    /// Reads the allowlist file again (SIGHUP). Returns how many keys are allowed now; on an
+    /// error the old list stays.
+    pub fn reload(&self) -> Result<usize, ConfigError> {
+        let Some((path, allowed)) = &self.allowlist else { return Ok(0) };
+        let keys = read_allowlist(path)?;
+        let count = keys.len();
+        if let Ok(mut set) = allowed.write() {
+            *set = keys;
+        }
+        Ok(count)
+    }
+
+    /// Whether a client with this key may be connected now (always, without an allowlist).
+    pub fn allows(&self, key: &[u8; 32]) -> bool {
+        match &self.allowlist {
+            None => true,
+            Some((_, allowed)) => allowed.read().is_ok_and(|set| set.contains(key)),
+        }
+    }
+}
+
+fn decode(setting: &str, key: &str) -> Result<[u8; 32], ConfigError> {
+    z85::decode_key(key.trim())
+        .map_err(|e| ConfigError(format!("{setting}: not a 40-character Z85 key ({e})")))
+}
+
+fn read(setting: &str, path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{setting} {path}: {e}")))
+}
+
+/// The keys of an allowlist file (see the module doc).
+pub fn parse_allowlist(text: &str) -> Result<HashSet<[u8; 32]>, String> {
+    let mut keys = HashSet::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line == "#" || line.starts_with("# ") {
+            continue;
+        }
+        let key = z85::decode_key(line).map_err(|e| format!("line {}: not a Z85 key ({e})", number + 1))?;
+        keys.insert(key);
+    }
+    Ok(keys)
+}
+
+fn read_allowlist(path: &str) -> Result<HashSet<[u8; 32]>, ConfigError> {
+    let text = read("CURVE_CLIENT_KEYS", path)?;
+    parse_allowlist(&text).map_err(|e| ConfigError(format!("CURVE_CLIENT_KEYS {path}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowlist_takes_keys_starting_with_hash_and_skips_comments() {
+        let a = KeyPair::generate();
+        let key_a = z85::encode(a.public()).unwrap();
+        // A key with '#' in it (a Z85 digit; only "# " starts a comment).
+        let hashy = (0u8..=255).map(|b| [b; 32]).find(|k| z85::encode(k).unwrap().contains('#')).unwrap();
+        let key_hash = z85::encode(&hashy).unwrap();
+        let text = format!("# allowed clients\n\n{key_a}\n  {key_hash}  \n#\n");
+        let keys = parse_allowlist(&text).unwrap();
+        assert!(keys.contains(a.public()) && keys.contains(&hashy));
+        assert_eq!(keys.len(), 2);
+        let err = parse_allowlist("not a key\n").unwrap_err();
+        assert!(err.starts_with("line 1"), "{err}");
+    }
+}

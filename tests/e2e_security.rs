@@ -1,0 +1,181 @@
+//! `ezarch up` with CURVE from its settings, against pyzmq (libzmq) CURVE clients and workers:
+//! allowlisted peers are served, strangers and NULL peers refused while others carry on, no
+//! request body crosses the wire in clear, SIGHUP revokes a key without dropping the rest, and
+//! an open bind without CURVE refuses to start.
+
+mod interop;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ezarch::zmtp::curve::KeyPair;
+use ezarch::zmtp::z85;
+use interop::node::{Settings, LOG_WAIT};
+use interop::{spawn_script, wait, Peer};
+
+fn z(key: &[u8; 32]) -> String {
+    z85::encode(key).unwrap()
+}
+
+struct Node {
+    server: KeyPair,
+    dir: std::path::PathBuf,
+}
+
+impl Node {
+    /// Keys in a directory of their own; the allowlist file holds `allowed`.
+    fn new(allowed: &[&KeyPair]) -> Self {
+        let dir = std::env::temp_dir().join(format!("ezarch-curve-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = Self { server: KeyPair::generate(), dir };
+        node.allow(allowed);
+        node
+    }
+
+    fn allow(&self, keys: &[&KeyPair]) {
+        let mut text = "# allowed clients and workers\n".to_string();
+        for key in keys {
+            text.push_str(&z(key.public()));
+            text.push('\n');
+        }
+        std::fs::write(self.dir.join("clients"), text).unwrap();
+    }
+
+    fn settings(&self) -> Settings {
+        let secret_file = self.dir.join("secret");
+        std::fs::write(&secret_file, z(&self.server.secret_bytes())).unwrap();
+        let secret = format!("CURVE_SECRET_KEY_FILE={}", secret_file.display());
+        let clients = format!("CURVE_CLIENT_KEYS={}", self.dir.join("clients").display());
+        Settings::new(&[&secret, &clients])
+    }
+
+    fn peer(&self, role: &str, endpoint: &str, keys: &KeyPair, rest: &[&str]) -> Peer {
+        let (server, public, secret) = (z(self.server.public()), z(keys.public()), z(&keys.secret_bytes()));
+        let mut args = vec![role, endpoint, &server, &public, &secret];
+        args.extend_from_slice(rest);
+        spawn_script("curve.py", &args)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    ezarch::random::next_u64()
+}
+
+/// A TCP relay from a free port to `to` that records every byte either way.
+fn recording_relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    let record = recorded.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(to.trim_start_matches("tcp://")) else { continue };
+            for (mut from, mut into) in
+                [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+            {
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut chunk = [0u8; 65536];
+                    while let Ok(n @ 1..) = from.read(&mut chunk) {
+                        record.lock().unwrap().extend_from_slice(&chunk[..n]);
+                        if into.write_all(&chunk[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = into.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    (endpoint, recorded)
+}
+
+#[test]
+fn allowlisted_pyzmq_peers_are_served_over_curve_and_nothing_travels_in_clear() {
+    let (client, worker, stranger) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let node_keys = Node::new(&[&client, &worker]);
+    let s = node_keys.settings();
+    let node = s.start(&["up"]);
+    node.wait_log("listeners: CURVE, public key", 1, LOG_WAIT);
+    node.wait_log("2 client key(s) allowed", 1, LOG_WAIT);
+    let mut w = node_keys.peer("ez_worker", &s.endpoint("WORKER_PIPE_PORT_A"), &worker, &["svc", "20"]);
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let (relayed, recorded) = recording_relay(s.endpoint("IN_PIPE_PORT_A"));
+    let mut c = node_keys.peer("ez_client", &relayed, &client, &["svc", "20"]);
+    let mut refused = node_keys.peer("refused", &s.endpoint("IN_PIPE_PORT_A"), &stranger, &[]);
+    let mut plain = spawn_script("curve.py", &["refused", &s.endpoint("IN_PIPE_PORT_A"), "", "", ""]);
+    wait(&mut [&mut c, &mut refused, &mut plain], Duration::from_secs(60));
+    c.ok_line();
+    refused.ok_line();
+    plain.ok_line();
+    let wire = recorded.lock().unwrap().clone();
+    assert!(wire.len() > 20 * 60, "the relay saw only {} bytes", wire.len());
+    assert!(!wire.windows(9).any(|w| w == b"TOPSECRET"), "a request body crossed the wire in clear");
+    assert!(!wire.windows(3).any(|w| w == b"svc"), "a service name crossed the wire in clear");
+    // `ezarch call` with the node's key and an allowed key of its own.
+    let mut call = s.ezarch(&["call", "svc", "/echo", "over-curve"]);
+    call.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
+        .env("CURVE_SECRET_KEY", z(&client.secret_bytes()));
+    call.env_remove("CURVE_SECRET_KEY_FILE");
+    let out = call.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\nover-curve\n");
+    let (_, log) = node.stop();
+    assert!(log.contains("is not allowed"), "the refused key is logged: {log}");
+    w.kill();
+}
+
+#[test]
+fn sighup_revokes_a_key_and_keeps_the_others() {
+    let (kept, revoked, worker) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let node_keys = Node::new(&[&kept, &revoked, &worker]);
+    let s = node_keys.settings();
+    let node = s.start(&["up"]);
+    let mut w = node_keys.peer("ez_worker", &s.endpoint("WORKER_PIPE_PORT_A"), &worker, &["svc", "40"]);
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let flag = node_keys.dir.join("revoked");
+    let in_ep = s.endpoint("IN_PIPE_PORT_A");
+    let mut doomed =
+        node_keys.peer("ez_client_until_closed", &in_ep, &revoked, &["svc", flag.to_str().unwrap()]);
+    let mut before = node_keys.peer("ez_client", &in_ep, &kept, &["svc", "5"]);
+    wait(&mut [&mut before], Duration::from_secs(30));
+    before.ok_line();
+    node_keys.allow(&[&kept, &worker]);
+    node.wait_handles(1, Duration::from_secs(10));
+    node.signal("HUP");
+    node.wait_log("SIGHUP: 2 client key(s) allowed now; 1 connection(s) of revoked keys closed", 1, LOG_WAIT);
+    std::fs::write(&flag, b"").unwrap();
+    let mut after = node_keys.peer("ez_client", &in_ep, &kept, &["svc", "5"]);
+    wait(&mut [&mut doomed, &mut after], Duration::from_secs(60));
+    doomed.ok_line();
+    after.ok_line();
+    w.kill();
+}
+
+#[test]
+fn an_open_bind_without_curve_refuses_to_start_unless_insecure() {
+    let s = Settings::new(&["BIND_ADDRESS=0.0.0.0"]);
+    let out = s.ezarch(&["up"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BIND_ADDRESS 0.0.0.0 is not loopback and CURVE is off"), "{err}");
+    let node = s.start(&["up", "--insecure"]);
+    node.wait_log("(--insecure): no authentication, no encryption", 1, LOG_WAIT);
+    let keygen = s.ezarch(&["keygen"]).output().unwrap();
+    let text = String::from_utf8_lossy(&keygen.stdout);
+    let value = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_default();
+        line.split('"').nth(1).unwrap_or_default().to_string()
+    };
+    let (public, secret) = (value("CURVE_PUBLIC_KEY="), value("CURVE_SECRET_KEY="));
+    let pair = KeyPair::from_secret(z85::decode_key(&secret).unwrap());
+    assert_eq!(z(pair.public()), public, "keygen's public key belongs to its secret key");
+}
