@@ -49,7 +49,9 @@ fn links_in_the_readme_and_spec_point_inside_the_repository() {
     for doc in ["README.md", "spec.org", "benches/README.md"] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         // Markdown `[text](target)` and Org `[[file:target]]` / `[[target]]`.
-        let markdown = text.split("](").skip(1).filter_map(|rest| rest.split(')').next());
+        let is_markdown = doc.ends_with(".md");
+        let markdown =
+            text.split("](").skip(1).filter(|_| is_markdown).filter_map(|rest| rest.split(')').next());
         let org = text.split("[[").skip(1).filter_map(|rest| rest.split(']').next());
         for target in markdown.chain(org) {
             let target = target.trim_start_matches("file:").split('#').next().unwrap_or_default();
