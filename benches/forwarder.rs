@@ -8,6 +8,10 @@
 //! of messages in flight, and round-trip p50/p99 with one in flight. Runs each contender
 //! `EZARCH_BENCH_RUNS` times (default 3), interleaved, and reports medians and ratios.
 //!
+//! With `EZARCH_BENCH_CURVE=1` every hop speaks CURVE (RFC 26): `ezarch pipe` with
+//! `CURVE_SECRET_KEY`, libzmq's proxy with `curve_server` on both sockets, the load generator
+//! as CURVE clients; sizes 16 B, 1 KiB and 1 MiB.
+//!
 //! Run: `cargo bench --bench forwarder` (needs python3 with pyzmq).
 
 #[path = "../tests/interop/mod.rs"]
@@ -21,8 +25,31 @@ use bytes::Bytes;
 use ezarch::reactor::{Reactor, SocketId};
 use ezarch::socket::{SocketOptions, SocketType};
 
-const SIZES: &[(usize, &str, usize)] =
+const PLAIN_SIZES: &[(usize, &str, usize)] =
     &[(16, "16 B", 1000), (256, "256 B", 1000), (64 << 10, "64 KiB", 64), (1 << 20, "1 MiB", 8)];
+const CURVE_SIZES: &[(usize, &str, usize)] =
+    &[(16, "16 B", 1000), (1 << 10, "1 KiB", 1000), (1 << 20, "1 MiB", 8)];
+
+/// The forwarders' CURVE key pair, when `EZARCH_BENCH_CURVE` is set.
+fn curve_keys() -> Option<&'static ezarch::zmtp::curve::KeyPair> {
+    static KEYS: std::sync::OnceLock<Option<ezarch::zmtp::curve::KeyPair>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        std::env::var("EZARCH_BENCH_CURVE").is_ok().then(ezarch::zmtp::curve::KeyPair::generate)
+    })
+    .as_ref()
+}
+
+fn sizes() -> &'static [(usize, &'static str, usize)] {
+    if curve_keys().is_some() {
+        CURVE_SIZES
+    } else {
+        PLAIN_SIZES
+    }
+}
+
+fn z85_secret() -> String {
+    curve_keys().map(|k| ezarch::zmtp::z85::encode(&k.secret_bytes()).unwrap_or_default()).unwrap_or_default()
+}
 const THROUGHPUT_TIME: Duration = Duration::from_millis(2000);
 const LATENCY_SAMPLES: usize = 3000;
 
@@ -72,6 +99,7 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
             // EZARCH_BENCH_BIN: another build of ezarch, to compare two versions side by side.
             Command::new(std::env::var("EZARCH_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ezarch").into()))
                 .args(["--log-level", "warn", "pipe", "--front", &front, "--back", &back])
+                .env("CURVE_SECRET_KEY", z85_secret())
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("start ezarch pipe"),
@@ -79,7 +107,7 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
         Contender::Libzmq => Some(
             Command::new(interop::python())
                 .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/libzmq_proxy.py"))
-                .args([&front, &back])
+                .args([&front, &back, &z85_secret()])
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("start python3 benches/libzmq_proxy.py (needs pyzmq)"),
@@ -103,10 +131,20 @@ struct Load {
 impl Load {
     fn new(contender: Contender, front: &str, back: &str) -> Self {
         let mut reactor = Reactor::new().unwrap();
-        let options = SocketOptions { send_hwm: 100_000, recv_hwm: 100_000, ..SocketOptions::default() };
+        let curve = curve_keys().map(|keys| ezarch::zmtp::curve::Curve::Client {
+            keys: ezarch::zmtp::curve::KeyPair::generate(),
+            server: *keys.public(),
+        });
+        let options =
+            SocketOptions { send_hwm: 100_000, recv_hwm: 100_000, curve, ..SocketOptions::default() };
         let client = reactor.socket(SocketType::Dealer, options.clone()).unwrap();
         let echo = if contender == Contender::Direct {
-            let echo = reactor.socket(SocketType::Router, options).unwrap();
+            let server = curve_keys().map(|keys| ezarch::zmtp::curve::Curve::Server {
+                keys: keys.clone(),
+                authorizer: ezarch::zmtp::curve::Authorizer::any(),
+            });
+            let echo =
+                reactor.socket(SocketType::Router, SocketOptions { curve: server, ..options }).unwrap();
             let addr = reactor.bind(echo, "tcp://127.0.0.1:0").unwrap();
             reactor.connect(client, &format!("tcp://{addr}")).unwrap();
             echo
@@ -202,7 +240,7 @@ fn measure(contender: Contender) -> Vec<Figures> {
     let (mut child, front, back) = start(contender);
     let mut load = Load::new(contender, &front, &back);
     let only = std::env::var("EZARCH_BENCH_SIZES").unwrap_or_default();
-    let figures = SIZES
+    let figures = sizes()
         .iter()
         .map(|&(size, label, window)| {
             if !only.is_empty() && !only.split(',').any(|s| s == label.replace(' ', "")) {
@@ -246,9 +284,9 @@ fn main() {
     println!("\nROUTER->DEALER forwarding, medians of {runs} runs (same load generator, one run)\n");
     println!("| size | contender | msg/s | MiB/s | p50 µs | p99 µs |");
     println!("|---|---|---:|---:|---:|---:|");
-    let mut table = vec![vec![Figures::default(); SIZES.len()]; contenders.len()];
+    let mut table = vec![vec![Figures::default(); sizes().len()]; contenders.len()];
     for (c, &contender) in contenders.iter().enumerate() {
-        for (s, &(size, label, _)) in SIZES.iter().enumerate() {
+        for (s, &(size, label, _)) in sizes().iter().enumerate() {
             let pick = |f: fn(&Figures) -> f64| median(results[c].iter().map(|r| f(&r[s])).collect());
             let fig = Figures {
                 msgs_per_sec: pick(|f| f.msgs_per_sec),
@@ -272,7 +310,7 @@ fn main() {
     }
     println!("\n| size | ezarch / libzmq msg/s | ezarch p50 / libzmq p50 | direct / ezarch msg/s |");
     println!("|---|---:|---:|---:|");
-    for (s, &(_, label, _)) in SIZES.iter().enumerate() {
+    for (s, &(_, label, _)) in sizes().iter().enumerate() {
         let (d, e, l) = (table[0][s], table[1][s], table[2][s]);
         println!(
             "| {label} | {:.2}x | {:.2} | {:.2}x |",
