@@ -128,8 +128,24 @@ fn allowlisted_pyzmq_peers_are_served_over_curve_and_nothing_travels_in_clear() 
     let out = call.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\nover-curve\n");
+    let mut ask = s.ezarch(&["stats", "--json"]);
+    ask.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
+        .env("CURVE_SECRET_KEY", z(&client.secret_bytes()));
+    let out = ask.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    let (ok, stats) = (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned());
+    let refused_count: u64 = stats
+        .split("\"curve_refused\":")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(ok && refused_count >= 1, "the refusal is counted: {stats}");
     let (_, log) = node.stop();
-    assert!(log.contains("is not allowed"), "the refused key is logged: {log}");
+    let refused = z(stranger.public());
+    assert!(
+        log.contains(&format!("client key {refused} is not allowed")),
+        "the refused key is logged: {log}"
+    );
     w.kill();
 }
 

@@ -94,13 +94,18 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     for (name, help, value) in gauges {
         w.single(name, "gauge", help, value);
     }
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "ezarch_connections_refused_total",
             "Connections refused at MAX_CONNECTIONS.",
             r.connections_refused,
         ),
         ("ezarch_peers_failed_total", "Connections closed for bad input or timeouts.", m.peers_failed),
+        (
+            "ezarch_curve_refused_total",
+            "Peers refused in the CURVE handshake: key not allowed.",
+            r.curve_refused,
+        ),
         ("ezarch_received_bytes_total", "Bytes read from ZMTP connections.", r.bytes_read),
         ("ezarch_sent_bytes_total", "Bytes written to ZMTP connections.", r.bytes_written),
         (

@@ -113,6 +113,7 @@ impl Snapshot {
             .number("open", self.connections as u64)
             .number("max", self.max_connections as u64)
             .number("refused", r.connections_refused)
+            .number("curve_refused", r.curve_refused)
             .number("peers_failed", m.peers_failed)
             .end_object();
         json.object("bytes").number("read", r.bytes_read).number("written", r.bytes_written).end_object();

@@ -59,6 +59,8 @@ pub struct ReactorStats {
     pub budget_pauses: u64,
     /// Connections closed because they held the most while the node stayed over its budget.
     pub budget_evictions: u64,
+    /// Peers refused during the CURVE handshake because their key is not allowed.
+    pub curve_refused: u64,
     /// Bytes read from and written to ZMTP connections.
     pub bytes_read: u64,
     pub bytes_written: u64,

@@ -246,6 +246,9 @@ impl Reactor {
         self.stats.bytes_written += conn.written;
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let addr = conn.peer();
+        if let CloseReason::Protocol(zmtp::Error::Curve(zmtp::CurveError::Unauthorized { .. })) = &reason {
+            self.stats.curve_refused += 1;
+        }
         let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
         if reason.is_failure() {
             entry.socket.stats_mut().peers_failed += 1;
