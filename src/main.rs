@@ -226,6 +226,9 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 
 type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// A reload flag nothing sets (commands that do not listen).
+static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether `host` is a loopback address (or `localhost`).
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -253,23 +256,29 @@ fn check_binds(command: &Command, config: &Config, security: &Security) -> Resul
         return Ok(()); // a broker binds nothing but a monitoring port that was set
     }
     for (setting, host) in hosts {
-        if is_loopback(&host) || security.is_on() {
+        if is_loopback(&host) || security.is_on() && security.has_allowlist() {
             continue;
         }
+        let why = match security.is_on() {
+            false => "CURVE is off: anyone who reaches it can serve or call any service",
+            true => "CURVE_CLIENT_KEYS is unset: any key may connect (the node's key is public)",
+        };
         if !bind.insecure {
             return Err(format!(
-                "{setting} {host} is not loopback and CURVE is off: anyone who reaches it can serve or call any \
-                 service. Set CURVE_SECRET_KEY (README: Running across hosts), or pass --insecure"
+                "{setting} {host} is not loopback and {why}. Set CURVE_SECRET_KEY and CURVE_CLIENT_KEYS \
+                 (README: Running across hosts), or pass --insecure"
             ));
         }
-        log::warn!("{setting} {host} is not loopback and CURVE is off (--insecure): no authentication, no encryption");
+        log::warn!("{setting} {host} is not loopback and {why} (--insecure)");
     }
     Ok(())
 }
 
 fn run(command: Command, config: &Config, security: &Security) -> AnyResult<ExitCode> {
     let stop = ezarch::signals::install();
-    let reload = ezarch::signals::install_reload();
+    let listens = matches!(command, Command::Up { .. } | Command::Broker { .. } | Command::Pipe { .. });
+    // SIGHUP reloads a node's allowlist; for a client or worker it keeps its usual meaning.
+    let reload = if listens { ezarch::signals::install_reload() } else { &NEVER };
     match command {
         Command::Up { .. } => {
             let mut node = Node::up(config, security)?;

@@ -3,8 +3,8 @@
 //!   lists): this process's long-term key. On `up`, `pipe` and `broker`, every listener speaks
 //!   CURVE with it.
 //! - `CURVE_CLIENT_KEYS`: a file of allowed client public keys, one 40-character Z85 key per
-//!   line; blank lines and lines starting with `# ` (hash, space) are comments (`#` alone is a
-//!   Z85 character, so a line with `#` and no space after it is read as a key). Unset, any key that completes the handshake
+//!   line; blank lines, lines starting with `#` that are not a whole 40-character key (`#` is
+//!   a Z85 character) and a trailing ` # note` are comments. Unset, any key that completes the handshake
 //!   may connect. Reloaded on SIGHUP (`Security::reload`).
 //! - `CURVE_SERVER_KEY` (Z85): the node's public key. With it (and a secret key) `call`,
 //!   `worker`, `broker`'s connections and the Rust client and worker speak CURVE.
@@ -58,6 +58,12 @@ impl Security {
                 "CURVE_CLIENT_KEYS needs CURVE_SECRET_KEY (or _FILE): CURVE is off".into(),
             ));
         }
+        if server_key.is_some() && secret.is_none() {
+            // Connecting with NULL to a node we expect to speak CURVE would be a silent downgrade.
+            return Err(ConfigError(
+                "CURVE_SERVER_KEY needs this side's own CURVE_SECRET_KEY (or _FILE; ezarch keygen)".into(),
+            ));
+        }
         Ok(Self { keys: secret.map(KeyPair::from_secret), server_key, allowlist })
     }
 
@@ -83,6 +89,11 @@ impl Security {
     /// Whether listeners speak CURVE.
     pub fn is_on(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// Whether only listed client keys may connect.
+    pub fn has_allowlist(&self) -> bool {
+        self.allowlist.is_some()
     }
 
     /// One phrase for the start-up log: the mechanism, the public key, how many clients may
@@ -133,8 +144,11 @@ fn read(setting: &str, path: &str) -> Result<String, ConfigError> {
 pub fn parse_allowlist(text: &str) -> Result<HashSet<[u8; 32]>, String> {
     let mut keys = HashSet::new();
     for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line == "#" || line.starts_with("# ") {
+        // A trailing ` # note` is a comment; a line starting with `#` is one too unless it is a
+        // whole 40-character key (Z85 has `#`), so a key commented out as `#KEY` is not
+        // allowed (rather than failing the whole file and leaving the old list in force).
+        let line = line.split(" #").next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('#') && line.len() != 40 {
             continue;
         }
         let key = z85::decode_key(line).map_err(|e| format!("line {}: not a Z85 key ({e})", number + 1))?;
@@ -159,10 +173,11 @@ mod tests {
         // A key with '#' in it (a Z85 digit; only "# " starts a comment).
         let hashy = (0u8..=255).map(|b| [b; 32]).find(|k| z85::encode(k).unwrap().contains('#')).unwrap();
         let key_hash = z85::encode(&hashy).unwrap();
-        let text = format!("# allowed clients\n\n{key_a}\n  {key_hash}  \n#\n");
+        let revoked = z85::encode(KeyPair::generate().public()).unwrap();
+        let text = format!("# allowed clients\n\n{key_a} # alice\n  {key_hash}  \n#\n#{revoked}\n");
         let keys = parse_allowlist(&text).unwrap();
         assert!(keys.contains(a.public()) && keys.contains(&hashy));
-        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.len(), 2, "a key commented out with '#' is not allowed");
         let err = parse_allowlist("not a key\n").unwrap_err();
         assert!(err.starts_with("line 1"), "{err}");
     }

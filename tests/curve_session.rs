@@ -175,3 +175,27 @@ fn oversized_frames_inside_messages_are_refused_after_opening() {
     let err = pair.drive().unwrap_err();
     assert!(matches!(err, Error::Frame(_)), "{err:?}");
 }
+
+#[test]
+fn a_socket_type_the_server_cannot_talk_to_gets_an_error_instead_of_ready() {
+    let keys = keys();
+    let mut pair = Pair::new(client_config(SocketType::Pub, &keys), server_config_for(&keys));
+    let err = pair.drive().unwrap_err();
+    assert!(matches!(err, Error::IncompatibleSocketType { .. }), "{err:?}");
+    let to_client: Vec<u8> = pair.server.encoder().chunks().flatten().copied().collect();
+    assert!(!to_client.windows(6).any(|w| w == b"\x05READY"), "READY went to a refused peer");
+    let got = pair.client.handle_input(&mut BytesMut::from(&to_client[..]), pair.now).unwrap_err();
+    assert_eq!(got, Error::PeerError { reason: b(b"Invalid socket type") });
+}
+
+#[test]
+fn a_sealed_command_over_the_command_limit_is_refused() {
+    let keys = keys();
+    let mut server = server_config(SocketType::Pub, &keys, Authorizer::any());
+    server.limits.max_command_size = 1024;
+    let mut pair = Pair::new(client_config(SocketType::Sub, &keys), server);
+    pair.drive().unwrap();
+    pair.client.subscribe(&Bytes::from(vec![b't'; 4096])).unwrap();
+    let err = pair.drive().unwrap_err();
+    assert!(matches!(err, Error::Frame(zmtp::FrameError::CommandTooLarge { .. })), "{err:?}");
+}

@@ -183,8 +183,22 @@ fn an_open_bind_without_curve_refuses_to_start_unless_insecure() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BIND_ADDRESS 0.0.0.0 is not loopback and CURVE is off"), "{err}");
+    // CURVE without an allowlist lets any key in: the same refusal, for that reason.
+    let keys = KeyPair::generate();
+    let out = s.ezarch(&["up"]).env("CURVE_SECRET_KEY", z(&keys.secret_bytes())).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CURVE_CLIENT_KEYS is unset: any key may connect"), "{err}");
+    // A client told the node's key but given no key of its own would fall back to NULL.
+    let out = s.ezarch(&["call", "svc"]).env("CURVE_SERVER_KEY", z(keys.public())).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CURVE_SERVER_KEY needs"), "{out:?}");
     let node = s.start(&["up", "--insecure"]);
-    node.wait_log("(--insecure): no authentication, no encryption", 1, LOG_WAIT);
+    node.wait_log(
+        "CURVE is off: anyone who reaches it can serve or call any service (--insecure)",
+        1,
+        LOG_WAIT,
+    );
     let keygen = s.ezarch(&["keygen"]).output().unwrap();
     let text = String::from_utf8_lossy(&keygen.stdout);
     let value = |name: &str| {

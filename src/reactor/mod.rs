@@ -494,7 +494,7 @@ impl Reactor {
             .io
             .iter()
             .filter_map(|(k, io)| match io {
-                Io::Conn(c) => c.session.curve_key().filter(|key| !keep(key)).map(|_| k),
+                Io::Conn(c) => c.session.curve_client_key().filter(|key| !keep(key)).map(|_| k),
                 Io::Listener { .. } => None,
             })
             .collect();

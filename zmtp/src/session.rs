@@ -254,6 +254,16 @@ impl Session {
         self.encoder.push_command(command);
     }
 
+    /// Under CURVE, on the server side, the client's permanent public key (what an allowlist
+    /// checks); `None` on a client-side or NULL session.
+    pub fn curve_client_key(&self) -> Option<[u8; 32]> {
+        #[cfg(feature = "curve")]
+        if matches!(self.config.curve, Some(crate::curve::Curve::Server { .. })) {
+            return self.curve_key();
+        }
+        None
+    }
+
     /// Under CURVE, the peer's permanent public key once the handshake completed.
     pub fn curve_key(&self) -> Option<[u8; 32]> {
         #[cfg(feature = "curve")]
@@ -273,9 +283,10 @@ impl Session {
         self.send_subscription(false, topic)
     }
 
-    /// Queues an ERROR command (at most 255 bytes of reason); the caller then closes.
+    /// Queues an ERROR command (at most 255 bytes of reason; sealed once CURVE traffic has
+    /// started); the caller then closes.
     pub fn send_error(&mut self, reason: &[u8]) {
-        self.encoder.push_command(&Command::Error { reason: Bytes::copy_from_slice(reason) });
+        self.push_command(&Command::Error { reason: Bytes::copy_from_slice(reason) });
     }
 
     /// The bytes waiting to be written.
@@ -391,6 +402,11 @@ impl Session {
             }
             if payload_flags & COMMAND != 0 {
                 flag_bits |= crate::frame::flags::COMMAND;
+                let limit = self.config.limits.max_command_size;
+                if body.len() > limit {
+                    let declared = body.len() as u64;
+                    return Err(crate::error::FrameError::CommandTooLarge { declared, limit }.into());
+                }
             } else {
                 self.check_message_limits(body.len())?;
             }
@@ -404,6 +420,17 @@ impl Session {
             Ok(progress) => (progress, Ok(())),
             Err((progress, e)) => (progress, Err(e)),
         };
+        if let (Some(metadata), Some(crate::curve::Curve::Server { .. })) =
+            (&progress.done, &self.config.curve)
+        {
+            // The server checks the client's socket type before it answers READY (as libzmq
+            // does in INITIATE): a refused type gets ERROR instead.
+            if let Err(e) = self.peer_type(metadata) {
+                let reason = crate::curve::handshake::error_command(b"Invalid socket type");
+                self.encoder.push_command_body(&reason);
+                return Err(e);
+            }
+        }
         for command in &progress.send {
             self.encoder.push_command_body(command);
         }
@@ -465,14 +492,21 @@ impl Session {
     }
 
     fn check_peer_type(&mut self, metadata: &Metadata) -> Result<SocketType, Error> {
+        let result = self.peer_type(metadata);
+        if matches!(result, Err(Error::UnknownSocketType { .. } | Error::IncompatibleSocketType { .. })) {
+            self.send_error(b"Invalid socket type");
+        }
+        result
+    }
+
+    /// The peer's socket type from its metadata, if it is one we can talk to.
+    fn peer_type(&self, metadata: &Metadata) -> Result<SocketType, Error> {
         let ours = self.config.socket_type;
         let value = metadata.get(metadata::SOCKET_TYPE).ok_or(Error::MissingSocketType)?;
         let Some(theirs) = SocketType::from_bytes(value) else {
-            self.send_error(b"Invalid socket type");
             return Err(Error::UnknownSocketType { value: value.clone() });
         };
         if !ours.is_compatible_with(theirs) {
-            self.send_error(b"Invalid socket type");
             return Err(Error::IncompatibleSocketType { ours, theirs });
         }
         Ok(theirs)
