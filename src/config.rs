@@ -123,6 +123,12 @@ pub const SETTINGS: &[Setting] = &[
         "a file of allowed client public keys (Z85, one per line, '# ' comments); reloaded on SIGHUP",
     ),
     setting(
+        "CURVE_PERMISSIONS",
+        "",
+        Kind::Text,
+        "a file of per-key rules: 'KEY call SERVICE...' and 'KEY serve SERVICE...' ('*' = all); others may do neither",
+    ),
+    setting(
         "CURVE_SERVER_KEY",
         "",
         Kind::Text,

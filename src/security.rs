@@ -6,10 +6,14 @@
 //!   line; blank lines, lines starting with `#` that are not a whole 40-character key (`#` is
 //!   a Z85 character) and a trailing ` # note` are comments. Unset, any key that completes the handshake
 //!   may connect. Reloaded on SIGHUP (`Security::reload`).
+//! - `CURVE_PERMISSIONS`: a file of per-key permissions, lines `KEY call SERVICE...` and
+//!   `KEY serve SERVICE...` (`*` for every service; comments as in the allowlist). With it, a
+//!   client may call only its services and a worker serve only its own; keys it does not name
+//!   may do neither (`pipe::Gate` enforces it at the in and worker pipes).
 //! - `CURVE_SERVER_KEY` (Z85): the node's public key. With it (and a secret key) `call`,
 //!   `worker`, `broker`'s connections and the Rust client and worker speak CURVE.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use zmtp::curve::{Authorizer, Curve, KeyPair};
@@ -20,6 +24,53 @@ use crate::config::{Config, ConfigError};
 /// Allowed client keys, shared with every listener's `Authorizer`.
 type Allowlist = Arc<RwLock<HashSet<[u8; 32]>>>;
 
+/// What each key may call and serve (`CURVE_PERMISSIONS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    call: HashMap<[u8; 32], Vec<Vec<u8>>>,
+    serve: HashMap<[u8; 32], Vec<Vec<u8>>>,
+}
+
+impl Permissions {
+    /// Parses the rules file's text (see the module doc).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut permissions = Self::default();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split(" #").next().unwrap_or_default().trim();
+            if line.is_empty()
+                || line.starts_with('#') && line.split_whitespace().next().is_some_and(|w| w.len() != 40)
+            {
+                continue;
+            }
+            let bad = |what: &str| format!("line {}: {what}", number + 1);
+            let mut words = line.split_whitespace();
+            let key = words.next().ok_or_else(|| bad("no key"))?;
+            let key = z85::decode_key(key).map_err(|e| bad(&format!("not a Z85 key ({e})")))?;
+            let table = match words.next() {
+                Some("call") => &mut permissions.call,
+                Some("serve") => &mut permissions.serve,
+                _ => return Err(bad("expected KEY call SERVICE... or KEY serve SERVICE...")),
+            };
+            table.entry(key).or_default().extend(words.map(|w| w.as_bytes().to_vec()));
+        }
+        Ok(permissions)
+    }
+
+    fn grants(table: &HashMap<[u8; 32], Vec<Vec<u8>>>, key: &[u8; 32], service: &[u8]) -> bool {
+        table.get(key).is_some_and(|services| services.iter().any(|s| s == b"*" || s == service))
+    }
+
+    /// Whether the client with `key` may call `service`.
+    pub fn may_call(&self, key: &[u8; 32], service: &[u8]) -> bool {
+        Self::grants(&self.call, key, service)
+    }
+
+    /// Whether the worker with `key` may serve `service`.
+    pub fn may_serve(&self, key: &[u8; 32], service: &[u8]) -> bool {
+        Self::grants(&self.serve, key, service)
+    }
+}
+
 /// CURVE as the settings ask for it.
 #[derive(Debug, Clone, Default)]
 pub struct Security {
@@ -27,6 +78,8 @@ pub struct Security {
     server_key: Option<[u8; 32]>,
     /// The allowlist file and its keys, when `CURVE_CLIENT_KEYS` is set.
     allowlist: Option<(String, Allowlist)>,
+    /// Per-key permissions, when `CURVE_PERMISSIONS` is set.
+    permissions: Option<Arc<Permissions>>,
 }
 
 impl Security {
@@ -64,7 +117,21 @@ impl Security {
                 "CURVE_SERVER_KEY needs this side's own CURVE_SECRET_KEY (or _FILE; ezarch keygen)".into(),
             ));
         }
-        Ok(Self { keys: secret.map(KeyPair::from_secret), server_key, allowlist })
+        let permissions = match config.get("CURVE_PERMISSIONS") {
+            "" => None,
+            path => {
+                let text = read("CURVE_PERMISSIONS", path)?;
+                let rules = Permissions::parse(&text)
+                    .map_err(|e| ConfigError(format!("CURVE_PERMISSIONS {path}: {e}")))?;
+                Some(Arc::new(rules))
+            }
+        };
+        if permissions.is_some() && secret.is_none() {
+            return Err(ConfigError(
+                "CURVE_PERMISSIONS needs CURVE_SECRET_KEY (or _FILE): CURVE is off".into(),
+            ));
+        }
+        Ok(Self { keys: secret.map(KeyPair::from_secret), server_key, allowlist, permissions })
     }
 
     /// CURVE for listeners: this process's keys and the allowlist; `None` when CURVE is off.
@@ -89,6 +156,11 @@ impl Security {
     /// Whether listeners speak CURVE.
     pub fn is_on(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// The per-key permissions, if `CURVE_PERMISSIONS` is set.
+    pub fn permissions(&self) -> Option<Arc<Permissions>> {
+        self.permissions.clone()
     }
 
     /// Whether only listed client keys may connect.
@@ -180,5 +252,24 @@ mod tests {
         assert_eq!(keys.len(), 2, "a key commented out with '#' is not allowed");
         let err = parse_allowlist("not a key\n").unwrap_err();
         assert!(err.starts_with("line 1"), "{err}");
+    }
+
+    #[test]
+    fn permissions_name_what_each_key_may_call_and_serve() {
+        let (a, b, c) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let z = |k: &KeyPair| z85::encode(k.public()).unwrap();
+        let text = format!(
+            "# rules\n{} call echo time\n{} serve echo # the echo worker\n{} call *\n",
+            z(&a),
+            z(&b),
+            z(&c)
+        );
+        let rules = Permissions::parse(&text).unwrap();
+        assert!(rules.may_call(a.public(), b"echo") && rules.may_call(a.public(), b"time"));
+        assert!(!rules.may_call(a.public(), b"other") && !rules.may_serve(a.public(), b"echo"));
+        assert!(rules.may_serve(b.public(), b"echo") && !rules.may_call(b.public(), b"echo"));
+        assert!(rules.may_call(c.public(), b"anything"));
+        assert!(!rules.may_call(KeyPair::generate().public(), b"echo"), "an unnamed key may do nothing");
+        assert!(Permissions::parse(&format!("{} read echo", z(&a))).unwrap_err().starts_with("line 1"));
     }
 }

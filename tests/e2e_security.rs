@@ -209,3 +209,43 @@ fn an_open_bind_without_curve_refuses_to_start_unless_insecure() {
     let pair = KeyPair::from_secret(z85::decode_key(&secret).unwrap());
     assert_eq!(z(pair.public()), public, "keygen's public key belongs to its secret key");
 }
+
+#[test]
+fn permissions_limit_what_each_key_may_call_and_serve() {
+    let (caller, other_caller, worker, rogue) =
+        (KeyPair::generate(), KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let node_keys = Node::new(&[&caller, &other_caller, &worker, &rogue]);
+    let rules = format!(
+        "{} call svc ez.stats\n{} call elsewhere\n{} serve svc\n{} serve nothing-here\n",
+        z(caller.public()),
+        z(other_caller.public()),
+        z(worker.public()),
+        z(rogue.public())
+    );
+    let rules_file = node_keys.dir.join("rules");
+    std::fs::write(&rules_file, rules).unwrap();
+    let s = node_keys.settings();
+    let node = s.start(&["up", "--set", &format!("CURVE_PERMISSIONS={}", rules_file.display())]);
+    let wk = s.endpoint("WORKER_PIPE_PORT_A");
+    // The rogue heartbeats for svc, which it may not serve: it never joins.
+    let mut rogue_worker = node_keys.peer("ez_worker", &wk, &rogue, &["svc", "20"]);
+    let mut good_worker = node_keys.peer("ez_worker", &wk, &worker, &["svc", "20"]);
+    node.wait_log("joined service svc", 1, LOG_WAIT);
+    let in_ep = s.endpoint("IN_PIPE_PORT_A");
+    let mut allowed = node_keys.peer("ez_client", &in_ep, &caller, &["svc", "10"]);
+    let mut forbidden = node_keys.peer("ez_forbidden", &in_ep, &other_caller, &["svc"]);
+    wait(&mut [&mut allowed, &mut forbidden], Duration::from_secs(60));
+    allowed.ok_line();
+    forbidden.ok_line();
+    let mut ask = s.ezarch(&["stats", "--json"]);
+    ask.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
+        .env("CURVE_SECRET_KEY", z(&caller.secret_bytes()));
+    let out = ask.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    let stats = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stats.contains("\"forbidden\":{\"requests\":1,"), "{stats}");
+    assert!(!stats.contains("\"heartbeats\":0}"), "the rogue's heartbeats were counted: {stats}");
+    let (_, log) = node.stop();
+    assert_eq!(log.matches("joined service svc").count(), 1, "only the permitted worker joined: {log}");
+    rogue_worker.kill();
+    good_worker.kill();
+}

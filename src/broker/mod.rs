@@ -52,6 +52,8 @@ pub mod wire {
     pub const TIMEOUT: &[u8] = b"TIMEOUT";
     pub const WORKER_LOST: &[u8] = b"WORKER_LOST";
     pub const SHUTTING_DOWN: &[u8] = b"SHUTTING_DOWN";
+    /// The client's CURVE key may not call this service (answered by the in pipe).
+    pub const FORBIDDEN: &[u8] = b"FORBIDDEN";
     /// Generation 2: a worker's ACK, and its reply statuses and what clients get for them.
     pub const ACK: &[u8] = b"\x03";
     pub const ERR: &[u8] = b"ERR";

@@ -143,6 +143,13 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     for pipe in &s.pipes {
         w.sample("ezarch_pipe_dropped_total", &[("pipe", pipe.name)], pipe.stats.dropped);
     }
+    w.family(
+        "ezarch_forbidden_total",
+        "counter",
+        "Refused by CURVE_PERMISSIONS: client requests, worker heartbeats.",
+    );
+    w.sample("ezarch_forbidden_total", &[("what", "request")], s.forbidden.0);
+    w.sample("ezarch_forbidden_total", &[("what", "heartbeat")], s.forbidden.1);
     let (monitor, _) = s.monitor;
     w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses);
     let dropped = monitor.evicted + monitor.timed_out;

@@ -43,7 +43,20 @@ impl Node {
             memory_budget: reactor.limits().memory_budget,
             messages: reactor.total_socket_stats(),
             monitor: reactor.plain_stats(),
+            forbidden: self.forbidden(),
         }
+    }
+
+    /// Requests answered FORBIDDEN and heartbeats dropped by the pipes' permission gates.
+    fn forbidden(&self) -> (u64, u64) {
+        let mut counts = (0, 0);
+        for gate in self.forwarders.iter().filter_map(|f| f.gate.as_ref()) {
+            match gate.door {
+                crate::pipe::Door::Clients => counts.0 += gate.refused,
+                crate::pipe::Door::Workers => counts.1 += gate.refused,
+            }
+        }
+        counts
     }
 
     /// Answers the management requests the broker handed over; returns how many.

@@ -88,6 +88,8 @@ impl Node {
         node.worker_front = Some(worker_pipe.0);
         node.broker_pipe = Some(broker_pipe);
         node.set_reply_affinity(worker_pipe.0);
+        node.set_gate(in_pipe.0, crate::pipe::Door::Clients);
+        node.set_gate(worker_pipe.0, crate::pipe::Door::Workers);
         node.monitor_if(config, true)?;
         Ok(node)
     }
@@ -111,6 +113,14 @@ impl Node {
         }
         node.monitor_if(config, false)?;
         Ok(node)
+    }
+
+    /// The pipe whose ROUTER is `front` checks each sender's permissions, when there are any.
+    fn set_gate(&mut self, front: SocketId, door: crate::pipe::Door) {
+        let Some(permissions) = self.security.permissions() else { return };
+        if let Some(forwarder) = self.forwarders.iter_mut().find(|f| f.front == front) {
+            forwarder.gate = Some(crate::pipe::Gate { door, permissions, refused: 0 });
+        }
     }
 
     /// The pipe whose ROUTER is `front` sends each reply to the broker that dispatched it.

@@ -68,6 +68,8 @@ pub struct Snapshot {
     pub messages: SocketStats,
     /// The HTTP monitor's counters and open connections.
     pub monitor: (PlainStats, usize),
+    /// Client requests answered FORBIDDEN and worker heartbeats dropped by `CURVE_PERMISSIONS`.
+    pub forbidden: (u64, u64),
 }
 
 impl Snapshot {
@@ -117,6 +119,10 @@ impl Snapshot {
             .number("peers_failed", m.peers_failed)
             .end_object();
         json.object("bytes").number("read", r.bytes_read).number("written", r.bytes_written).end_object();
+        json.object("forbidden")
+            .number("requests", self.forbidden.0)
+            .number("heartbeats", self.forbidden.1)
+            .end_object();
         json.object("memory")
             .number("used", self.memory_used as u64)
             .number("budget", self.memory_budget as u64)

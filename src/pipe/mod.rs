@@ -12,8 +12,10 @@
 //! dispatched its request, whichever brokers are attached by then.
 
 mod affinity;
+mod gate;
 
 pub use self::affinity::Affinity;
+pub use self::gate::{Door, Gate, Verdict};
 
 use crate::reactor::{Error, Reactor, SocketId};
 use crate::socket::{Message, PipeKey, SendError, SocketOptions, SocketType};
@@ -69,6 +71,8 @@ pub struct Forwarder {
     stalled: Option<(Option<PipeKey>, Message)>,
     /// Reply affinity (the worker pipe).
     affinity: Option<Affinity>,
+    /// Per-key permissions at the front door (CURVE with `CURVE_PERMISSIONS`).
+    pub gate: Option<Gate>,
     pub stats: PipeStats,
 }
 
@@ -91,7 +95,7 @@ impl Forwarder {
             PipeMode::RouterPub => SocketType::Pub,
         };
         let back = reactor.socket(back_type, back_options.clone())?;
-        Ok(Self { front, back, mode, stalled: None, affinity: None, stats: PipeStats::default() })
+        Ok(Self { front, back, mode, stalled: None, affinity: None, gate: None, stats: PipeStats::default() })
     }
 
     /// Sends each worker reply to the broker that dispatched its request (the worker pipe).
@@ -132,6 +136,18 @@ impl Forwarder {
                 Some((to, message))
             });
             let Some((to, message)) = next else { return };
+            let message = match &mut self.gate {
+                None => message,
+                Some(gate) => match gate.check(reactor, self.front, message) {
+                    Verdict::Pass(message) => message,
+                    Verdict::Refuse(answer) => {
+                        if let Some(answer) = answer {
+                            let _ = reactor.send(self.front, answer);
+                        }
+                        continue;
+                    }
+                },
+            };
             let sent = match to {
                 Some(peer) => match reactor.send_to(self.back, peer, message) {
                     // That broker is gone: any broker will do.

@@ -487,6 +487,21 @@ impl Reactor {
         entry.metadata.get(&pipe)?.get(name).cloned()
     }
 
+    /// The CURVE key of the client connected to ROUTER `id` with routing `identity` (this
+    /// side being the CURVE server); `None` for NULL or in-process peers.
+    pub fn peer_curve_key(&self, id: SocketId, identity: &[u8]) -> Option<[u8; 32]> {
+        let entry = self.sockets.get(id.0)?;
+        let Socket::Router(router) = &entry.socket else { return None };
+        let pipe = router.peer(identity)?;
+        match entry.transports.get(&pipe)? {
+            Transport::Tcp(key) => match self.io.get(*key)? {
+                Io::Conn(conn) => conn.session.curve_client_key(),
+                Io::Listener { .. } => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Closes every connection whose CURVE peer key `keep` refuses (an allowlist reloaded);
     /// returns how many closed. Connections of keys still allowed, and NULL ones, stay.
     pub fn close_curve_peers(&mut self, keep: impl Fn(&[u8; 32]) -> bool) -> usize {

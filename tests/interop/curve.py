@@ -114,6 +114,17 @@ def ez_client_until_closed(ctx, endpoint, server_public, public, secret, service
     raise AssertionError("never cut off (%d answers)" % answered)
 
 
+def ez_forbidden(ctx, endpoint, server_public, public, secret, service):
+    """One request over CURVE that the node must answer EZ_ERR FORBIDDEN, at once."""
+    s = curve_dealer(ctx, endpoint, server_public, public, secret)
+    s.send_multipart([b"", b"\x02", b"req-f", service.encode(), b"/echo", b"x"])
+    if not s.poll(10000):
+        raise AssertionError("no answer")
+    got = s.recv_multipart()
+    assert got == [b"", b"req-f", b"EZ_ERR", b"FORBIDDEN"], got
+    print("OK forbidden")
+
+
 def main():
     ctx = zmq.Context()
     try:
