@@ -112,7 +112,7 @@ fn no_service_is_answered_within_bounded_time() {
     // for workers to heartbeat first; either way it is answered within the bounds below.
     let s = Settings::new(&["NO_SERVICE_MS=500"]);
     let _node = s.start(&["up"]);
-    let mut client = s.py("no_service", &[&s.endpoint("IN_PIPE_PORT_A"), "nobody", "3000"]);
+    let mut client = s.py("expect_err", &[&s.endpoint("IN_PIPE_PORT_A"), "nobody", "NO_SERVICE", "3000"]);
     wait(&mut [&mut client], Duration::from_secs(20));
     let line = client.ok_line();
     let ms: f64 = line.split(' ').nth(2).unwrap().parse().unwrap();

@@ -27,7 +27,11 @@ struct Node {
 impl Node {
     /// Keys in a directory of their own; the allowlist file holds `allowed`.
     fn new(allowed: &[&KeyPair]) -> Self {
-        let dir = std::env::temp_dir().join(format!("ezarch-curve-{}-{}", std::process::id(), rand_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "ezarch-curve-{}-{}",
+            std::process::id(),
+            ezarch::random::next_u64()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let node = Self { server: KeyPair::generate(), dir };
         node.allow(allowed);
@@ -51,6 +55,16 @@ impl Node {
         Settings::new(&[&secret, &clients])
     }
 
+    /// Runs `ezarch ARGS` as a client holding `keys` that connects to this node with CURVE (the
+    /// node's own key settings, shared through `s`, cleared).
+    fn ezarch_as(&self, s: &Settings, keys: &KeyPair, args: &[&str]) -> std::process::Output {
+        let mut command = s.ezarch(args);
+        command
+            .env("CURVE_SERVER_KEY", z(self.server.public()))
+            .env("CURVE_SECRET_KEY", z(&keys.secret_bytes()));
+        command.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap()
+    }
+
     fn peer(&self, role: &str, endpoint: &str, keys: &KeyPair, rest: &[&str]) -> Peer {
         let (server, public, secret) = (z(self.server.public()), z(keys.public()), z(&keys.secret_bytes()));
         let mut args = vec![role, endpoint, &server, &public, &secret];
@@ -63,10 +77,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn rand_suffix() -> u64 {
-    ezarch::random::next_u64()
 }
 
 /// A TCP relay from a free port to `to` that records every byte either way.
@@ -121,17 +131,10 @@ fn allowlisted_pyzmq_peers_are_served_over_curve_and_nothing_travels_in_clear() 
     assert!(!wire.windows(9).any(|w| w == b"TOPSECRET"), "a request body crossed the wire in clear");
     assert!(!wire.windows(3).any(|w| w == b"svc"), "a service name crossed the wire in clear");
     // `ezarch call` with the node's key and an allowed key of its own.
-    let mut call = s.ezarch(&["call", "svc", "/echo", "over-curve"]);
-    call.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
-        .env("CURVE_SECRET_KEY", z(&client.secret_bytes()));
-    call.env_remove("CURVE_SECRET_KEY_FILE");
-    let out = call.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    let out = node_keys.ezarch_as(&s, &client, &["call", "svc", "/echo", "over-curve"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\nover-curve\n");
-    let mut ask = s.ezarch(&["stats", "--json"]);
-    ask.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
-        .env("CURVE_SECRET_KEY", z(&client.secret_bytes()));
-    let out = ask.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    let out = node_keys.ezarch_as(&s, &client, &["stats", "--json"]);
     let (ok, stats) = (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned());
     let refused_count: u64 = stats
         .split("\"curve_refused\":")
@@ -237,10 +240,7 @@ fn permissions_limit_what_each_key_may_call_and_serve() {
     wait(&mut [&mut allowed, &mut forbidden], Duration::from_secs(60));
     allowed.ok_line();
     forbidden.ok_line();
-    let mut ask = s.ezarch(&["stats", "--json"]);
-    ask.env("CURVE_SERVER_KEY", z(node_keys.server.public()))
-        .env("CURVE_SECRET_KEY", z(&caller.secret_bytes()));
-    let out = ask.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap();
+    let out = node_keys.ezarch_as(&s, &caller, &["stats", "--json"]);
     let stats = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(stats.contains("\"forbidden\":{\"requests\":1,"), "{stats}");
     assert!(!stats.contains("\"heartbeats\":0}"), "the rogue's heartbeats were counted: {stats}");

@@ -39,6 +39,13 @@ impl Writer {
         let _ = writeln!(self.out, " {value}");
     }
 
+    /// One single-sample family per `(name, help, value)`.
+    fn singles<T: std::fmt::Display + Copy>(&mut self, kind: &str, families: &[(&str, &str, T)]) {
+        for &(name, help, value) in families {
+            self.single(name, kind, help, value);
+        }
+    }
+
     /// A family of one unlabelled sample.
     fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
         self.family(name, kind, help);
@@ -91,9 +98,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
             s.memory_budget,
         ),
     ];
-    for (name, help, value) in gauges {
-        w.single(name, "gauge", help, value);
-    }
+    w.singles("gauge", &gauges);
     let counters: [(&str, &str, u64); 9] = [
         (
             "ezarch_connections_refused_total",
@@ -121,9 +126,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
         ("ezarch_messages_received_total", "Messages received by every socket.", m.received),
         ("ezarch_messages_sent_total", "Messages sent by every socket.", m.sent),
     ];
-    for (name, help, value) in counters {
-        w.single(name, "counter", help, value);
-    }
+    w.singles("counter", &counters);
     w.family("ezarch_messages_dropped_total", "counter", "Messages dropped by sockets, by cause.");
     for (cause, value) in [
         ("hwm", m.dropped_hwm),
@@ -187,9 +190,7 @@ fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
             st.workers_refused,
         ),
     ];
-    for (name, help, value) in counters {
-        w.single(name, "counter", help, value);
-    }
+    w.singles("counter", &counters);
     w.family("ezarch_errors_total", "counter", "EZ_ERR answers, by reason.");
     for reason in Reason::ALL {
         w.sample("ezarch_errors_total", &[("reason", reason.label())], st.error(reason));
@@ -199,9 +200,7 @@ fn broker_metrics(w: &mut Writer, b: &crate::node::snapshot::BrokerSnapshot) {
         ("ezarch_requests_waiting", "Requests waiting for a worker.", b.requests_waiting),
         ("ezarch_requests_in_flight", "Requests at workers, not answered yet.", b.requests_in_flight),
     ];
-    for (name, help, value) in gauges {
-        w.single(name, "gauge", help, value);
-    }
+    w.singles("gauge", &gauges);
     let untracked = b.services_untracked;
     w.single(
         "ezarch_services_untracked_total",

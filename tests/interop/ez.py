@@ -110,21 +110,6 @@ def burst(endpoint, service, count="40", window="4", seconds="30"):
     os._exit(0)
 
 
-def no_service(endpoint, service, max_ms="5000"):
-    """A request for a service nobody serves must get EZ_ERR NO_SERVICE within max_ms."""
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(endpoint)
-    start = time.time()
-    got = call(s, service.encode(), [b"/echo", b"x"], timeout_ms=int(max_ms), attempts=1)
-    elapsed = (time.time() - start) * 1000
-    assert got == [b"EZ_ERR", b"NO_SERVICE"], got
-    print("OK no_service %.0f ms" % elapsed)
-    sys.stdout.flush()
-    os._exit(0)
-
-
 def inflight(endpoint, service, count="40", window="20", max_ms="5000"):
     """Keeps `window` requests in flight until `count` were answered, one attempt each (no
     retry): every request must get an answer, and none later than `max_ms`. Prints READY once

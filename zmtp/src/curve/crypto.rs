@@ -4,6 +4,7 @@
 //! server's cookie). Nonces are 24 bytes: a protocol prefix and a short (8-byte, big-endian
 //! counter) or long (16 random bytes) part.
 
+use crypto_box::aead::consts::{U16, U24};
 use crypto_box::aead::generic_array::GenericArray;
 use crypto_box::aead::rand_core::RngCore;
 use crypto_box::aead::{AeadInPlace, KeyInit, OsRng};
@@ -48,20 +49,35 @@ pub fn random_key() -> [u8; 32] {
     key
 }
 
-/// The precomputed box between two key pairs (NaCl's `crypto_box_beforenm`).
-pub struct Boxer(SalsaBox);
+/// A box in NaCl's layout over either cipher: `Boxer` (between two key pairs) or `CookieBox`
+/// (under one symmetric key).
+pub struct NaclBox<A>(A);
 
-impl std::fmt::Debug for Boxer {
+/// The precomputed box between two key pairs (NaCl's `crypto_box_beforenm`).
+pub type Boxer = NaclBox<SalsaBox>;
+
+/// The symmetric box the server's cookie is sealed with.
+pub type CookieBox = NaclBox<XSalsa20Poly1305>;
+
+impl<A> std::fmt::Debug for NaclBox<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Boxer(..)")
+        f.write_str("NaclBox(..)")
     }
 }
 
-impl Boxer {
+impl NaclBox<SalsaBox> {
     pub fn new(their_public: &[u8; 32], our_secret: &SecretKey) -> Self {
         Self(SalsaBox::new(&PublicKey::from(*their_public), our_secret))
     }
+}
 
+impl NaclBox<XSalsa20Poly1305> {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(XSalsa20Poly1305::new(GenericArray::from_slice(key)))
+    }
+}
+
+impl<A: AeadInPlace<NonceSize = U24, TagSize = U16>> NaclBox<A> {
     /// Appends the box of `plaintext` (tag, then ciphertext) to `out`.
     pub fn seal_into(&self, nonce: &[u8; 24], plaintext: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
@@ -80,34 +96,7 @@ impl Boxer {
         }
     }
 
-    /// The plaintext of `boxed`, or `None` when it is not a box from them to us with this nonce.
-    pub fn open(&self, nonce: &[u8; 24], boxed: &[u8]) -> Option<Vec<u8>> {
-        let tag = boxed.get(..TAG)?;
-        let mut text = boxed[TAG..].to_vec();
-        let tag = GenericArray::from_slice(tag);
-        self.0.decrypt_in_place_detached(GenericArray::from_slice(nonce), b"", &mut text, tag).ok()?;
-        Some(text)
-    }
-}
-
-/// The symmetric box the server's cookie is sealed with.
-pub struct CookieBox(XSalsa20Poly1305);
-
-impl CookieBox {
-    pub fn new(key: &[u8; 32]) -> Self {
-        Self(XSalsa20Poly1305::new(GenericArray::from_slice(key)))
-    }
-
-    pub fn seal(&self, nonce: &[u8; 24], plaintext: &[u8]) -> Vec<u8> {
-        let mut out = vec![0u8; TAG];
-        out.extend_from_slice(plaintext);
-        let (tag, text) = out.split_at_mut(TAG);
-        if let Ok(t) = self.0.encrypt_in_place_detached(GenericArray::from_slice(nonce), b"", text) {
-            tag.copy_from_slice(&t);
-        }
-        out
-    }
-
+    /// The plaintext of `boxed`, or `None` when it is not a box for these keys and nonce.
     pub fn open(&self, nonce: &[u8; 24], boxed: &[u8]) -> Option<Vec<u8>> {
         let tag = boxed.get(..TAG)?;
         let mut text = boxed[TAG..].to_vec();
@@ -166,7 +155,8 @@ mod tests {
         assert_eq!(from_a.open(&nonce, &[0u8; 3]), None, "shorter than a tag");
         let cookie = CookieBox::new(&random_key());
         let long = random_long();
-        let sealed = cookie.seal(&long_nonce(b"COOKIE--", &long), b"secret");
+        let mut sealed = Vec::new();
+        cookie.seal_into(&long_nonce(b"COOKIE--", &long), b"secret", &mut sealed);
         assert_eq!(cookie.open(&long_nonce(b"COOKIE--", &long), &sealed).as_deref(), Some(&b"secret"[..]));
     }
 }

@@ -259,8 +259,8 @@ impl ServerHandshake {
         let mut cookie_plain = client_transient.to_vec();
         cookie_plain.extend_from_slice(&transient.secret_bytes());
         let mut cookie = cookie_long.to_vec();
-        cookie
-            .extend(CookieBox::new(&cookie_key).seal(&long_nonce(b"COOKIE--", &cookie_long), &cookie_plain));
+        let cookie_nonce = long_nonce(b"COOKIE--", &cookie_long);
+        CookieBox::new(&cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
         let mut welcome_plain = transient.public().to_vec();
         welcome_plain.extend_from_slice(&cookie);
         let welcome_long = random_long();
