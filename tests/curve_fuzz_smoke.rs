@@ -44,3 +44,14 @@ fn sealed_and_forged_messages_after_a_handshake_never_panic() {
         zmtp::fuzz::curve_message(&input, Instant::now());
     }
 }
+
+#[test]
+fn our_boxes_match_rustcrypto_secretbox_on_arbitrary_keys_nonces_and_messages() {
+    use crypto_secretbox::aead::{Aead, KeyInit};
+    for input in inputs(1000) {
+        zmtp::fuzz::curve_box(&input, |key, nonce, plain| {
+            let reference = crypto_secretbox::XSalsa20Poly1305::new(key.into());
+            reference.encrypt(nonce.into(), plain).unwrap_or_default()
+        });
+    }
+}

@@ -155,3 +155,38 @@ pub fn curve_message(data: &[u8], start: Instant) {
     let _ = server.handle_input(&mut input, start);
     while server.poll_event().is_some() {}
 }
+
+/// Our XSalsa20-Poly1305 boxes against a reference, for the differential target `curve_box`:
+/// `data` is a 32-byte key, a 24-byte nonce, then the plaintext. `reference_seal` is another
+/// implementation's NaCl secretbox (tag, then ciphertext). Asserts that both seal alike, that
+/// our box opens the reference's, that a changed byte makes it unopenable, and that the
+/// MESSAGE path (`CounterBox`, nonce = 16-byte prefix + counter) seals alike too.
+#[cfg(feature = "curve")]
+pub fn curve_box(data: &[u8], reference_seal: impl Fn(&[u8; 32], &[u8; 24], &[u8]) -> Vec<u8>) {
+    use crate::curve::crypto::{CounterBox, NaclBox, TAG};
+    if data.len() < 56 {
+        return;
+    }
+    let (key, rest) = data.split_at(32);
+    let (nonce, plain) = rest.split_at(24);
+    let key: [u8; 32] = key.try_into().unwrap_or([0; 32]);
+    let nonce: [u8; 24] = nonce.try_into().unwrap_or([0; 24]);
+    let ours = NaclBox::with_key(&key);
+    let mut sealed = Vec::new();
+    ours.seal_into(&nonce, plain, &mut sealed);
+    let expected = reference_seal(&key, &nonce, plain);
+    assert!(sealed == expected, "our box differs from the reference");
+    assert_eq!(ours.open(&nonce, &expected).as_deref(), Some(plain), "the reference box does not open");
+    let mut forged = expected.clone();
+    let at = usize::from(plain.first().copied().unwrap_or(0)) % forged.len();
+    forged[at] ^= 0x01;
+    assert_eq!(ours.open(&nonce, &forged), None, "a changed byte still opened");
+    let mut prefix = [0u8; 16];
+    prefix.copy_from_slice(&nonce[..16]);
+    let mut counter_bytes = [0u8; 8];
+    counter_bytes.copy_from_slice(&nonce[16..]);
+    let mut by_counter = vec![0u8; TAG];
+    by_counter.extend_from_slice(plain);
+    CounterBox::new(&ours, &prefix).seal_in_place(u64::from_be_bytes(counter_bytes), &mut by_counter);
+    assert!(by_counter == expected, "the MESSAGE path differs from the reference");
+}

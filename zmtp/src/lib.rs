@@ -1,6 +1,8 @@
 //! `zmtp`: ZeroMQ's wire protocol (ZMTP 3.1, RFC 23 and RFC 37) as a pure state machine over bytes.
 //!
-//! No sockets, no clock, no `unsafe`. A connection passes through these stages:
+//! No sockets, no clock, and no `unsafe` outside one module: the SIMD Salsa20 keystream behind
+//! the `curve` feature (`curve/salsa20_simd.rs`), which needs it for CPU feature dispatch and
+//! vector loads and stores. A connection passes through these stages:
 //!
 //! 1. **Greeting** (`greeting`): both sides send 64 bytes at once; we advertise 3.1 and NULL and
 //!    accept any major >= 3.
@@ -14,7 +16,7 @@
 //! Every length read off the wire is checked against `Limits` before anything is allocated, and
 //! every failure is a typed `Error` that closes only the offending connection.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod command;
 #[cfg(feature = "curve")]

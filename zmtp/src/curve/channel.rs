@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::crypto::{short_nonce, Boxer, TAG};
+use super::crypto::{Boxer, CounterBox, TAG};
 use crate::error::CurveError;
 use crate::frame::encode_header;
 
@@ -23,9 +23,8 @@ pub const COMMAND: u8 = 0x02;
 /// One connection's MESSAGE traffic, both ways.
 #[derive(Debug)]
 pub struct Channel {
-    boxer: Boxer,
-    send_prefix: &'static [u8; 16],
-    recv_prefix: &'static [u8; 16],
+    send: CounterBox,
+    recv: CounterBox,
     /// The short nonce of our next command.
     next_send: u64,
     /// The peer's last short nonce.
@@ -40,7 +39,8 @@ impl Channel {
             true => (b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES"),
             false => (b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"),
         };
-        Self { boxer, send_prefix, recv_prefix, next_send, last_recv }
+        let (send, recv) = (CounterBox::new(&boxer, send_prefix), CounterBox::new(&boxer, recv_prefix));
+        Self { send, recv, next_send, last_recv }
     }
 
     /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP frame carrying its
@@ -55,8 +55,7 @@ impl Channel {
         out.put_bytes(0, TAG);
         out.put_u8(payload_flags);
         out.put_slice(body);
-        let nonce = short_nonce(self.send_prefix, self.next_send);
-        self.boxer.seal_in_place(&nonce, &mut out[boxed_at..]);
+        self.send.seal_in_place(self.next_send, &mut out[boxed_at..]);
         self.next_send += 1;
         out.freeze()
     }
@@ -73,10 +72,7 @@ impl Channel {
             return Err(CurveError::NonceNotIncreasing { got: nonce, last: self.last_recv });
         }
         let boxed = &command[NAME.len() + 8..];
-        let plain = self
-            .boxer
-            .open(&short_nonce(self.recv_prefix, nonce), boxed)
-            .ok_or(CurveError::BadBox { command: "MESSAGE" })?;
+        let plain = self.recv.open(nonce, boxed).ok_or(CurveError::BadBox { command: "MESSAGE" })?;
         self.last_recv = nonce;
         let payload_flags = plain[0];
         if payload_flags & !(MORE | COMMAND) != 0 {

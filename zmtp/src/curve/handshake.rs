@@ -98,7 +98,7 @@ pub enum Step {
     /// Send this command body and wait for the next.
     Send(Vec<u8>),
     /// Done: send `reply` first if there is one (the server's READY).
-    Done { reply: Option<Vec<u8>>, established: Established },
+    Done { reply: Option<Vec<u8>>, established: Box<Established> },
 }
 
 /// The client's side.
@@ -187,7 +187,7 @@ impl ClientHandshake {
             .ok_or_else(|| bad_box("READY"))?;
         let metadata = parse_metadata(&plain, self.max_metadata)?;
         let channel = Channel::new(boxer, true, self.nonce, nonce);
-        let established = Established { metadata, peer_key: self.server, channel };
+        let established = Box::new(Established { metadata, peer_key: self.server, channel });
         Ok(Step::Done { reply: None, established })
     }
 }
@@ -260,7 +260,7 @@ impl ServerHandshake {
         cookie_plain.extend_from_slice(&transient.secret_bytes());
         let mut cookie = cookie_long.to_vec();
         let cookie_nonce = long_nonce(b"COOKIE--", &cookie_long);
-        CookieBox::new(&cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
+        CookieBox::with_key(&cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
         let mut welcome_plain = transient.public().to_vec();
         welcome_plain.extend_from_slice(&cookie);
         let welcome_long = random_long();
@@ -286,7 +286,7 @@ impl ServerHandshake {
         }
         let body = &body[INITIATE.len()..];
         let (cookie, rest) = body.split_at(COOKIE_LEN);
-        let cookie_plain = CookieBox::new(&cookie_key)
+        let cookie_plain = CookieBox::with_key(&cookie_key)
             .open(&long_nonce(b"COOKIE--", &cookie[..16]), &cookie[16..])
             .ok_or(CurveError::BadCookie)?;
         if cookie_plain[..32] != client_transient || cookie_plain[32..64] != transient.secret_bytes() {
@@ -316,7 +316,7 @@ impl ServerHandshake {
         ready.extend_from_slice(&1u64.to_be_bytes());
         boxer.seal_into(&short_nonce(b"CurveZMQREADY---", 1), &encode_metadata(ours), &mut ready);
         let channel = Channel::new(boxer, false, 2, nonce);
-        let established = Established { metadata, peer_key: client_key, channel };
+        let established = Box::new(Established { metadata, peer_key: client_key, channel });
         Ok(Step::Done { reply: Some(ready), established })
     }
 }
@@ -349,12 +349,12 @@ mod tests {
             Err(e) => return (Err(e), None),
         };
         let (ready, server_done) = match server.on_command(&initiate, &metadata("ROUTER")) {
-            Ok(Step::Done { reply: Some(ready), established }) => (ready, established),
+            Ok(Step::Done { reply: Some(ready), established }) => (ready, *established),
             Ok(_) => panic!("no READY"),
             Err(e) => return (Err(e), None),
         };
         match client.on_command(&ready, &metadata("DEALER")) {
-            Ok(Step::Done { established, .. }) => (Ok(server_done), Some(Ok(established))),
+            Ok(Step::Done { established, .. }) => (Ok(server_done), Some(Ok(*established))),
             Ok(_) => panic!("not done"),
             Err(e) => (Ok(server_done), Some(Err(e))),
         }
