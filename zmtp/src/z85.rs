@@ -30,7 +30,7 @@ impl std::error::Error for Z85Error {}
 
 /// `data` as Z85 text; `None` unless its length is a multiple of 4.
 pub fn encode(data: &[u8]) -> Option<String> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return None;
     }
     let mut out = String::with_capacity(data.len() / 4 * 5);
@@ -49,7 +49,7 @@ pub fn encode(data: &[u8]) -> Option<String> {
 /// The bytes Z85 `text` stands for.
 pub fn decode(text: &str) -> Result<Vec<u8>, Z85Error> {
     let text = text.as_bytes();
-    if text.len() % 5 != 0 {
+    if !text.len().is_multiple_of(5) {
         return Err(Z85Error::Length(text.len()));
     }
     let mut out = Vec::with_capacity(text.len() / 5 * 4);

@@ -22,11 +22,11 @@ fn limbs(low: u64, high: u64) -> [u64; 3] {
 }
 
 /// A number mod 2^130-5 as limbs of 44, 44 and 42 bits (each may run a little over).
-type Limbs = [u64; 3];
+pub(super) type Limbs = [u64; 3];
 
 /// The product `a * b` before carrying, with 2^130 folded back as 5 (`b`'s top limbs times
 /// 5 * 4, as the limbs sit at bits 0, 44 and 88).
-fn multiply(a: Limbs, b: Limbs) -> [u128; 3] {
+pub(super) fn multiply(a: Limbs, b: Limbs) -> [u128; 3] {
     let wide = |x: u64, y: u64| u128::from(x) * u128::from(y);
     let (s1, s2) = (b[1] * 20, b[2] * 20);
     [
@@ -37,7 +37,7 @@ fn multiply(a: Limbs, b: Limbs) -> [u128; 3] {
 }
 
 /// Carries a product back into limbs (partly reduced).
-fn carry([d0, mut d1, mut d2]: [u128; 3]) -> Limbs {
+pub(super) fn carry([d0, mut d1, mut d2]: [u128; 3]) -> Limbs {
     d1 += d0 >> 44;
     d2 += d1 >> 44;
     let mut h = [(d0 as u64 & MASK_44) + (d2 >> 42) as u64 * 5, d1 as u64 & MASK_44, d2 as u64 & MASK_42];
@@ -64,8 +64,11 @@ pub fn tag(key: &[u8; 32], message: &[u8]) -> [u8; 16] {
     // r, clamped as the algorithm requires.
     let r = limbs(le_u64(&key[0..]) & 0x0fff_fffc_0fff_ffff, le_u64(&key[8..]) & 0x0fff_fffc_0fff_fffc);
     let r2 = carry(multiply(r, r));
-    let mut h: Limbs = [0; 3];
-    let mut pairs = message.chunks_exact(32);
+    #[cfg(target_arch = "x86_64")]
+    let (mut h, done) = super::poly1305_simd::absorb_groups(r, message).unwrap_or(([0; 3], 0));
+    #[cfg(not(target_arch = "x86_64"))]
+    let (mut h, done): (Limbs, usize) = ([0; 3], 0);
+    let mut pairs = message[done..].chunks_exact(32);
     for pair in &mut pairs {
         let (m1, m2) = (block_limbs(pair), block_limbs(&pair[16..]));
         let [a0, a1, a2] = multiply(add(h, m1), r2);
