@@ -20,11 +20,18 @@ pub const MORE: u8 = 0x01;
 /// Payload flag: the frame is a ZMTP command (PING, SUBSCRIBE, ...).
 pub const COMMAND: u8 = 0x02;
 
+/// Frames up to this size are written into a shared chunk of `ARENA` bytes rather than an
+/// allocation of their own, as the read buffer shares one allocation among many frames.
+const SMALL: usize = 2 << 10;
+const ARENA: usize = 16 << 10;
+
 /// One connection's MESSAGE traffic, both ways.
 #[derive(Debug)]
 pub struct Channel {
     send: CounterBox,
     recv: CounterBox,
+    /// Room for small sealed and opened frames (see `SMALL`).
+    arena: BytesMut,
     /// The short nonce of our next command.
     next_send: u64,
     /// The peer's last short nonce.
@@ -40,14 +47,28 @@ impl Channel {
             false => (b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"),
         };
         let (send, recv) = (CounterBox::new(&boxer, send_prefix), CounterBox::new(&boxer, recv_prefix));
-        Self { send, recv, next_send, last_recv }
+        Self { send, recv, arena: BytesMut::new(), next_send, last_recv }
+    }
+
+    /// An empty buffer with room for `len` bytes: a piece of the arena for small frames (a new
+    /// arena when this one is used up), an allocation of its own for large ones.
+    fn buffer(&mut self, len: usize) -> BytesMut {
+        if len > SMALL {
+            return BytesMut::with_capacity(len);
+        }
+        if self.arena.capacity() < len {
+            self.arena = BytesMut::with_capacity(ARENA);
+        }
+        let mut piece = self.arena.split_off(0);
+        self.arena = piece.split_off(len);
+        piece
     }
 
     /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP frame carrying its
     /// MESSAGE, header included, ready to write.
     pub fn seal(&mut self, payload_flags: u8, body: &[u8]) -> Bytes {
         let command_len = OVERHEAD + body.len();
-        let mut out = BytesMut::with_capacity(command_len + crate::frame::MAX_HEADER_LEN);
+        let mut out = self.buffer(command_len + crate::frame::MAX_HEADER_LEN);
         encode_header(&mut out, 0, command_len);
         out.put_slice(NAME);
         out.put_u64(self.next_send);
@@ -71,13 +92,17 @@ impl Channel {
         if nonce <= self.last_recv {
             return Err(CurveError::NonceNotIncreasing { got: nonce, last: self.last_recv });
         }
-        let boxed = &command[NAME.len() + 8..];
-        let plain = self.recv.open(nonce, boxed).ok_or(CurveError::BadBox { command: "MESSAGE" })?;
+        let (tag, text) = command[NAME.len() + 8..].split_at(TAG);
+        let mut plain = self.buffer(text.len());
+        plain.extend_from_slice(text);
+        if !self.recv.open_in_place(nonce, tag, &mut plain) {
+            return Err(CurveError::BadBox { command: "MESSAGE" });
+        }
         self.last_recv = nonce;
         let payload_flags = plain[0];
         if payload_flags & !(MORE | COMMAND) != 0 {
             return Err(CurveError::BadFlags { flags: payload_flags });
         }
-        Ok((payload_flags, Bytes::from(plain).slice(1..)))
+        Ok((payload_flags, plain.freeze().slice(1..)))
     }
 }

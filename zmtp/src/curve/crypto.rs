@@ -115,14 +115,14 @@ impl NaclBox {
         Zeroizing::new(salsa20::key_words(&salsa20::hsalsa20(&self.key, &input)))
     }
 
-    /// XSalsa20 for `nonce`: the subkey, the 8-byte stream nonce, and keystream block 0.
-    fn stream(&self, nonce: &[u8; 24]) -> Stream {
+    /// Runs `f` over the XSalsa20 stream for `nonce`.
+    fn with_stream<T>(&self, nonce: &[u8; 24], f: impl FnOnce(Stream<'_>) -> T) -> T {
         let subkey = self.subkey(&nonce[..16]);
         let mut tail = [0u8; 8];
         tail.copy_from_slice(&nonce[16..]);
         let nonce = salsa20::nonce_words(&tail);
         let first = Zeroizing::new(salsa20::block(&subkey, nonce, 0));
-        Stream { subkey, nonce, first }
+        f(Stream { subkey: &subkey, nonce, first: &first })
     }
 
     /// Appends the box of `plaintext` (tag, then ciphertext) to `out`.
@@ -130,38 +130,39 @@ impl NaclBox {
         let start = out.len();
         out.extend_from_slice(&[0u8; TAG]);
         out.extend_from_slice(plaintext);
-        self.stream(nonce).seal_in_place(&mut out[start..]);
+        self.with_stream(nonce, |stream| stream.seal_in_place(&mut out[start..]));
     }
 
     /// The plaintext of `boxed`, or `None` when it is not a box for this key and nonce.
     pub fn open(&self, nonce: &[u8; 24], boxed: &[u8]) -> Option<Vec<u8>> {
-        self.stream(nonce).open(boxed)
+        let tag = boxed.get(..TAG)?;
+        let mut text = boxed[TAG..].to_vec();
+        self.with_stream(nonce, |stream| stream.open_in_place(tag, &mut text)).then_some(text)
     }
 }
 
 /// One box's XSalsa20 stream: the subkey, the 8-byte stream nonce (as state words) and keystream
 /// block 0, whose first half is the Poly1305 key and whose second half covers the first 32
 /// bytes of the message.
-struct Stream {
-    subkey: Zeroizing<salsa20::Key>,
+struct Stream<'a> {
+    subkey: &'a salsa20::Key,
     nonce: [u32; 2],
-    first: Zeroizing<[u8; 64]>,
+    first: &'a [u8; 64],
 }
 
-impl Stream {
+impl Stream<'_> {
     /// XORs the message keystream (from byte 32 of block 0 on) over `text`.
     fn crypt(&self, text: &mut [u8]) {
         let (head, rest) = text.split_at_mut(text.len().min(32));
         for (byte, k) in head.iter_mut().zip(&self.first[32..]) {
             *byte ^= k;
         }
-        salsa20::xor_keystream(&self.subkey, self.nonce, 1, rest);
+        salsa20::xor_keystream(self.subkey, self.nonce, 1, rest);
     }
 
     fn tag(&self, text: &[u8]) -> [u8; 16] {
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&self.first[..32]);
-        poly1305::tag(&key, text)
+        let (key, _) = self.first.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
+        poly1305::tag(key, text)
     }
 
     /// `boxed` is TAG bytes (any) then the plaintext: encrypts the plaintext in place and
@@ -172,15 +173,14 @@ impl Stream {
         tag.copy_from_slice(&self.tag(text));
     }
 
-    fn open(&self, boxed: &[u8]) -> Option<Vec<u8>> {
-        let tag = boxed.get(..TAG)?;
-        let text = &boxed[TAG..];
+    /// Checks `tag` against the ciphertext `text`, then decrypts `text` in place; `false` (and
+    /// `text` untouched) when the tag is wrong.
+    fn open_in_place(&self, tag: &[u8], text: &mut [u8]) -> bool {
         if !equal_in_constant_time(&self.tag(text), tag) {
-            return None;
+            return false;
         }
-        let mut plain = text.to_vec();
-        self.crypt(&mut plain);
-        Some(plain)
+        self.crypt(text);
+        true
     }
 }
 
@@ -189,8 +189,8 @@ impl Stream {
 /// first keystream blocks (each message's Poly1305 key) are computed eight counters at a time.
 pub struct CounterBox {
     subkey: Zeroizing<salsa20::Key>,
-    /// Keystream block 0 for counters `base..base + 8` (512 bytes), when `filled`.
-    firsts: Zeroizing<Vec<u8>>,
+    /// Keystream block 0 for counters `base..base + 8`, when `filled`.
+    firsts: Box<Zeroizing<[[u8; 64]; 8]>>,
     base: u64,
     filled: bool,
 }
@@ -204,24 +204,25 @@ impl std::fmt::Debug for CounterBox {
 impl CounterBox {
     /// The boxes under `shared` with nonces `prefix` + an 8-byte big-endian counter.
     pub fn new(shared: &NaclBox, prefix: &[u8; 16]) -> Self {
-        Self { subkey: shared.subkey(prefix), firsts: Zeroizing::new(vec![0; 512]), base: 0, filled: false }
+        let firsts = Box::new(Zeroizing::new([[0; 64]; 8]));
+        Self { subkey: shared.subkey(prefix), firsts, base: 0, filled: false }
     }
 
     /// The stream for `counter`, from the precomputed blocks (refilled from `counter` when it
     /// falls outside them).
-    fn stream(&mut self, counter: u64) -> Stream {
+    fn stream(&mut self, counter: u64) -> Stream<'_> {
         let offset = counter.wrapping_sub(self.base);
         if !self.filled || offset >= 8 {
             let nonces =
                 std::array::from_fn(|i| salsa20::nonce_words(&counter.wrapping_add(i as u64).to_be_bytes()));
             let blocks = Zeroizing::new(salsa20::first_blocks(&self.subkey, &nonces));
-            self.firsts.copy_from_slice(&blocks[..]);
+            for (first, block) in self.firsts.iter_mut().zip(blocks.chunks_exact(64)) {
+                first.copy_from_slice(block);
+            }
             (self.base, self.filled) = (counter, true);
         }
-        let at = 64 * counter.wrapping_sub(self.base) as usize;
-        let mut first = Zeroizing::new([0u8; 64]);
-        first.copy_from_slice(&self.firsts[at..at + 64]);
-        Stream { subkey: self.subkey.clone(), nonce: salsa20::nonce_words(&counter.to_be_bytes()), first }
+        let first = &self.firsts[counter.wrapping_sub(self.base) as usize];
+        Stream { subkey: &self.subkey, nonce: salsa20::nonce_words(&counter.to_be_bytes()), first }
     }
 
     /// `boxed` is TAG bytes (any) then the plaintext: seals it in place for nonce `counter`.
@@ -229,9 +230,10 @@ impl CounterBox {
         self.stream(counter).seal_in_place(boxed);
     }
 
-    /// The plaintext of `boxed` sealed for nonce `counter`, or `None`.
-    pub fn open(&mut self, counter: u64, boxed: &[u8]) -> Option<Vec<u8>> {
-        self.stream(counter).open(boxed)
+    /// Opens the ciphertext `text` in place when `tag` is its tag for nonce `counter`; `false`
+    /// when it is not.
+    pub fn open_in_place(&mut self, counter: u64, tag: &[u8], text: &mut [u8]) -> bool {
+        self.stream(counter).open_in_place(tag, text)
     }
 }
 
@@ -328,6 +330,11 @@ mod tests {
         }
     }
 
+    fn open_by_counter(boxes: &mut CounterBox, counter: u64, sealed: &[u8]) -> Option<Vec<u8>> {
+        let mut text = sealed[TAG..].to_vec();
+        boxes.open_in_place(counter, &sealed[..TAG], &mut text).then_some(text)
+    }
+
     #[test]
     fn counter_boxes_match_the_plain_box_in_any_counter_order() {
         let shared = NaclBox::with_key(&random_key());
@@ -342,8 +349,9 @@ mod tests {
             sealed.extend_from_slice(&plain);
             counter_box.seal_in_place(counter, &mut sealed);
             assert_eq!(sealed, expected, "counter {counter}");
-            assert_eq!(counter_box.open(counter, &sealed), Some(plain), "counter {counter}");
-            assert_eq!(counter_box.open(counter.wrapping_add(1), &sealed), None, "counter {counter} + 1");
+            assert_eq!(open_by_counter(&mut counter_box, counter, &sealed), Some(plain), "counter {counter}");
+            let next = counter.wrapping_add(1);
+            assert_eq!(open_by_counter(&mut counter_box, next, &sealed), None, "counter {counter} + 1");
         }
     }
 

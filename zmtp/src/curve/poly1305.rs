@@ -63,17 +63,19 @@ fn block_limbs(block: &[u8]) -> Limbs {
 pub fn tag(key: &[u8; 32], message: &[u8]) -> [u8; 16] {
     // r, clamped as the algorithm requires.
     let r = limbs(le_u64(&key[0..]) & 0x0fff_fffc_0fff_ffff, le_u64(&key[8..]) & 0x0fff_fffc_0fff_fffc);
-    let r2 = carry(multiply(r, r));
     #[cfg(target_arch = "x86_64")]
     let (mut h, done) = super::poly1305_simd::absorb_groups(r, message).unwrap_or(([0; 3], 0));
     #[cfg(not(target_arch = "x86_64"))]
     let (mut h, done): (Limbs, usize) = ([0; 3], 0);
     let mut pairs = message[done..].chunks_exact(32);
-    for pair in &mut pairs {
-        let (m1, m2) = (block_limbs(pair), block_limbs(&pair[16..]));
-        let [a0, a1, a2] = multiply(add(h, m1), r2);
-        let [b0, b1, b2] = multiply(m2, r);
-        h = carry([a0 + b0, a1 + b1, a2 + b2]);
+    if pairs.len() > 0 {
+        let r2 = carry(multiply(r, r));
+        for pair in &mut pairs {
+            let (m1, m2) = (block_limbs(pair), block_limbs(&pair[16..]));
+            let [a0, a1, a2] = multiply(add(h, m1), r2);
+            let [b0, b1, b2] = multiply(m2, r);
+            h = carry([a0 + b0, a1 + b1, a2 + b2]);
+        }
     }
     let mut blocks = pairs.remainder().chunks_exact(16);
     if let Some(block) = blocks.next() {
