@@ -147,9 +147,12 @@ fn log_lines_have_utc_time_stamps_and_the_events_operators_need() {
 
 #[test]
 fn a_port_in_use_is_named_with_its_setting_and_endpoint() {
-    let s = Settings::new(&[]);
-    let endpoint = s.endpoint("IN_PIPE_PORT_A");
-    let _taken = std::net::TcpListener::bind(endpoint.trim_start_matches("tcp://")).unwrap();
+    // The port is taken first and then given to the node: a port merely found free could be
+    // taken by a test running alongside before this one binds it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let s = Settings::new(&[&format!("IN_PIPE_PORT_A={port}")]);
+    let endpoint = format!("tcp://127.0.0.1:{port}");
     let (ok, _, err) = run(&mut s.ezarch(&["up"]));
     assert!(!ok);
     assert!(err.contains(&format!("IN_PIPE_PORT_A {endpoint}: address already in use")), "{err}");

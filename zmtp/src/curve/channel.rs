@@ -6,7 +6,7 @@
 //! On the wire libzmq carries each MESSAGE in a plain data frame (no COMMAND or MORE flag: both
 //! are inside the box), and so do we; we accept either form.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::crypto::{Boxer, CounterBox, TAG};
 use crate::error::CurveError;
@@ -50,35 +50,39 @@ impl Channel {
         Self { send, recv, arena: BytesMut::new(), next_send, last_recv }
     }
 
-    /// An empty buffer with room for `len` bytes: a piece of the arena for small frames (a new
-    /// arena when this one is used up), an allocation of its own for large ones.
-    fn buffer(&mut self, len: usize) -> BytesMut {
+    /// An empty buffer with room for `len` bytes, to write a frame into and then `split()`
+    /// off: the arena for small frames (a new one when this one is used up), else a buffer of
+    /// its own in `large`.
+    fn buffer<'a>(&'a mut self, len: usize, large: &'a mut BytesMut) -> &'a mut BytesMut {
         if len > SMALL {
-            return BytesMut::with_capacity(len);
+            *large = BytesMut::with_capacity(len);
+            return large;
         }
         if self.arena.capacity() < len {
             self.arena = BytesMut::with_capacity(ARENA);
         }
-        let mut piece = self.arena.split_off(0);
-        self.arena = piece.split_off(len);
-        piece
+        &mut self.arena
     }
 
     /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP frame carrying its
     /// MESSAGE, header included, ready to write.
     pub fn seal(&mut self, payload_flags: u8, body: &[u8]) -> Bytes {
         let command_len = OVERHEAD + body.len();
-        let mut out = self.buffer(command_len + crate::frame::MAX_HEADER_LEN);
-        encode_header(&mut out, 0, command_len);
-        out.put_slice(NAME);
-        out.put_u64(self.next_send);
-        let boxed_at = out.len();
-        out.put_bytes(0, TAG);
-        out.put_u8(payload_flags);
-        out.put_slice(body);
-        self.send.seal_in_place(self.next_send, &mut out[boxed_at..]);
+        let (counter, mut large) = (self.next_send, BytesMut::new());
+        let mut sealed = {
+            let out = self.buffer(command_len + crate::frame::MAX_HEADER_LEN, &mut large);
+            encode_header(out, 0, command_len);
+            out.put_slice(NAME);
+            out.put_u64(counter);
+            out.put_bytes(0, TAG);
+            out.put_u8(payload_flags);
+            out.put_slice(body);
+            out.split()
+        };
+        let boxed_at = sealed.len() - body.len() - 1 - TAG;
+        self.send.seal_in_place(counter, &mut sealed[boxed_at..]);
         self.next_send += 1;
-        out.freeze()
+        sealed.freeze()
     }
 
     /// A MESSAGE command's body (name included) opened: the payload flags and the frame's body.
@@ -93,8 +97,10 @@ impl Channel {
             return Err(CurveError::NonceNotIncreasing { got: nonce, last: self.last_recv });
         }
         let (tag, text) = command[NAME.len() + 8..].split_at(TAG);
-        let mut plain = self.buffer(text.len());
-        plain.extend_from_slice(text);
+        let mut large = BytesMut::new();
+        let buffer = self.buffer(text.len(), &mut large);
+        buffer.extend_from_slice(text);
+        let mut plain = buffer.split();
         if !self.recv.open_in_place(nonce, tag, &mut plain) {
             return Err(CurveError::BadBox { command: "MESSAGE" });
         }
@@ -103,6 +109,7 @@ impl Channel {
         if payload_flags & !(MORE | COMMAND) != 0 {
             return Err(CurveError::BadFlags { flags: payload_flags });
         }
-        Ok((payload_flags, plain.freeze().slice(1..)))
+        plain.advance(1);
+        Ok((payload_flags, plain.freeze()))
     }
 }

@@ -215,10 +215,7 @@ impl CounterBox {
         if !self.filled || offset >= 8 {
             let nonces =
                 std::array::from_fn(|i| salsa20::nonce_words(&counter.wrapping_add(i as u64).to_be_bytes()));
-            let blocks = Zeroizing::new(salsa20::first_blocks(&self.subkey, &nonces));
-            for (first, block) in self.firsts.iter_mut().zip(blocks.chunks_exact(64)) {
-                first.copy_from_slice(block);
-            }
+            salsa20::first_blocks(&self.subkey, &nonces, &mut self.firsts);
             (self.base, self.filled) = (counter, true);
         }
         let first = &self.firsts[counter.wrapping_sub(self.base) as usize];

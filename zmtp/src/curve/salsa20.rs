@@ -109,15 +109,17 @@ pub fn xor_keystream(key: &Key, nonce: [u32; 2], counter: u64, data: &mut [u8]) 
 
 /// Block 0 of the keystream for each of 8 nonces, one after another (512 bytes): computed
 /// side by side, as a CURVE channel needs one for each coming message.
-pub fn first_blocks(key: &Key, nonces: &[[u32; 2]; 8]) -> [u8; 512] {
-    let mut out = [0u8; 512];
+pub fn first_blocks(key: &Key, nonces: &[[u32; 2]; 8], out: &mut [[u8; 64]; 8]) {
     #[cfg(target_arch = "x86_64")]
-    super::salsa20_simd::xor_first_blocks(key, nonces, &mut out);
-    #[cfg(not(target_arch = "x86_64"))]
-    for (chunk, nonce) in out.chunks_exact_mut(64).zip(nonces) {
-        chunk.copy_from_slice(&block(key, *nonce, 0));
+    {
+        let bytes = out.as_flattened_mut();
+        bytes.fill(0);
+        super::salsa20_simd::xor_first_blocks(key, nonces, bytes);
     }
-    out
+    #[cfg(not(target_arch = "x86_64"))]
+    for (first, nonce) in out.iter_mut().zip(nonces) {
+        *first = block(key, *nonce, 0);
+    }
 }
 
 /// The keystream one block at a time (other architectures, and the SIMD paths' tail).
@@ -164,9 +166,10 @@ mod tests {
         let key = key_words(&[0x42; 32]);
         let nonces: [[u32; 2]; 8] =
             std::array::from_fn(|i| nonce_words(&(1000 + i as u64 * 77).to_be_bytes()));
-        let blocks = first_blocks(&key, &nonces);
-        for (chunk, nonce) in blocks.chunks_exact(64).zip(nonces) {
-            assert_eq!(chunk, block(&key, nonce, 0));
+        let mut blocks = [[0u8; 64]; 8];
+        first_blocks(&key, &nonces, &mut blocks);
+        for (first, nonce) in blocks.iter().zip(nonces) {
+            assert_eq!(*first, block(&key, nonce, 0));
         }
     }
 

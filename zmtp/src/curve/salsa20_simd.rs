@@ -54,7 +54,7 @@ macro_rules! keystream_with {
 }
 
 /// Block 0 of the keystream for each of 8 nonces, XORed into `out` (8 blocks of 64 bytes).
-pub fn xor_first_blocks(key: &Key, nonces: &[[u32; 2]; 8], out: &mut [u8; 512]) {
+pub fn xor_first_blocks(key: &Key, nonces: &[[u32; 2]; 8], out: &mut [u8]) {
     let lanes = |word: usize| -> [i32; 8] { std::array::from_fn(|j| nonces[j][word] as i32) };
     let varying = [lanes(0), lanes(1), [0; 8], [0; 8]];
     if std::is_x86_feature_detected!("avx2") {
