@@ -249,3 +249,53 @@ fn permissions_limit_what_each_key_may_call_and_serve() {
     rogue_worker.kill();
     good_worker.kill();
 }
+
+/// `ezarch broker` as a CURVE client: the three pipes are libzmq CURVE servers (zmq.proxy in
+/// pyzmq), the broker reaches them with `CURVE_SERVER_KEY` and a key of its own, and a pyzmq
+/// CURVE worker and client are served through it. A second broker on the same pipes holding
+/// the wrong server key never completes a handshake, says so in its log, and is routed nothing.
+#[test]
+fn ezarch_broker_is_a_curve_client_of_libzmq_pipes() {
+    let [pipes, broker, worker, client, stranger] = [(); 5].map(|_| KeyPair::generate());
+    let server_key = format!("CURVE_SERVER_KEY={}", z(pipes.public()));
+    let broker_secret = format!("CURVE_SECRET_KEY={}", z(&broker.secret_bytes()));
+    let s = Settings::new(&[&server_key, &broker_secret]);
+    let e = |name: &str| s.endpoint(name);
+    let (in_a, worker_a, secret) = (e("IN_PIPE_PORT_A"), e("WORKER_PIPE_PORT_A"), z(&pipes.secret_bytes()));
+    let mut pipe_process = spawn_script(
+        "curve.py",
+        &[
+            "curve_pipes",
+            &in_a,
+            &e("IN_PIPE_PORT_B"),
+            &worker_a,
+            &e("WORKER_PIPE_PORT_B"),
+            &e("BROKER_PIPE_PORT_A"),
+            &e("BROKER_BROADCAST_PORT"),
+            &secret,
+            "90",
+        ],
+    );
+    let peer = |role: &str, endpoint: &str, keys: &KeyPair, rest: &[&str]| {
+        let (server, public, secret) = (z(pipes.public()), z(keys.public()), z(&keys.secret_bytes()));
+        let mut args = vec![role, endpoint, &server, &public, &secret];
+        args.extend_from_slice(rest);
+        spawn_script("curve.py", &args)
+    };
+    let wrong_key = format!("CURVE_SERVER_KEY={}", z(stranger.public()));
+    let wrong_broker = interop::Logged::spawn(&mut s.ezarch(&["broker", "--set", &wrong_key]));
+    let good_broker = s.start(&["broker"]);
+    good_broker.wait_log("connections: CURVE to the pipes", 1, LOG_WAIT);
+    // The pipes close on a HELLO they cannot open; the broker tells the operator why.
+    wrong_broker.wait_log("check that CURVE_SERVER_KEY is that server's public key", 1, LOG_WAIT);
+    let mut w = peer("ez_worker", &worker_a, &worker, &["svc", "60"]);
+    good_broker.wait_log("joined service svc", 1, LOG_WAIT);
+    let mut c = peer("ez_client", &in_a, &client, &["svc", "20"]);
+    wait(&mut [&mut c], Duration::from_secs(60));
+    c.ok_line();
+    let (_, wrong_log) = wrong_broker.stop();
+    assert!(!wrong_log.contains("joined service svc"), "the wrong server key was served: {wrong_log}");
+    good_broker.stop();
+    w.kill();
+    pipe_process.kill();
+}

@@ -188,6 +188,7 @@ impl Reactor {
         let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
         let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck)).and_then(|c| {
             c.backoff.reset();
+            c.curve_failures = 0;
             c.pipe
         });
         let attach = match persistent {
@@ -256,7 +257,21 @@ impl Reactor {
         } else {
             log::debug!("connection {addr} closed: {reason}");
         }
-        let connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
+        let mut connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
+        let curve_client = matches!(entry.options.curve, Some(zmtp::curve::Curve::Client { .. }));
+        let unfinished = curve_client && !conn.session.is_ready() && !reason.is_failure();
+        if let Some((_, c)) = connector.as_mut().filter(|_| unfinished) {
+            // A CURVE server that cannot open our HELLO or vouch (libzmq) just closes: say so,
+            // at the 1st, 2nd, 4th, 8th... failure in a row.
+            c.curve_failures += 1;
+            if c.curve_failures.is_power_of_two() {
+                log::warn!(
+                    "CURVE handshake with {addr} failed {} time(s) in a row ({reason}): check that \
+                     CURVE_SERVER_KEY is that server's public key and that it allows this key",
+                    c.curve_failures
+                );
+            }
+        }
         if let Some(pipe) = conn.pipe {
             let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
             let keep = connector.as_ref().is_some_and(|(_, c)| c.pipe == Some(pipe));

@@ -170,6 +170,8 @@ struct Connector {
     conn: Option<usize>,
     /// DEALER: the pipe that outlives connections so queued messages survive a reconnect.
     pipe: Option<PipeKey>,
+    /// Connections in a row the server closed before our CURVE handshake completed.
+    curve_failures: u32,
 }
 
 pub struct Reactor {
@@ -346,7 +348,14 @@ impl Reactor {
         if let Some(pipe) = pipe {
             entry.transports.insert(pipe, Transport::Waiting);
         }
-        let key = self.connectors.insert(Connector { socket: id.0, addr, backoff, conn: None, pipe });
+        let key = self.connectors.insert(Connector {
+            socket: id.0,
+            addr,
+            backoff,
+            conn: None,
+            pipe,
+            curve_failures: 0,
+        });
         self.sockets[id.0].connectors.push(key);
         self.start_connect(key, Instant::now());
         Ok(())

@@ -4,6 +4,7 @@ Z85. Each prints `OK ...` and exits 0, or raises (exit 1). Every wait has a dead
 """
 import os
 import sys
+import threading
 import time
 
 import zmq
@@ -62,6 +63,30 @@ def router_echo(ctx, endpoint, secret, count):
         s.send_multipart(s.recv_multipart())
     print("OK router_echo %s" % count)
 
+
+
+def curve_pipes(ctx, in_a, in_b, worker_a, worker_b, state, broadcast, secret, seconds):
+    """EZ Arch's three pipes as libzmq CURVE servers (any client key): zmq.proxy from each
+    ROUTER to its DEALER (in and worker pipes) or PUB (broker pipe), for `seconds`."""
+    def pipe(front_type, front_ep, back_type, back_ep):
+        front, back = ctx.socket(front_type), ctx.socket(back_type)
+        for s in (front, back):
+            s.curve_server = True
+            s.curve_secretkey = secret.encode()
+        front.bind(front_ep)
+        back.bind(back_ep)
+        try:
+            zmq.proxy(front, back)
+        except zmq.ContextTerminated:
+            pass
+
+    for spec in ((zmq.ROUTER, in_a, zmq.DEALER, in_b), (zmq.ROUTER, worker_a, zmq.DEALER, worker_b),
+                 (zmq.ROUTER, state, zmq.PUB, broadcast)):
+        threading.Thread(target=pipe, args=spec, daemon=True).start()
+    time.sleep(float(seconds))
+    print("OK curve_pipes")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def ez_worker(ctx, endpoint, server_public, public, secret, service, seconds):
