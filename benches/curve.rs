@@ -18,7 +18,8 @@ fn channels() -> (Channel, Channel) {
     let step = |s: Result<Step, zmtp::Error>| s.expect("a handshake between two good peers");
     let Step::Send(welcome) = step(server.on_command(&hello, &ours)) else { panic!("no WELCOME") };
     let Step::Send(initiate) = step(client.on_command(&welcome, &ours)) else { panic!("no INITIATE") };
-    let Step::Done { reply: Some(ready), established: server_side } = step(server.on_command(&initiate, &ours))
+    let Step::Done { reply: Some(ready), established: server_side } =
+        step(server.on_command(&initiate, &ours))
     else {
         panic!("no READY")
     };
