@@ -120,7 +120,8 @@ def ez_client(ctx, endpoint, server_public, public, secret, service, count, mark
 
 
 def ez_client_until_closed(ctx, endpoint, server_public, public, secret, service, flag_path):
-    """Requests every 50 ms; after `flag_path` exists (the key was revoked), expects the
+    """Requests every 50 ms; writes `flag_path`.answered after the first answer (the test
+    revokes the key only then); after `flag_path` exists (the key was revoked), expects the
     requests to go unanswered: the node closed this connection."""
     s = curve_dealer(ctx, endpoint, server_public, public, secret)
     answered, i = 0, 0
@@ -132,6 +133,8 @@ def ez_client_until_closed(ctx, endpoint, server_public, public, secret, service
         if got:
             s.recv_multipart()
             answered += 1
+            if answered == 1:
+                open(flag_path + ".answered", "w").close()
         elif os.path.exists(flag_path) and answered:
             print("OK revoked after %d answers" % answered)
             return
