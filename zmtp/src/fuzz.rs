@@ -187,6 +187,13 @@ pub fn curve_box(data: &[u8], reference_seal: impl Fn(&[u8; 32], &[u8; 24], &[u8
     counter_bytes.copy_from_slice(&nonce[16..]);
     let mut by_counter = vec![0u8; TAG];
     by_counter.extend_from_slice(plain);
-    CounterBox::new(&ours, &prefix).seal_in_place(u64::from_be_bytes(counter_bytes), &mut by_counter);
+    let mut boxes = CounterBox::new(&ours, &prefix);
+    let counter = u64::from_be_bytes(counter_bytes);
+    boxes.seal_in_place(counter, &mut by_counter);
     assert!(by_counter == expected, "the MESSAGE path differs from the reference");
+    let mut text = expected[TAG..].to_vec();
+    assert!(boxes.open_in_place(counter, &expected[..TAG], &mut text), "the MESSAGE path does not open it");
+    assert!(text == plain, "the MESSAGE path opened something else");
+    let mut text = forged[TAG..].to_vec();
+    assert!(!boxes.open_in_place(counter, &forged[..TAG], &mut text), "the MESSAGE path opened a forgery");
 }

@@ -1,8 +1,8 @@
 //! `zmtp`: ZeroMQ's wire protocol (ZMTP 3.1, RFC 23 and RFC 37) as a pure state machine over bytes.
 //!
-//! No sockets, no clock, and no `unsafe` outside one module: the SIMD Salsa20 keystream behind
-//! the `curve` feature (`curve/salsa20_simd.rs`), which needs it for CPU feature dispatch and
-//! vector loads and stores. A connection passes through these stages:
+//! No sockets, no clock, and no `unsafe` outside two modules behind the `curve` feature: the
+//! SIMD Salsa20 keystream and Poly1305 (`curve/salsa20_simd.rs`, `curve/poly1305_simd.rs`),
+//! which need it for CPU feature dispatch and vector loads and stores. A connection passes through these stages:
 //!
 //! 1. **Greeting** (`greeting`): both sides send 64 bytes at once; we advertise 3.1 and NULL and
 //!    accept any major >= 3.

@@ -21,7 +21,9 @@ pub const MORE: u8 = 0x01;
 pub const COMMAND: u8 = 0x02;
 
 /// Frames up to this size are written into a shared chunk of `ARENA` bytes rather than an
-/// allocation of their own, as the read buffer shares one allocation among many frames.
+/// allocation of their own, as the read buffer shares one allocation among many frames. The
+/// same trade-off as there: a frame that is kept keeps its whole chunk alive (at most 16 KiB
+/// per kept small frame), while the memory budget counts the frame's own bytes.
 const SMALL: usize = 2 << 10;
 const ARENA: usize = 16 << 10;
 

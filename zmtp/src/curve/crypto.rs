@@ -73,9 +73,15 @@ impl SecretKey {
         MontgomeryPoint::mul_base_clamped(*self.0).to_bytes()
     }
 
-    /// The key two parties share: X25519, then HSalsa20 (NaCl's `crypto_box_beforenm`).
+    /// The key two parties share: X25519, then HSalsa20 (NaCl's `crypto_box_beforenm`). A
+    /// low-order public key makes the X25519 result all zeros, a key anyone can compute;
+    /// libsodium refuses such keys, and here the box gets a random key instead, so nothing
+    /// sealed for it opens and the handshake fails on its first box.
     fn shared_key(&self, their_public: &[u8; 32]) -> Zeroizing<[u8; 32]> {
         let point = Zeroizing::new(MontgomeryPoint(*their_public).mul_clamped(*self.0).to_bytes());
+        if point.iter().all(|&b| b == 0) {
+            return Zeroizing::new(random_key());
+        }
         Zeroizing::new(salsa20::hsalsa20(&point, &[0u8; 16]))
     }
 }
@@ -112,7 +118,8 @@ impl NaclBox {
     fn subkey(&self, head: &[u8]) -> Zeroizing<salsa20::Key> {
         let mut input = [0u8; 16];
         input.copy_from_slice(&head[..16]);
-        Zeroizing::new(salsa20::key_words(&salsa20::hsalsa20(&self.key, &input)))
+        let bytes = Zeroizing::new(salsa20::hsalsa20(&self.key, &input));
+        Zeroizing::new(salsa20::key_words(&bytes))
     }
 
     /// Runs `f` over the XSalsa20 stream for `nonce`.
@@ -161,8 +168,9 @@ impl Stream<'_> {
     }
 
     fn tag(&self, text: &[u8]) -> [u8; 16] {
-        let (key, _) = self.first.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
-        poly1305::tag(key, text)
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&self.first[..32]);
+        poly1305::tag(&key, text)
     }
 
     /// `boxed` is TAG bytes (any) then the plaintext: encrypts the plaintext in place and
@@ -350,6 +358,21 @@ mod tests {
             let next = counter.wrapping_add(1);
             assert_eq!(open_by_counter(&mut counter_box, next, &sealed), None, "counter {counter} + 1");
         }
+    }
+
+    #[test]
+    fn a_low_order_public_key_gives_a_box_nobody_can_open() {
+        // The all-zero point: X25519 with it is all zeros whatever the secret.
+        let ours = SecretKey::from_bytes(random_key());
+        let (a, b) = (NaclBox::new(&[0; 32], &ours), NaclBox::new(&[0; 32], &ours));
+        let zero_key = NaclBox::with_key(&salsa20::hsalsa20(&[0; 32], &[0; 16]));
+        let nonce = short_nonce(b"CurveZMQHELLO---", 1);
+        let mut forged = Vec::new();
+        zero_key.seal_into(&nonce, b"anyone could seal this", &mut forged);
+        assert_eq!(a.open(&nonce, &forged), None, "a box under the all-zero key opened");
+        let mut sealed = Vec::new();
+        a.seal_into(&nonce, b"x", &mut sealed);
+        assert_eq!(b.open(&nonce, &sealed), None, "two such boxes share a key");
     }
 
     #[test]

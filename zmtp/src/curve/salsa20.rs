@@ -7,6 +7,8 @@
 //! (`salsa20_simd`), which is what libsodium, and so libzmq, does. The tests check every path
 //! byte for byte against the `salsa20` crate.
 
+use zeroize::Zeroize;
+
 /// "expand 32-byte k", the four constant words of the Salsa20 state.
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
@@ -69,20 +71,23 @@ fn rounds(x: &mut [u32; 16]) {
 
 /// One 64-byte keystream block.
 pub fn block(key: &Key, nonce: [u32; 2], counter: u64) -> [u8; 64] {
-    let input = initial_state(key, nonce, counter);
+    let mut input = initial_state(key, nonce, counter);
     let mut x = input;
     rounds(&mut x);
     let mut out = [0u8; 64];
     for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
         chunk.copy_from_slice(&x[i].wrapping_add(input[i]).to_le_bytes());
     }
+    // Both hold the key (the rounds can be undone).
+    input.zeroize();
+    x.zeroize();
     out
 }
 
 /// HSalsa20: a 256-bit key derived from `key` and 16 bytes of input (XSalsa20's first step,
 /// and NaCl's `crypto_box_beforenm` over the X25519 shared secret).
 pub fn hsalsa20(key: &[u8; 32], input: &[u8; 16]) -> [u8; 32] {
-    let words = key_words(key);
+    let mut words = key_words(key);
     let nonce = [le_word(&input[0..]), le_word(&input[4..])];
     let counter = u64::from(le_word(&input[8..])) | u64::from(le_word(&input[12..])) << 32;
     let mut x = initial_state(&words, nonce, counter);
@@ -91,6 +96,9 @@ pub fn hsalsa20(key: &[u8; 32], input: &[u8; 16]) -> [u8; 32] {
     for (chunk, i) in out.chunks_exact_mut(4).zip([0, 5, 10, 15, 6, 7, 8, 9]) {
         chunk.copy_from_slice(&x[i].to_le_bytes());
     }
+    // Both hold the key (the rounds can be undone), here often the X25519 shared secret.
+    words.zeroize();
+    x.zeroize();
     out
 }
 
