@@ -10,7 +10,7 @@ use ezarch::reactor::Reactor;
 use ezarch::socket::{SocketOptions, SocketType};
 use ezarch::zmtp::curve::{Authorizer, Curve, KeyPair};
 use ezarch::zmtp::z85;
-use interop::{bound, drive, echo, free_endpoint, spawn_script};
+use interop::{bound, drive, echo, free_endpoint, receive_while_peer_runs, spawn_script};
 
 fn z(key: &[u8; 32]) -> String {
     z85::encode(key).unwrap()
@@ -67,20 +67,7 @@ fn ezarch_as_a_curve_client_of_a_pyzmq_router() {
     for (i, &size) in sizes.iter().enumerate() {
         reactor.send(dealer, vec![Bytes::from(format!("m{i}")), Bytes::from(vec![i as u8; size])]).unwrap();
     }
-    let mut got = Vec::new();
-    drive(&mut reactor, &mut [&mut peer], Duration::from_secs(60), |r| {
-        while let Some(message) = r.recv(dealer) {
-            got.push(message);
-        }
-    });
-    reactor
-        .run_until(Duration::from_secs(10), |r| {
-            while let Some(message) = r.recv(dealer) {
-                got.push(message);
-            }
-            got.len() == sizes.len()
-        })
-        .unwrap();
+    let got = receive_while_peer_runs(&mut reactor, dealer, &mut peer, sizes.len(), Duration::from_secs(10));
     peer.ok_line();
     let lens: Vec<usize> = got.iter().map(|m| m[1].len()).collect();
     assert_eq!(lens, sizes);

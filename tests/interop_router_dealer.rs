@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ezarch::reactor::Reactor;
 use ezarch::socket::{SocketOptions, SocketType};
-use interop::{bound, drive, echo, free_endpoint, spawn};
+use interop::{bound, drive, echo, free_endpoint, receive_while_peer_runs, spawn};
 
 #[test]
 fn router_echoes_for_pyzmq_dealers_with_and_without_identity() {
@@ -48,20 +48,8 @@ fn dealer_connects_to_a_pyzmq_router_and_gets_echoes() {
         reactor.send(dealer, vec![Bytes::from(format!("part-{i}")), body]).unwrap();
     }
     reactor.send(dealer, vec![Bytes::from_static(b"STOP")]).unwrap();
-    let mut got = Vec::new();
-    drive(&mut reactor, &mut [&mut peer], Duration::from_secs(60), |r| {
-        while let Some(message) = r.recv(dealer) {
-            got.push(message);
-        }
-    });
-    reactor
-        .run_until(Duration::from_secs(5), |r| {
-            while let Some(message) = r.recv(dealer) {
-                got.push(message);
-            }
-            got.len() == sizes.len() + 1
-        })
-        .unwrap();
+    let got =
+        receive_while_peer_runs(&mut reactor, dealer, &mut peer, sizes.len() + 1, Duration::from_secs(5));
     peer.ok_line();
     assert_eq!(got.len(), sizes.len() + 1);
     for (i, &size) in sizes.iter().enumerate() {

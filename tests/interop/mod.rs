@@ -170,6 +170,32 @@ pub fn drive(
     }
 }
 
+/// Drives the reactor while `peer` runs, then until `count` messages in all have arrived on
+/// `socket` (within `settle`); returns them in order.
+pub fn receive_while_peer_runs(
+    reactor: &mut Reactor,
+    socket: SocketId,
+    peer: &mut Peer,
+    count: usize,
+    settle: Duration,
+) -> Vec<Vec<bytes::Bytes>> {
+    let mut got = Vec::new();
+    drive(reactor, &mut [peer], Duration::from_secs(60), |r| {
+        while let Some(message) = r.recv(socket) {
+            got.push(message);
+        }
+    });
+    reactor
+        .run_until(settle, |r| {
+            while let Some(message) = r.recv(socket) {
+                got.push(message);
+            }
+            got.len() == count
+        })
+        .unwrap();
+    got
+}
+
 /// Polls the reactor for `time`, calling `each` after every turn.
 pub fn spin(reactor: &mut Reactor, time: Duration, mut each: impl FnMut(&mut Reactor)) {
     let deadline = Instant::now() + time;

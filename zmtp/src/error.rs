@@ -84,6 +84,8 @@ pub enum CurveError {
     NotAMessage,
     /// MESSAGE flags with reserved bits set.
     BadFlags { flags: u8 },
+    /// The operating system's random source failed, so no transient key or nonce could be made.
+    NoRandomness,
 }
 
 /// Why a session ended. Each is fatal for the one connection only.
@@ -251,6 +253,7 @@ impl fmt::Display for CurveError {
             }
             Self::NotAMessage => f.write_str("a frame other than MESSAGE after the handshake"),
             Self::BadFlags { flags } => write!(f, "MESSAGE flags {flags:#04x} have reserved bits set"),
+            Self::NoRandomness => f.write_str("the operating system's random source failed"),
         }
     }
 }

@@ -52,35 +52,34 @@ impl Channel {
         Self { send, recv, arena: BytesMut::new(), next_send, last_recv }
     }
 
-    /// An empty buffer with room for `len` bytes, to write a frame into and then `split()`
-    /// off: the arena for small frames (a new one when this one is used up), else a buffer of
-    /// its own in `large`.
-    fn buffer<'a>(&'a mut self, len: usize, large: &'a mut BytesMut) -> &'a mut BytesMut {
+    /// A frame of at most `len` bytes, written by `write`: into the arena for small frames (a
+    /// new arena when this one is used up), into a buffer of its own for large ones.
+    fn write_frame(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) -> BytesMut {
         if len > SMALL {
-            *large = BytesMut::with_capacity(len);
-            return large;
+            let mut own = BytesMut::with_capacity(len);
+            write(&mut own);
+            return own;
         }
         if self.arena.capacity() < len {
             self.arena = BytesMut::with_capacity(ARENA);
         }
-        &mut self.arena
+        write(&mut self.arena);
+        self.arena.split()
     }
 
     /// One frame (`payload_flags`: `MORE`, `COMMAND`) as a whole ZMTP frame carrying its
     /// MESSAGE, header included, ready to write.
     pub fn seal(&mut self, payload_flags: u8, body: &[u8]) -> Bytes {
         let command_len = OVERHEAD + body.len();
-        let (counter, mut large) = (self.next_send, BytesMut::new());
-        let mut sealed = {
-            let out = self.buffer(command_len + crate::frame::MAX_HEADER_LEN, &mut large);
+        let counter = self.next_send;
+        let mut sealed = self.write_frame(command_len + crate::frame::MAX_HEADER_LEN, |out| {
             encode_header(out, 0, command_len);
             out.put_slice(NAME);
             out.put_u64(counter);
             out.put_bytes(0, TAG);
             out.put_u8(payload_flags);
             out.put_slice(body);
-            out.split()
-        };
+        });
         let boxed_at = sealed.len() - body.len() - 1 - TAG;
         self.send.seal_in_place(counter, &mut sealed[boxed_at..]);
         self.next_send += 1;
@@ -99,10 +98,7 @@ impl Channel {
             return Err(CurveError::NonceNotIncreasing { got: nonce, last: self.last_recv });
         }
         let (tag, text) = command[NAME.len() + 8..].split_at(TAG);
-        let mut large = BytesMut::new();
-        let buffer = self.buffer(text.len(), &mut large);
-        buffer.extend_from_slice(text);
-        let mut plain = buffer.split();
+        let mut plain = self.write_frame(text.len(), |out| out.extend_from_slice(text));
         if !self.recv.open_in_place(nonce, tag, &mut plain) {
             return Err(CurveError::BadBox { command: "MESSAGE" });
         }

@@ -12,6 +12,7 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 use zeroize::Zeroizing;
 
 use super::{poly1305, salsa20};
+use crate::error::CurveError;
 
 /// Bytes a box adds to what it holds.
 pub const TAG: usize = 16;
@@ -33,25 +34,19 @@ pub fn long_nonce(prefix: &[u8; 8], long: &[u8]) -> [u8; 24] {
 }
 
 /// `N` bytes from the operating system's random source.
-///
-/// # Panics
-/// When the OS has no random source to give: without one no key can be made, and there is no
-/// safe way on.
-fn random<const N: usize>() -> [u8; N] {
+fn random<const N: usize>() -> Result<[u8; N], CurveError> {
     let mut bytes = [0u8; N];
-    if let Err(e) = getrandom::getrandom(&mut bytes) {
-        panic!("the operating system's random source failed: {e}");
-    }
-    bytes
+    getrandom::getrandom(&mut bytes).map_err(|_| CurveError::NoRandomness)?;
+    Ok(bytes)
 }
 
 /// 16 random bytes, for a long nonce.
-pub fn random_long() -> [u8; 16] {
+pub fn random_long() -> Result<[u8; 16], CurveError> {
     random()
 }
 
 /// 32 random bytes (a secret key, the cookie key).
-pub fn random_key() -> [u8; 32] {
+pub fn random_key() -> Result<[u8; 32], CurveError> {
     random()
 }
 
@@ -75,12 +70,14 @@ impl SecretKey {
 
     /// The key two parties share: X25519, then HSalsa20 (NaCl's `crypto_box_beforenm`). A
     /// low-order public key makes the X25519 result all zeros, a key anyone can compute;
-    /// libsodium refuses such keys, and here the box gets a random key instead, so nothing
-    /// sealed for it opens and the handshake fails on its first box.
+    /// libsodium refuses such keys, and here the box gets a random key instead (or, should the
+    /// random source fail, one derived from our secret), so nothing sealed for it opens and the
+    /// handshake fails on its first box.
     fn shared_key(&self, their_public: &[u8; 32]) -> Zeroizing<[u8; 32]> {
         let point = Zeroizing::new(MontgomeryPoint(*their_public).mul_clamped(*self.0).to_bytes());
         if point.iter().all(|&b| b == 0) {
-            return Zeroizing::new(random_key());
+            let key = random_key().unwrap_or_else(|_| salsa20::hsalsa20(&self.0, b"low-order peer!!"));
+            return Zeroizing::new(key);
         }
         Zeroizing::new(salsa20::hsalsa20(&point, &[0u8; 16]))
     }
@@ -251,6 +248,17 @@ fn equal_in_constant_time(a: &[u8; 16], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The tests' randomness: the OS source, which does not fail here.
+    fn random<const N: usize>() -> [u8; N] {
+        super::random().unwrap()
+    }
+    fn random_key() -> [u8; 32] {
+        random()
+    }
+    fn random_long() -> [u8; 16] {
+        random()
+    }
     use crypto_box::aead::generic_array::GenericArray;
     use crypto_box::aead::{Aead, KeyInit};
 

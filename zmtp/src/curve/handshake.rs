@@ -154,7 +154,7 @@ impl ClientHandshake {
         let server_transient = to_key(&plain[..32]);
         let cookie = &plain[32..32 + COOKIE_LEN];
         // The vouch: Box[C' + S](C->S'), proving we hold C's secret key.
-        let vouch_long = random_long();
+        let vouch_long = random_long()?;
         let mut vouch = vouch_long.to_vec();
         let mut vouched = self.transient.public().to_vec();
         vouched.extend_from_slice(&self.server);
@@ -252,10 +252,10 @@ impl ServerHandshake {
         if plain.iter().any(|&b| b != 0) {
             return Err(malformed("HELLO signature"));
         }
-        let transient = KeyPair::generate();
-        let cookie_key = random_key();
+        let transient = KeyPair::try_generate()?;
+        let cookie_key = random_key()?;
         // cookie = long nonce + Box[C' + s'](K)
-        let cookie_long = random_long();
+        let cookie_long = random_long()?;
         let mut cookie_plain = client_transient.to_vec();
         cookie_plain.extend_from_slice(&transient.secret_bytes());
         let mut cookie = cookie_long.to_vec();
@@ -263,7 +263,7 @@ impl ServerHandshake {
         CookieBox::with_key(&cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
         let mut welcome_plain = transient.public().to_vec();
         welcome_plain.extend_from_slice(&cookie);
-        let welcome_long = random_long();
+        let welcome_long = random_long()?;
         let mut welcome = WELCOME.to_vec();
         welcome.extend_from_slice(&welcome_long);
         boxer.seal_into(&long_nonce(b"WELCOME-", &welcome_long), &welcome_plain, &mut welcome);

@@ -43,8 +43,20 @@ impl std::fmt::Debug for KeyPair {
 
 impl KeyPair {
     /// A new random key pair.
+    ///
+    /// # Panics
+    /// When the operating system's random source fails (at start-up or when connecting; what a
+    /// peer's bytes lead to uses `try_generate`).
     pub fn generate() -> Self {
-        Self::from_secret(crypto::random_key())
+        match Self::try_generate() {
+            Ok(keys) => keys,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A new random key pair, or `NoRandomness`.
+    pub fn try_generate() -> Result<Self, crate::error::CurveError> {
+        Ok(Self::from_secret(crypto::random_key()?))
     }
 
     /// The key pair of a 32-byte secret key.
