@@ -2,6 +2,9 @@
 //! pyzmq process, which runs libzmq's C loop), both driven by the same load generator in one run,
 //! next to a direct echo that shows the load generator is not the bottleneck.
 //!
+//! A fourth contender, **raw TCP relay** (`support/tcp_relay.rs`, this bench's binary re-run as
+//! `--tcp-relay`), copies bytes between the two sides without reading them: the limit.
+//!
 //! Topology: client DEALER -> forwarder ROUTER (front) -> forwarder DEALER (back) -> echo DEALER,
 //! and back the same way. The client and the echo share this process's reactor; each contender
 //! is its own process. For 16 B, 256 B, 64 KiB and 1 MiB: forwarded msg/s and MiB/s with a window
@@ -16,6 +19,8 @@
 
 #[path = "../tests/interop/mod.rs"]
 mod interop;
+#[path = "support/tcp_relay.rs"]
+mod tcp_relay;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -56,24 +61,31 @@ const LATENCY_SAMPLES: usize = 3000;
 #[derive(Clone, Copy, PartialEq)]
 enum Contender {
     Direct,
+    Relay,
     Ezarch,
     Libzmq,
+    /// `ezarch pipe` of another build (`EZARCH_BENCH_BASELINE`), for before/after in one run.
+    Baseline,
 }
 
 impl Contender {
     fn short(self) -> &'static str {
         match self {
             Contender::Direct => "direct",
+            Contender::Relay => "relay",
             Contender::Ezarch => "ezarch",
             Contender::Libzmq => "libzmq",
+            Contender::Baseline => "before",
         }
     }
 
     fn name(self) -> &'static str {
         match self {
             Contender::Direct => "direct echo (no forwarder)",
+            Contender::Relay => "raw TCP relay",
             Contender::Ezarch => "ezarch pipe",
             Contender::Libzmq => "libzmq zmq.proxy",
+            Contender::Baseline => "ezarch pipe (before)",
         }
     }
 }
@@ -81,6 +93,9 @@ impl Contender {
 #[derive(Clone, Copy, Default)]
 struct Figures {
     msgs_per_sec: f64,
+    /// CPU time of the forwarder process (all its threads) per round trip, while measuring
+    /// msg/s.
+    cpu_us: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -95,14 +110,25 @@ fn start(contender: Contender) -> (Option<Child>, String, String) {
     let back = format!("tcp://127.0.0.1:{}", free_port());
     let child = match contender {
         Contender::Direct => None,
-        Contender::Ezarch => Some(
-            // EZARCH_BENCH_BIN: another build of ezarch, to compare two versions side by side.
-            Command::new(std::env::var("EZARCH_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ezarch").into()))
-                .args(["--log-level", "warn", "pipe", "--front", &front, "--back", &back])
-                .env("CURVE_SECRET_KEY", z85_secret())
+        Contender::Relay => Some(
+            Command::new(std::env::current_exe().expect("this bench's own path"))
+                .args(["--tcp-relay", &front, &back])
                 .stdin(Stdio::null())
                 .spawn()
-                .expect("start ezarch pipe"),
+                .expect("start the TCP relay"),
+        ),
+        Contender::Ezarch | Contender::Baseline => Some(
+            // EZARCH_BENCH_BIN: another build of ezarch instead of this one; EZARCH_BENCH_BASELINE:
+            // a second build run beside it.
+            Command::new(match contender {
+                Contender::Baseline => std::env::var("EZARCH_BENCH_BASELINE").unwrap_or_default(),
+                _ => std::env::var("EZARCH_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_ezarch").into()),
+            })
+            .args(["--log-level", "warn", "pipe", "--front", &front, "--back", &back])
+            .env("CURVE_SECRET_KEY", z85_secret())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ezarch pipe"),
         ),
         Contender::Libzmq => Some(
             Command::new(interop::python())
@@ -176,13 +202,16 @@ impl Load {
         replies
     }
 
-    fn throughput(&mut self, body: &Bytes, window: usize) -> f64 {
+    /// Round trips per second with `window` in flight, and the CPU µs that process `cpu_of`
+    /// spent per round trip meanwhile.
+    fn throughput(&mut self, body: &Bytes, window: usize, cpu_of: Option<u32>) -> (f64, f64) {
         for _ in 0..window {
             self.reactor.send(self.client, vec![body.clone()]).unwrap();
         }
         let warmup_end = Instant::now() + Duration::from_millis(300);
         let mut counted = 0usize;
         let mut start = None;
+        let mut cpu_start = 0.0;
         loop {
             let replies = self.turn();
             for _ in 0..replies {
@@ -190,14 +219,18 @@ impl Load {
             }
             let now = Instant::now();
             match start {
-                None if now >= warmup_end => start = Some(now),
+                None if now >= warmup_end => {
+                    start = Some(now);
+                    cpu_start = cpu_seconds(cpu_of);
+                }
                 None => {}
                 Some(s) => {
                     counted += replies;
                     if now - s >= THROUGHPUT_TIME {
                         let rate = counted as f64 / (now - s).as_secs_f64();
+                        let cpu_us = (cpu_seconds(cpu_of) - cpu_start) * 1e6 / counted.max(1) as f64;
                         self.drain(window);
-                        return rate;
+                        return (rate, cpu_us);
                     }
                 }
             }
@@ -236,6 +269,31 @@ impl Load {
     }
 }
 
+/// User plus system CPU seconds process `pid` has used (all threads), from `/proc/PID/stat`.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) close with ')'; utime and stime are
+    // fields 14 and 15 of the line, in clock ticks.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = clock_ticks_per_second();
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn clock_ticks_per_second() -> f64 {
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf reads a constant of the system and touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
 fn measure(contender: Contender) -> Vec<Figures> {
     let (mut child, front, back) = start(contender);
     let mut load = Load::new(contender, &front, &back);
@@ -247,9 +305,10 @@ fn measure(contender: Contender) -> Vec<Figures> {
                 return Figures::default();
             }
             let body = Bytes::from(vec![0xA5u8; size]);
-            let msgs_per_sec = load.throughput(&body, window);
+            let pid = child.as_ref().map(Child::id);
+            let (msgs_per_sec, cpu_us) = load.throughput(&body, window, pid);
             let (p50_us, p99_us) = load.latency(&body);
-            Figures { msgs_per_sec, p50_us, p99_us }
+            Figures { msgs_per_sec, cpu_us, p50_us, p99_us }
         })
         .collect();
     drop(load);
@@ -266,14 +325,26 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, front, back] = &args[..] {
+        if flag == "--tcp-relay" {
+            if let Err(e) = tcp_relay::run(front, back) {
+                eprintln!("tcp relay: {e}");
+            }
+            return;
+        }
+    }
+    if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and test discovery
     }
     let runs: usize = std::env::var("EZARCH_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let wanted = std::env::var("EZARCH_BENCH_CONTENDERS").unwrap_or_default();
-    let all = [Contender::Direct, Contender::Ezarch, Contender::Libzmq];
+    let mut all = vec![Contender::Direct, Contender::Relay, Contender::Ezarch, Contender::Libzmq];
+    if std::env::var_os("EZARCH_BENCH_BASELINE").is_some() {
+        all.push(Contender::Baseline);
+    }
     let contenders: Vec<Contender> =
-        all.into_iter().filter(|c| wanted.is_empty() || wanted.contains(c.short())).collect();
+        all.into_iter().filter(|c| wanted.is_empty() || wanted.split(',').any(|w| w == c.short())).collect();
     let mut results: Vec<Vec<Vec<Figures>>> = vec![Vec::new(); contenders.len()];
     for run in 0..runs {
         for (i, &contender) in contenders.iter().enumerate() {
@@ -282,41 +353,56 @@ fn main() {
         }
     }
     println!("\nROUTER->DEALER forwarding, medians of {runs} runs (same load generator, one run)\n");
-    println!("| size | contender | msg/s | MiB/s | p50 µs | p99 µs |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| size | contender | msg/s | MiB/s | CPU µs per round trip | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let mut table = vec![vec![Figures::default(); sizes().len()]; contenders.len()];
     for (c, &contender) in contenders.iter().enumerate() {
         for (s, &(size, label, _)) in sizes().iter().enumerate() {
             let pick = |f: fn(&Figures) -> f64| median(results[c].iter().map(|r| f(&r[s])).collect());
             let fig = Figures {
                 msgs_per_sec: pick(|f| f.msgs_per_sec),
+                cpu_us: pick(|f| f.cpu_us),
                 p50_us: pick(|f| f.p50_us),
                 p99_us: pick(|f| f.p99_us),
             };
             table[c][s] = fig;
             let mib = fig.msgs_per_sec * size as f64 / (1 << 20) as f64;
             println!(
-                "| {label} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
+                "| {label} | {} | {:.0} | {mib:.1} | {:.2} | {:.1} | {:.1} |",
                 contender.name(),
                 fig.msgs_per_sec,
-                mib,
+                fig.cpu_us,
                 fig.p50_us,
                 fig.p99_us
             );
         }
     }
-    if contenders.len() < all.len() {
+    print_ratios(&contenders, &table);
+}
+
+/// Every forwarder against the raw relay (msg/s and p50) and ezarch against libzmq.
+fn print_ratios(contenders: &[Contender], table: &[Vec<Figures>]) {
+    let find = |wanted: Contender| contenders.iter().position(|&c| c == wanted);
+    let (Some(relay), Some(ezarch), Some(libzmq)) =
+        (find(Contender::Relay), find(Contender::Ezarch), find(Contender::Libzmq))
+    else {
         return;
-    }
-    println!("\n| size | ezarch / libzmq msg/s | ezarch p50 / libzmq p50 | direct / ezarch msg/s |");
-    println!("|---|---:|---:|---:|");
+    };
+    let baseline = find(Contender::Baseline);
+    println!("\n| size | ezarch / relay msg/s | libzmq / relay | ezarch / libzmq | ezarch / before | CPU per round trip ezarch / libzmq | p50 ezarch / relay | p50 libzmq / relay |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (s, &(_, label, _)) in sizes().iter().enumerate() {
-        let (d, e, l) = (table[0][s], table[1][s], table[2][s]);
+        let (r, e, l) = (table[relay][s], table[ezarch][s], table[libzmq][s]);
+        let before = baseline
+            .map_or("-".to_string(), |b| format!("{:.2}x", e.msgs_per_sec / table[b][s].msgs_per_sec));
         println!(
-            "| {label} | {:.2}x | {:.2} | {:.2}x |",
+            "| {label} | {:.2} | {:.2} | {:.2}x | {before} | {:.2} | {:.2} | {:.2} |",
+            e.msgs_per_sec / r.msgs_per_sec,
+            l.msgs_per_sec / r.msgs_per_sec,
             e.msgs_per_sec / l.msgs_per_sec,
-            e.p50_us / l.p50_us,
-            d.msgs_per_sec / e.msgs_per_sec
+            e.cpu_us / l.cpu_us,
+            e.p50_us / r.p50_us,
+            l.p50_us / r.p50_us,
         );
     }
 }
