@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use zmtp::Session;
 
+use super::read_pool::{ReadPool, LARGE_READ};
 use super::CloseReason;
 use crate::socket::PipeKey;
 
@@ -72,6 +73,8 @@ pub struct Connection {
     /// Bytes written since the reactor last added them to its counters.
     pub written: u64,
     rbuf: BytesMut,
+    /// Size of the allocation `rbuf` is a view of, when it came from the read pool (else 0).
+    rbuf_pooled: usize,
     read_size: usize,
 }
 
@@ -93,6 +96,7 @@ impl Connection {
             metadata_bytes: 0,
             written: 0,
             rbuf: BytesMut::new(),
+            rbuf_pooled: 0,
             read_size: MIN_READ,
         }
     }
@@ -100,9 +104,17 @@ impl Connection {
     /// One read of at most `limit` bytes into the receive buffer, fed to the session. A read
     /// shorter than asked means the socket is drained (TCP), which saves the extra read that
     /// would say WouldBlock.
-    pub fn read_once(&mut self, now: Instant, limit: usize) -> Result<ReadOutcome, CloseReason> {
+    pub fn read_once(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pool: &mut ReadPool,
+    ) -> Result<ReadOutcome, CloseReason> {
         // `needed` is bounded by the session's limits: the header was checked before it counts.
         let want = self.read_size.max(self.session.needed(&self.rbuf)).min(limit).max(1);
+        if want >= LARGE_READ && self.rbuf.capacity() - self.rbuf.len() < want {
+            self.take_pooled(want, pool);
+        }
         let result = loop {
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -114,7 +126,7 @@ impl Connection {
             Ok(n) => {
                 self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
-                self.release_read_buffer();
+                self.release_read_buffer(pool);
                 Ok(ReadOutcome::Progress { read: n, drained: n < want })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
@@ -122,16 +134,28 @@ impl Connection {
         }
     }
 
+    /// Before a large read that the receive buffer has no room for: moves what it holds (the
+    /// start of a frame, at most one read's worth) into a buffer from the pool, which a large
+    /// frame then fills without being copied again, and hands the old view back.
+    fn take_pooled(&mut self, want: usize, pool: &mut ReadPool) {
+        let (mut fresh, size) = pool.take(self.rbuf.len() + want);
+        fresh.extend_from_slice(&self.rbuf);
+        let old = std::mem::replace(&mut self.rbuf, fresh);
+        pool.give(old, std::mem::replace(&mut self.rbuf_pooled, size));
+    }
+
     /// After a read: the receive buffer is a view of an allocation that the frames just decoded
     /// share, possibly a 16 MiB one. With nothing partial left the view is dropped (the frames
-    /// keep the allocation only as long as they live); a partial frame with little room after it
-    /// moves to a small buffer of its own (the next read would reallocate anyway). So what a
-    /// connection keeps between reads is what it counts: `rbuf.capacity()`.
-    fn release_read_buffer(&mut self) {
+    /// keep the allocation only as long as they live), or handed to the pool if it came from
+    /// there; a partial frame with little room after it moves to a small buffer of its own (the
+    /// next read would reallocate anyway). So what a connection keeps between reads is what it
+    /// counts: `rbuf.capacity()`.
+    fn release_read_buffer(&mut self, pool: &mut ReadPool) {
         if self.rbuf.is_empty() {
-            self.rbuf = BytesMut::new();
+            pool.give(std::mem::take(&mut self.rbuf), std::mem::take(&mut self.rbuf_pooled));
         } else if self.rbuf.capacity() < MIN_READ {
-            self.rbuf = BytesMut::from(&self.rbuf[..]);
+            let small = BytesMut::from(&self.rbuf[..]);
+            pool.give(std::mem::replace(&mut self.rbuf, small), std::mem::take(&mut self.rbuf_pooled));
         }
     }
 

@@ -126,7 +126,7 @@ impl Reactor {
                 break;
             };
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-            match conn.read_once(now, limit) {
+            match conn.read_once(now, limit, &mut self.read_pool) {
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Progress { read, drained }) => {
                     self.stats.bytes_read += read as u64;

@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod fd_limit;
 mod lifecycle;
 mod plain;
+pub mod read_pool;
 mod stall;
 mod timers;
 mod transfer;
@@ -44,6 +45,7 @@ use self::connection::Connection;
 pub use self::endpoint::EndpointError;
 use self::plain::PlainStreams;
 pub use self::plain::{PlainId, PlainLimits, PlainStats};
+use self::read_pool::ReadPool;
 use self::timers::Timers;
 use crate::logging::Throttled;
 use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
@@ -212,6 +214,8 @@ pub struct Reactor {
     refusal_log: Throttled,
     /// Plain TCP streams (the HTTP monitor), beside the ZMTP connections.
     plain: PlainStreams,
+    /// Large read buffers kept for the next large frame.
+    read_pool: ReadPool,
 }
 
 impl Reactor {
@@ -251,6 +255,7 @@ impl Reactor {
             budget_log: Throttled::default(),
             refusal_log: Throttled::default(),
             plain: PlainStreams::new(PlainLimits::default()),
+            read_pool: ReadPool::default(),
         })
     }
 
@@ -262,6 +267,11 @@ impl Reactor {
     /// Reactor-wide counters: connections refused, reads paused for the memory budget, bytes.
     pub fn reactor_stats(&self) -> ReactorStats {
         self.stats
+    }
+
+    /// What the pool of large read buffers did: reused, allocated, refused.
+    pub fn read_pool_stats(&self) -> read_pool::ReadPoolStats {
+        self.read_pool.stats
     }
 
     // ---- sockets ----
