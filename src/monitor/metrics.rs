@@ -99,7 +99,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
         ),
     ];
     w.singles("gauge", &gauges);
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "ezarch_connections_refused_total",
             "Connections refused at MAX_CONNECTIONS.",
@@ -122,6 +122,16 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
             "ezarch_memory_evictions_total",
             "Connections closed for holding the most over the budget.",
             r.budget_evictions,
+        ),
+        (
+            "ezarch_read_buffers_reused_total",
+            "Large frames read into a pooled buffer instead of a fresh one.",
+            r.read_pool.reused,
+        ),
+        (
+            "ezarch_read_buffers_refused_total",
+            "Large read buffers freed because the pool was full.",
+            r.read_pool.refused,
         ),
         ("ezarch_messages_received_total", "Messages received by every socket.", m.received),
         ("ezarch_messages_sent_total", "Messages sent by every socket.", m.sent),

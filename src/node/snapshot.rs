@@ -128,6 +128,8 @@ impl Snapshot {
             .number("budget", self.memory_budget as u64)
             .number("pauses", r.budget_pauses)
             .number("evictions", r.budget_evictions)
+            .number("read_buffers_reused", r.read_pool.reused)
+            .number("read_buffers_refused", r.read_pool.refused)
             .end_object();
         json.object("messages")
             .number("received", m.received)

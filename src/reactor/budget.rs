@@ -64,6 +64,8 @@ pub struct ReactorStats {
     /// Bytes read from and written to ZMTP connections.
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// What the pool of large read buffers did (see `read_pool`).
+    pub read_pool: super::read_pool::ReadPoolStats,
 }
 
 impl Reactor {

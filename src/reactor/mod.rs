@@ -264,14 +264,10 @@ impl Reactor {
         self.limits
     }
 
-    /// Reactor-wide counters: connections refused, reads paused for the memory budget, bytes.
+    /// Reactor-wide counters: connections refused, reads paused for the memory budget, bytes, the
+    /// read buffer pool.
     pub fn reactor_stats(&self) -> ReactorStats {
-        self.stats
-    }
-
-    /// What the pool of large read buffers did: reused, allocated, refused.
-    pub fn read_pool_stats(&self) -> read_pool::ReadPoolStats {
-        self.read_pool.stats
+        ReactorStats { read_pool: self.read_pool.stats, ..self.stats }
     }
 
     // ---- sockets ----
