@@ -176,7 +176,17 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.state = State::Header;
-        let body = buf.split_to(len).freeze();
+        let body = match len {
+            // Empty and one-byte frames (delimiters, status codes) need no share of the buffer:
+            // a static slice saves the reference count's two atomic operations per frame.
+            0 => Bytes::new(),
+            1 => {
+                let byte = buf[0];
+                buf.advance(1);
+                one_byte(byte)
+            }
+            _ => buf.split_to(len).freeze(),
+        };
         let frame = Frame { flags, body };
         self.account(&frame);
         Ok(Some(frame))
@@ -263,4 +273,38 @@ impl FrameDecoder {
 /// `Some(declared as usize)` when it is at most `limit`.
 fn within(declared: u64, limit: usize) -> Option<usize> {
     usize::try_from(declared).ok().filter(|&len| len <= limit)
+}
+
+/// A one-byte frame body as a static slice (no allocation, no reference count).
+fn one_byte(byte: u8) -> Bytes {
+    static ALL: [u8; 256] = {
+        let mut all = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            all[i] = i as u8;
+            i += 1;
+        }
+        all
+    };
+    let at = usize::from(byte);
+    Bytes::from_static(&ALL[at..at + 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_one_byte_frames_decode_to_their_bytes_without_sharing_the_buffer() {
+        let mut decoder = FrameDecoder::new(Limits::default());
+        let mut buf = BytesMut::from(&[0x01, 0, 0x01, 1, 0xFF, 0x00, 2, 7, 8, 0x00, 1, 0x00][..]);
+        let bodies: Vec<Bytes> =
+            std::iter::from_fn(|| decoder.decode(&mut buf).unwrap().map(|f| f.body)).collect();
+        assert_eq!(bodies, [&b""[..], &[0xFF], &[7, 8], &[0x00]]);
+        assert!(buf.is_empty());
+        // Only the two-byte frame points into the read buffer.
+        let start = buf.as_ptr() as usize - 12;
+        let inside = |b: &Bytes| (start..start + 12).contains(&(b.as_ptr() as usize));
+        assert_eq!(bodies.iter().map(inside).collect::<Vec<_>>(), [false, false, true, false]);
+    }
 }
