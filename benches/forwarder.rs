@@ -96,6 +96,8 @@ struct Figures {
     /// CPU time of the forwarder process (all its threads) per round trip, while measuring
     /// msg/s.
     cpu_us: f64,
+    /// Page faults of the forwarder process per round trip, meanwhile.
+    faults: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -202,16 +204,16 @@ impl Load {
         replies
     }
 
-    /// Round trips per second with `window` in flight, and the CPU µs that process `cpu_of`
-    /// spent per round trip meanwhile.
-    fn throughput(&mut self, body: &Bytes, window: usize, cpu_of: Option<u32>) -> (f64, f64) {
+    /// Round trips per second with `window` in flight, and the CPU µs and page faults that
+    /// process `cpu_of` spent per round trip meanwhile.
+    fn throughput(&mut self, body: &Bytes, window: usize, cpu_of: Option<u32>) -> (f64, Usage) {
         for _ in 0..window {
             self.reactor.send(self.client, vec![body.clone()]).unwrap();
         }
         let warmup_end = Instant::now() + Duration::from_millis(300);
         let mut counted = 0usize;
         let mut start = None;
-        let mut cpu_start = 0.0;
+        let mut usage_start = Usage::default();
         loop {
             let replies = self.turn();
             for _ in 0..replies {
@@ -221,16 +223,16 @@ impl Load {
             match start {
                 None if now >= warmup_end => {
                     start = Some(now);
-                    cpu_start = cpu_seconds(cpu_of);
+                    usage_start = Usage::of(cpu_of);
                 }
                 None => {}
                 Some(s) => {
                     counted += replies;
                     if now - s >= THROUGHPUT_TIME {
                         let rate = counted as f64 / (now - s).as_secs_f64();
-                        let cpu_us = (cpu_seconds(cpu_of) - cpu_start) * 1e6 / counted.max(1) as f64;
+                        let used = Usage::of(cpu_of).since(usage_start, counted.max(1) as f64);
                         self.drain(window);
-                        return (rate, cpu_us);
+                        return (rate, used);
                     }
                 }
             }
@@ -269,18 +271,31 @@ impl Load {
     }
 }
 
-/// User plus system CPU seconds process `pid` has used (all threads), from `/proc/PID/stat`.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let Some(stat) = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) close with ')'; utime and stime are
-    // fields 14 and 15 of the line, in clock ticks.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = clock_ticks_per_second();
-    (ticks(11) + ticks(12)) / hz
+/// What a process has used so far, from `/proc/PID/stat`: CPU seconds (user and system, all
+/// threads) and minor page faults.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu_s: f64,
+    faults: f64,
+}
+
+impl Usage {
+    fn of(pid: Option<u32>) -> Self {
+        let Some(stat) = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()) else {
+            return Self::default();
+        };
+        // Fields after the command name (which may hold spaces) close with ')'; minflt, utime and
+        // stime are fields 10, 14 and 15 of the line (ticks for the times).
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        Self { cpu_s: (field(11) + field(12)) / clock_ticks_per_second(), faults: field(7) }
+    }
+
+    /// Per unit of `count` since `start`: CPU in µs, faults.
+    fn since(self, start: Usage, count: f64) -> Self {
+        Self { cpu_s: (self.cpu_s - start.cpu_s) * 1e6 / count, faults: (self.faults - start.faults) / count }
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -306,9 +321,9 @@ fn measure(contender: Contender) -> Vec<Figures> {
             }
             let body = Bytes::from(vec![0xA5u8; size]);
             let pid = child.as_ref().map(Child::id);
-            let (msgs_per_sec, cpu_us) = load.throughput(&body, window, pid);
+            let (msgs_per_sec, used) = load.throughput(&body, window, pid);
             let (p50_us, p99_us) = load.latency(&body);
-            Figures { msgs_per_sec, cpu_us, p50_us, p99_us }
+            Figures { msgs_per_sec, cpu_us: used.cpu_s, faults: used.faults, p50_us, p99_us }
         })
         .collect();
     drop(load);
@@ -353,8 +368,8 @@ fn main() {
         }
     }
     println!("\nROUTER->DEALER forwarding, medians of {runs} runs (same load generator, one run)\n");
-    println!("| size | contender | msg/s | MiB/s | CPU µs per round trip | p50 µs | p99 µs |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("| size | contender | msg/s | MiB/s | CPU µs per round trip | page faults per round trip | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut table = vec![vec![Figures::default(); sizes().len()]; contenders.len()];
     for (c, &contender) in contenders.iter().enumerate() {
         for (s, &(size, label, _)) in sizes().iter().enumerate() {
@@ -362,16 +377,18 @@ fn main() {
             let fig = Figures {
                 msgs_per_sec: pick(|f| f.msgs_per_sec),
                 cpu_us: pick(|f| f.cpu_us),
+                faults: pick(|f| f.faults),
                 p50_us: pick(|f| f.p50_us),
                 p99_us: pick(|f| f.p99_us),
             };
             table[c][s] = fig;
             let mib = fig.msgs_per_sec * size as f64 / (1 << 20) as f64;
             println!(
-                "| {label} | {} | {:.0} | {mib:.1} | {:.2} | {:.1} | {:.1} |",
+                "| {label} | {} | {:.0} | {mib:.1} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 contender.name(),
                 fig.msgs_per_sec,
                 fig.cpu_us,
+                fig.faults,
                 fig.p50_us,
                 fig.p99_us
             );

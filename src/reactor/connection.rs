@@ -75,6 +75,11 @@ pub struct Connection {
     rbuf: BytesMut,
     /// Size of the allocation `rbuf` is a view of, when it came from the read pool (else 0).
     rbuf_pooled: usize,
+    /// A frame of at least `LARGE_READ` is being read into `rbuf`.
+    large_frame: bool,
+    /// The last buffer given back held a large frame: the next frame probably is one too, so its
+    /// header is read straight into a pooled buffer (and its body never moves).
+    expect_large: bool,
     read_size: usize,
 }
 
@@ -97,6 +102,8 @@ impl Connection {
             written: 0,
             rbuf: BytesMut::new(),
             rbuf_pooled: 0,
+            large_frame: false,
+            expect_large: false,
             read_size: MIN_READ,
         }
     }
@@ -112,9 +119,7 @@ impl Connection {
     ) -> Result<ReadOutcome, CloseReason> {
         // `needed` is bounded by the session's limits: the header was checked before it counts.
         let want = self.read_size.max(self.session.needed(&self.rbuf)).min(limit).max(1);
-        if want >= LARGE_READ && self.rbuf.capacity() - self.rbuf.len() < want {
-            self.take_pooled(want, pool);
-        }
+        self.choose_buffer(want, pool);
         let result = loop {
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -134,11 +139,27 @@ impl Connection {
         }
     }
 
-    /// Before a large read that the receive buffer has no room for: moves what it holds (the
-    /// start of a frame, at most one read's worth) into a buffer from the pool, which a large
-    /// frame then fills without being copied again, and hands the old view back.
-    fn take_pooled(&mut self, want: usize, pool: &mut ReadPool) {
-        let (mut fresh, size) = pool.take(self.rbuf.len() + want);
+    /// Before a read: a large frame's body goes into a buffer from the pool. If the receive
+    /// buffer has no room for it, what it holds (the start of the frame, at most one read's
+    /// worth) moves to a pooled buffer, which the frame then fills without being copied again.
+    /// After a large frame, the next read starts in a free pooled buffer if there is one.
+    fn choose_buffer(&mut self, want: usize, pool: &mut ReadPool) {
+        if want >= LARGE_READ {
+            self.large_frame = true;
+            if self.rbuf.capacity() - self.rbuf.len() < want {
+                let (fresh, size) = pool.take(self.rbuf.len() + want);
+                self.switch_to(fresh, size, pool);
+            }
+        } else if self.expect_large && self.rbuf.capacity() == 0 {
+            if let Some((fresh, size)) = pool.take_free(want) {
+                self.switch_to(fresh, size, pool);
+            }
+        }
+    }
+
+    /// Reads into `fresh` (a pooled allocation of `size` bytes) from now on; what the old buffer
+    /// held moves along, and the old view goes back to the pool.
+    fn switch_to(&mut self, mut fresh: BytesMut, size: usize, pool: &mut ReadPool) {
         fresh.extend_from_slice(&self.rbuf);
         let old = std::mem::replace(&mut self.rbuf, fresh);
         pool.give(old, std::mem::replace(&mut self.rbuf_pooled, size));
@@ -151,12 +172,15 @@ impl Connection {
     /// next read would reallocate anyway). So what a connection keeps between reads is what it
     /// counts: `rbuf.capacity()`.
     fn release_read_buffer(&mut self, pool: &mut ReadPool) {
-        if self.rbuf.is_empty() {
-            pool.give(std::mem::take(&mut self.rbuf), std::mem::take(&mut self.rbuf_pooled));
+        let kept = if self.rbuf.is_empty() {
+            BytesMut::new()
         } else if self.rbuf.capacity() < MIN_READ {
-            let small = BytesMut::from(&self.rbuf[..]);
-            pool.give(std::mem::replace(&mut self.rbuf, small), std::mem::take(&mut self.rbuf_pooled));
-        }
+            BytesMut::from(&self.rbuf[..])
+        } else {
+            return;
+        };
+        pool.give(std::mem::replace(&mut self.rbuf, kept), std::mem::take(&mut self.rbuf_pooled));
+        self.expect_large = std::mem::take(&mut self.large_frame);
     }
 
     /// Writes queued bytes until done or the socket is full. Returns true when all went out.

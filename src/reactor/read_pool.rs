@@ -13,8 +13,10 @@
 
 use bytes::BytesMut;
 
-/// Reads of at least this many bytes take a pooled buffer.
-pub const LARGE_READ: usize = 128 << 10;
+/// Reads for a frame body of at least this many bytes take a pooled buffer (more than the
+/// largest plain read, so frames up to about 256 KiB keep the allocator's own reuse, which
+/// serves them without page faults).
+pub const LARGE_READ: usize = 512 << 10;
 /// Buffers kept at most.
 pub const MAX_BUFFERS: usize = 8;
 /// Bytes kept at most, all buffers together.
@@ -48,26 +50,48 @@ impl ReadPool {
     /// An empty buffer with room for at least `want` bytes, and the size of its allocation: a
     /// pooled one that nothing else uses any more, or a fresh one.
     pub fn take(&mut self, want: usize) -> (BytesMut, usize) {
-        let free = self.buffers.iter_mut().position(|(buf, size)| *size >= want && buf.try_reclaim(*size));
-        if let Some(i) = free {
-            let (buf, size) = self.buffers.swap_remove(i);
-            self.bytes -= size;
-            self.stats.reused += 1;
-            return (buf, size);
+        if let Some(free) = self.take_free(want) {
+            return free;
         }
         self.stats.allocated += 1;
         let size = want.div_ceil(ROUND).saturating_add(1).saturating_mul(ROUND);
         (BytesMut::with_capacity(size), size)
     }
 
-    /// Keeps `buf` (emptied first), whose allocation is `size` bytes, if there is room.
+    /// A pooled buffer with room for `want` bytes that nothing else uses any more, if any.
+    pub fn take_free(&mut self, want: usize) -> Option<(BytesMut, usize)> {
+        let free = self.buffers.iter_mut().position(|(buf, size)| *size >= want && buf.try_reclaim(*size))?;
+        let (buf, size) = self.buffers.swap_remove(free);
+        self.bytes -= size;
+        self.stats.reused += 1;
+        Some((buf, size))
+    }
+
+    /// Keeps `buf` (emptied first), whose allocation is `size` bytes. When the pool is full, the
+    /// smallest buffer kept makes room for a larger one (so buffers of smaller frames met
+    /// earlier cannot keep out the ones the traffic needs now); otherwise `buf` is refused.
     pub fn give(&mut self, mut buf: BytesMut, size: usize) {
         if size < LARGE_READ {
             return;
         }
-        if size > MAX_BUFFER || self.buffers.len() >= MAX_BUFFERS || self.bytes + size > MAX_BYTES {
+        if size > MAX_BUFFER {
             self.stats.refused += 1;
             return;
+        }
+        while self.buffers.len() >= MAX_BUFFERS || self.bytes + size > MAX_BYTES {
+            let smallest =
+                self.buffers.iter().enumerate().min_by_key(|(_, (_, s))| *s).map(|(i, (_, s))| (i, *s));
+            match smallest {
+                Some((i, kept)) if kept < size => {
+                    self.buffers.swap_remove(i);
+                    self.bytes -= kept;
+                    self.stats.refused += 1;
+                }
+                _ => {
+                    self.stats.refused += 1;
+                    return;
+                }
+            }
         }
         buf.clear();
         self.bytes += size;
@@ -128,5 +152,20 @@ mod tests {
         let (_, bigger) = pool.take(size + 1);
         assert!(bigger > size + 1);
         assert_eq!((pool.stats.reused, pool.buffers.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_larger_buffer_takes_the_place_of_the_smallest_in_a_full_pool() {
+        let mut pool = ReadPool::default();
+        for _ in 0..MAX_BUFFERS {
+            pool.give(BytesMut::with_capacity(LARGE_READ), LARGE_READ);
+        }
+        pool.give(BytesMut::with_capacity(MAX_BUFFER), MAX_BUFFER);
+        assert_eq!(pool.buffers.len(), MAX_BUFFERS);
+        assert_eq!(pool.bytes(), (MAX_BUFFERS - 1) * LARGE_READ + MAX_BUFFER);
+        assert_eq!(pool.stats.refused, 1);
+        let (buf, size) = pool.take(MAX_BUFFER);
+        assert_eq!((size, pool.stats.reused), (MAX_BUFFER, 1));
+        assert!(buf.capacity() >= MAX_BUFFER);
     }
 }
