@@ -121,18 +121,18 @@ impl Connection {
         let want = self.read_size.max(self.session.needed(&self.rbuf)).min(limit).max(1);
         self.choose_buffer(want, pool);
         let result = loop {
-            match read_into_spare(&self.stream, &mut self.rbuf, want) {
+            match read_into_spare(&self.stream, &mut self.rbuf, want, limit) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         match result {
-            Ok(0) => Err(CloseReason::PeerClosed),
-            Ok(n) => {
-                self.adapt_read_size(n == want);
+            Ok((0, _)) => Err(CloseReason::PeerClosed),
+            Ok((n, asked)) => {
+                self.adapt_read_size(n >= want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
                 self.release_read_buffer(pool);
-                Ok(ReadOutcome::Progress { read: n, drained: n < want })
+                Ok(ReadOutcome::Progress { read: n, drained: n < asked })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(CloseReason::Io(e.kind())),
@@ -238,15 +238,23 @@ impl Connection {
     }
 }
 
-/// Reads up to `want` bytes into `buf`'s spare capacity, growing it first, without zeroing that
+/// Reads into `buf`'s spare capacity, grown first to at least `want` bytes, without zeroing that
 /// capacity: zeroing cost a full extra pass over every large frame (a 1 MiB frame is read into
-/// its own fresh buffer). Returns how many bytes were read; they are appended to `buf`.
+/// its own buffer). It asks for all the spare room up to `limit`, not just `want`: a large
+/// frame's buffer has room after it, and a read that comes back short of what it asked for
+/// says the socket is drained (no extra read to hear WouldBlock). Returns how many bytes were
+/// read (appended to `buf`) and how many were asked for.
 #[allow(unsafe_code)]
-fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+fn read_into_spare(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    want: usize,
+    limit: usize,
+) -> io::Result<(usize, usize)> {
     use std::os::fd::AsRawFd;
     buf.reserve(want);
     let spare = buf.spare_capacity_mut();
-    let len = want.min(spare.len());
+    let len = spare.len().min(limit.max(want));
     // SAFETY: `spare` is `buf`'s allocated, unused capacity, valid for writes of `len` bytes;
     // read(2) writes at most `len` bytes there and says how many. No byte is read by us before
     // the kernel wrote it, and no reference to uninitialized memory is created.
@@ -257,5 +265,5 @@ fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::R
     let n = n as usize; // 0 <= n <= len, as read(2) promises
                         // SAFETY: the first `n` bytes of the spare capacity were just written by read(2).
     unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
+    Ok((n, len))
 }
