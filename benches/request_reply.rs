@@ -127,7 +127,20 @@ fn scrape_every_second(port: u16, stop: &std::sync::atomic::AtomicBool) -> usize
     scraped
 }
 
-fn measure_ezarch(binary: &str, scrape: bool) -> Vec<Figures> {
+/// How the ezarch node runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// `ezarch up`: pipes and broker on one reactor in one process.
+    Up,
+    /// `ezarch up` with `/metrics` scraped once a second.
+    Scraped,
+    /// The three pipes and the broker as four processes (four reactors), as the original
+    /// deploys them: what the node would gain from more than one reactor.
+    Split,
+}
+
+fn measure_ezarch(binary: &str, layout: Layout) -> Vec<Figures> {
+    let scrape = layout == Layout::Scraped;
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let monitor_port = free_port();
     let mut flags = vec!["--env".to_string(), "/dev/null".to_string(), "--log-level".into(), "info".into()];
@@ -142,10 +155,27 @@ fn measure_ezarch(binary: &str, scrape: bool) -> Vec<Figures> {
             .args(&flags)
             .args(args)
             .env("GEN2_WORKER_PORT", "0")
-            .env("MONITOR_PORT", monitor_port.to_string());
+            // One monitoring port per node: the broker's (or up's), not the split pipes'.
+            .env("MONITOR_PORT", if args[0] == "pipe" { "0".to_string() } else { monitor_port.to_string() });
         interop::Logged::spawn(&mut command)
     };
-    let up = ezarch(&["up"]);
+    let endpoint = |i: usize| format!("tcp://127.0.0.1:{}", ports[i]);
+    let (up, _pipes) = if layout == Layout::Split {
+        let pipe = |front: usize, back: usize, extra: &[&str]| {
+            let (front, back) = (endpoint(front), endpoint(back));
+            let mut args = vec!["pipe", "--front", front.as_str(), "--back", back.as_str()];
+            args.extend_from_slice(extra);
+            ezarch(&args)
+        };
+        let pipes =
+            vec![pipe(0, 1, &[]), pipe(2, 3, &["--mode", "router-pub"]), pipe(4, 5, &["--reply-affinity"])];
+        for port in &ports {
+            wait_for_port(*port);
+        }
+        (ezarch(&["broker"]), pipes)
+    } else {
+        (ezarch(&["up"]), Vec::new())
+    };
     wait_for_port(ports[0]);
     let workers: Vec<interop::Logged> = (0..WORKERS).map(|_| ezarch(&["worker", "echo"])).collect();
     up.wait_log("joined service echo", WORKERS, Duration::from_secs(20));
@@ -194,7 +224,7 @@ fn measure_ezarch(binary: &str, scrape: bool) -> Vec<Figures> {
         eprintln!("  /metrics scraped {scraped} times (200 OK)");
         assert!(scraped > 0, "the scraper never got /metrics");
     }
-    drop((up, workers));
+    drop((up, workers, _pipes));
     figures
 }
 
@@ -343,6 +373,9 @@ fn main() {
     if std::env::var("EZARCH_BENCH_SYSTEMS").is_ok_and(|s| s.contains("scrape")) {
         systems.push(("ezarch up, /metrics every 1 s", Vec::new()));
     }
+    if std::env::var("EZARCH_BENCH_SYSTEMS").is_ok_and(|s| s.contains("split")) {
+        systems.push(("ezarch, 3 pipes + broker as 4 processes", Vec::new()));
+    }
     if with_nats {
         systems.push(("NATS", Vec::new()));
     }
@@ -351,9 +384,14 @@ fn main() {
             eprintln!("run {}/{runs}: {name}", run + 1);
             results.push(match *name {
                 "NATS" => measure_nats(),
-                "ezarch up" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), false),
-                "ezarch up, /metrics every 1 s" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), true),
-                _ => measure_ezarch(baseline.as_deref().unwrap_or_default(), false),
+                "ezarch up" => measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), Layout::Up),
+                "ezarch up, /metrics every 1 s" => {
+                    measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), Layout::Scraped)
+                }
+                "ezarch, 3 pipes + broker as 4 processes" => {
+                    measure_ezarch(env!("CARGO_BIN_EXE_ezarch"), Layout::Split)
+                }
+                _ => measure_ezarch(baseline.as_deref().unwrap_or_default(), Layout::Up),
             });
         }
     }
