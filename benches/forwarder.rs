@@ -21,6 +21,10 @@
 mod interop;
 #[path = "support/tcp_relay.rs"]
 mod tcp_relay;
+#[path = "support/usage.rs"]
+mod usage;
+
+use usage::Usage;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -223,14 +227,14 @@ impl Load {
             match start {
                 None if now >= warmup_end => {
                     start = Some(now);
-                    usage_start = Usage::of(cpu_of);
+                    usage_start = Usage::of_all(cpu_of.as_slice());
                 }
                 None => {}
                 Some(s) => {
                     counted += replies;
                     if now - s >= THROUGHPUT_TIME {
                         let rate = counted as f64 / (now - s).as_secs_f64();
-                        let used = Usage::of(cpu_of).since(usage_start, counted.max(1) as f64);
+                        let used = Usage::of_all(cpu_of.as_slice()).since(usage_start, counted.max(1) as f64);
                         self.drain(window);
                         return (rate, used);
                     }
@@ -268,44 +272,6 @@ impl Load {
         }
         samples.sort_by(f64::total_cmp);
         (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
-    }
-}
-
-/// What a process has used so far, from `/proc/PID/stat`: CPU seconds (user and system, all
-/// threads) and minor page faults.
-#[derive(Clone, Copy, Default)]
-struct Usage {
-    cpu_s: f64,
-    faults: f64,
-}
-
-impl Usage {
-    fn of(pid: Option<u32>) -> Self {
-        let Some(stat) = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()) else {
-            return Self::default();
-        };
-        // Fields after the command name (which may hold spaces) close with ')'; minflt, utime and
-        // stime are fields 10, 14 and 15 of the line (ticks for the times).
-        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        Self { cpu_s: (field(11) + field(12)) / clock_ticks_per_second(), faults: field(7) }
-    }
-
-    /// Per unit of `count` since `start`: CPU in µs, faults.
-    fn since(self, start: Usage, count: f64) -> Self {
-        Self { cpu_s: (self.cpu_s - start.cpu_s) * 1e6 / count, faults: (self.faults - start.faults) / count }
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    #[allow(unsafe_code)]
-    // SAFETY: sysconf reads a constant of the system and touches no memory of ours.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as f64
-    } else {
-        100.0
     }
 }
 

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/interop/mod.rs"]
 mod interop;
+#[path = "support/usage.rs"]
+mod usage;
 
 use bytes::Bytes;
 use ezarch::config::PORT_SETTINGS;
@@ -39,6 +41,8 @@ struct Figures {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    /// CPU of the server process(es) per request (not the workers or responders).
+    cpu_us: f64,
 }
 
 fn free_port() -> u16 {
@@ -64,8 +68,14 @@ impl Drop for Procs {
     }
 }
 
-/// Drives `send(seq)` / `poll() -> completed seqs` with `window` in flight; returns figures.
-fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec<u64>)) -> Figures {
+/// Drives `send(seq)` / `poll() -> completed seqs` with `window` in flight; returns figures,
+/// with the CPU that processes `server` used per request meanwhile.
+fn drive(
+    window: usize,
+    server: &[u32],
+    mut send: impl FnMut(u64),
+    mut poll: impl FnMut(&mut Vec<u64>),
+) -> Figures {
     let mut sent_at: Vec<Instant> = vec![Instant::now(); window.max(1) * 4];
     let slot = |seq: u64| seq as usize % (window.max(1) * 4);
     let mut next = 0u64;
@@ -76,6 +86,7 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
     }
     let start = Instant::now();
     let (mut done, mut latencies, mut measuring_since) = (0u64, Vec::new(), None);
+    let mut used_before = usage::Usage::default();
     let mut completed = Vec::new();
     loop {
         completed.clear();
@@ -91,7 +102,10 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
             next += 1;
         }
         match measuring_since {
-            None if now - start >= WARMUP => measuring_since = Some(now),
+            None if now - start >= WARMUP => {
+                measuring_since = Some(now);
+                used_before = usage::Usage::of_all(server);
+            }
             Some(since) if now - since >= MEASURE => {
                 latencies.sort_by(f64::total_cmp);
                 let pick =
@@ -100,6 +114,7 @@ fn drive(window: usize, mut send: impl FnMut(u64), mut poll: impl FnMut(&mut Vec
                     rps: done as f64 / (now - since).as_secs_f64(),
                     p50_us: pick(0.5),
                     p99_us: pick(0.99),
+                    cpu_us: usage::Usage::of_all(server).since(used_before, done.max(1) as f64).cpu_s,
                 };
             }
             _ => {}
@@ -176,6 +191,7 @@ fn measure_ezarch(binary: &str, layout: Layout) -> Vec<Figures> {
     } else {
         (ezarch(&["up"]), Vec::new())
     };
+    let server: Vec<u32> = std::iter::once(&up).chain(&_pipes).map(interop::Logged::pid).collect();
     wait_for_port(ports[0]);
     let workers: Vec<interop::Logged> = (0..WORKERS).map(|_| ezarch(&["worker", "echo"])).collect();
     up.wait_log("joined service echo", WORKERS, Duration::from_secs(20));
@@ -196,6 +212,7 @@ fn measure_ezarch(binary: &str, layout: Layout) -> Vec<Figures> {
             let reactor = std::cell::RefCell::new(&mut reactor);
             drive(
                 window,
+                &server,
                 |seq| {
                     let request = vec![
                         Bytes::new(),
@@ -311,11 +328,13 @@ fn measure_nats() -> Vec<Figures> {
     await_pong(&mut reader, &mut *writer.borrow_mut());
     let payload = vec![b'p'; PAYLOAD];
     let reader = std::cell::RefCell::new(reader);
+    let server = [procs.0[0].id()];
     let figures = IN_FLIGHT
         .iter()
         .map(|&window| {
             drive(
                 window,
+                &server,
                 |seq| {
                     let mut w = writer.borrow_mut();
                     write!(w, "PUB echo _INBOX.bench.{seq} {PAYLOAD}\r\n").unwrap();
@@ -399,14 +418,18 @@ fn main() {
         rps: median(all.iter().map(|r| r[i].rps).collect()),
         p50_us: median(all.iter().map(|r| r[i].p50_us).collect()),
         p99_us: median(all.iter().map(|r| r[i].p99_us).collect()),
+        cpu_us: median(all.iter().map(|r| r[i].cpu_us).collect()),
     };
     println!("\nRequest/reply, {PAYLOAD} B payload, {WORKERS} echo workers, medians of {runs} runs\n");
-    println!("| in flight | system | req/s | p50 µs | p99 µs |");
-    println!("|---:|---|---:|---:|---:|");
+    println!("| in flight | system | req/s | p50 µs | p99 µs | server CPU µs per request |");
+    println!("|---:|---|---:|---:|---:|---:|");
     for (i, window) in IN_FLIGHT.iter().enumerate() {
         for (name, all) in &systems {
             let f = summarize(all, i);
-            println!("| {window} | {name} | {:.0} | {:.1} | {:.1} |", f.rps, f.p50_us, f.p99_us);
+            println!(
+                "| {window} | {name} | {:.0} | {:.1} | {:.1} | {:.2} |",
+                f.rps, f.p50_us, f.p99_us, f.cpu_us
+            );
         }
     }
     println!("\n| in flight | other system | ezarch / other req/s | ezarch p50 / other p50 |");
