@@ -327,11 +327,14 @@ impl Node {
             // Our own state DEALER and SUB are one peer each: more means another broker.
             b.broker.set_alone(self.reactor.peer_count(front) <= 1 && self.reactor.peer_count(back) <= 1);
         }
+        // In-process hops run as soon as they are queued: what a forwarder passes on reaches the
+        // broker in the same pass, and what the broker dispatches reaches the worker pipe.
         for _ in 0..64 {
             let mut moved = 0;
             for forwarder in &mut self.forwarders {
                 moved += forwarder.pump(&mut self.reactor);
             }
+            moved += self.reactor.transfer() as u64;
             if let Some(b) = &mut self.broker {
                 moved += b.drive(&mut self.reactor, now);
             }

@@ -459,6 +459,11 @@ impl Reactor {
         }
     }
 
+    /// Whether a message is waiting to be received (`recv` would return one).
+    pub fn has_inbound(&self, id: SocketId) -> bool {
+        self.sockets.get(id.0).is_some_and(|e| e.socket.pipes().has_inbound())
+    }
+
     /// Peers currently attached with a live transport.
     pub fn peer_count(&self, id: SocketId) -> usize {
         self.sockets

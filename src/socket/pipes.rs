@@ -249,6 +249,11 @@ impl Pipes {
         }
     }
 
+    /// Whether any pipe has an inbound message waiting.
+    pub fn has_inbound(&self) -> bool {
+        !self.ring.is_empty()
+    }
+
     /// Takes the next inbound message, fair-queued across pipes one whole message at a time.
     /// Also says whether that pipe just dropped below its high-water mark (resume reading).
     pub fn pop_inbound(&mut self) -> Option<(PipeKey, Message, bool)> {
