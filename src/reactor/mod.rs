@@ -156,6 +156,8 @@ struct SocketEntry {
     metadata: HashMap<PipeKey, zmtp::Metadata>,
     listeners: Vec<usize>,
     connectors: Vec<usize>,
+    /// Listed in the reactor's `touched`.
+    touched: bool,
 }
 
 #[derive(Debug)]
@@ -186,6 +188,8 @@ pub struct Reactor {
     jitter: Jitter,
     /// Connections with bytes to write.
     to_flush: Vec<usize>,
+    /// Sockets sent on since the last pump (see `transfer`).
+    touched: Vec<usize>,
     /// Connections whose reading was paused at the high-water mark and may resume.
     to_resume: Vec<usize>,
     /// Connections that had their share of reading in a turn and have more to read.
@@ -237,6 +241,7 @@ impl Reactor {
             timers: Timers::default(),
             jitter: Jitter::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             to_flush: Vec::new(),
+            touched: Vec::new(),
             to_resume: Vec::new(),
             to_continue: Vec::new(),
             peer_events: VecDeque::new(),
@@ -282,6 +287,7 @@ impl Reactor {
             metadata: HashMap::new(),
             listeners: Vec::new(),
             connectors: Vec::new(),
+            touched: false,
         };
         Ok(SocketId(self.sockets.insert(entry)))
     }
@@ -391,10 +397,10 @@ impl Reactor {
 
     /// Queues a message; written during the next `poll`.
     pub fn send(&mut self, id: SocketId, message: Message) -> Result<(), SendError> {
-        match self.sockets.get_mut(id.0) {
-            Some(entry) => entry.socket.send(message),
-            None => Err(SendError::NotSupported(message)),
-        }
+        let Some(entry) = self.sockets.get_mut(id.0) else { return Err(SendError::NotSupported(message)) };
+        entry.socket.send(message)?;
+        self.touch(id.0);
+        Ok(())
     }
 
     /// The next received message, fair-queued across peers.
@@ -412,6 +418,7 @@ impl Reactor {
                 Some(&Transport::Inproc { socket, pipe }) => {
                     if let Some(other) = self.sockets.get_mut(socket) {
                         other.socket.pipes_mut().mark_dirty(pipe);
+                        self.touch(socket);
                     }
                 }
                 _ => {}
@@ -422,10 +429,10 @@ impl Reactor {
 
     /// DEALER: queues a message for one peer (a key from `recv_from`), not round-robin.
     pub fn send_to(&mut self, id: SocketId, peer: PipeKey, message: Message) -> Result<(), SendError> {
-        match self.sockets.get_mut(id.0) {
-            Some(entry) => entry.socket.send_to(peer, message),
-            None => Err(SendError::NotSupported(message)),
-        }
+        let Some(entry) = self.sockets.get_mut(id.0) else { return Err(SendError::NotSupported(message)) };
+        entry.socket.send_to(peer, message)?;
+        self.touch(id.0);
+        Ok(())
     }
 
     /// SUB: subscribes to messages whose first frame starts with `topic` ("" for all).

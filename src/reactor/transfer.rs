@@ -8,26 +8,57 @@ impl Reactor {
     /// Moves what sockets queued to their transports now: in-process peers get it in their
     /// inbound queues, TCP peers get it encoded and written. `poll` does this on its own; call it
     /// between polls to let in-process hops run without waiting for the next turn. Returns how
-    /// many messages reached in-process peers.
+    /// many messages reached in-process peers. It looks only at the sockets sent on through this
+    /// API since the last pump (`touched`); `poll` looks at every socket, so whatever else has
+    /// something to move meanwhile still goes out before the reactor waits.
     pub fn transfer(&mut self) -> usize {
-        self.pump_all()
+        let mut inproc = 0;
+        let mut touched = std::mem::take(&mut self.touched);
+        for &socket in &touched {
+            if let Some(entry) = self.sockets.get_mut(socket) {
+                entry.touched = false;
+            }
+            inproc += self.pump_socket(socket);
+        }
+        touched.clear();
+        self.touched = touched;
+        inproc
     }
 
+    /// Lists socket `socket` for the next `transfer`.
+    pub(super) fn touch(&mut self, socket: usize) {
+        if let Some(entry) = self.sockets.get_mut(socket) {
+            if !entry.touched {
+                entry.touched = true;
+                self.touched.push(socket);
+            }
+        }
+    }
+
+    /// Pumps every socket with queued messages; returns how many reached in-process peers.
     pub(super) fn pump_all(&mut self) -> usize {
-        let mut inproc = 0;
-        let mut dirty = std::mem::take(&mut self.dirty);
+        for socket in self.touched.drain(..) {
+            if let Some(entry) = self.sockets.get_mut(socket) {
+                entry.touched = false;
+            }
+        }
         // Walks socket keys by index: pumping may mark pipes of later sockets dirty (in-process
         // delivery), and those are picked up in the same pass.
-        for socket in 0..self.sockets.capacity() {
-            let Some(entry) = self.sockets.get_mut(socket) else { continue };
-            if !entry.socket.pipes().has_dirty() {
-                continue;
-            }
-            dirty.clear();
-            entry.socket.pipes_mut().take_dirty(&mut dirty);
-            for &pipe in &dirty {
-                inproc += self.pump_pipe(socket, pipe);
-            }
+        (0..self.sockets.capacity()).map(|socket| self.pump_socket(socket)).sum()
+    }
+
+    /// Pumps the pipes of `socket` that have queued messages.
+    fn pump_socket(&mut self, socket: usize) -> usize {
+        let Some(entry) = self.sockets.get_mut(socket) else { return 0 };
+        if !entry.socket.pipes().has_dirty() {
+            return 0;
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.clear();
+        entry.socket.pipes_mut().take_dirty(&mut dirty);
+        let mut inproc = 0;
+        for &pipe in &dirty {
+            inproc += self.pump_pipe(socket, pipe);
         }
         dirty.clear();
         self.dirty = dirty;
