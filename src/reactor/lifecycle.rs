@@ -217,6 +217,7 @@ impl Reactor {
         entry.transports.insert(pipe, Transport::Tcp(key));
         entry.metadata.insert(pipe, info.metadata);
         entry.socket.pipes_mut().mark_dirty(pipe);
+        self.pump_everything = true;
         if let Socket::Sub(subscriber) = &entry.socket {
             for topic in subscriber.topics() {
                 let _ = conn.session.subscribe(topic);
@@ -282,6 +283,7 @@ impl Reactor {
             }
             entry.metadata.remove(&pipe);
             entry.socket.detach(pipe, keep);
+            self.pump_everything = true;
             let socket = SocketId(conn.socket);
             self.peer_events.push_back(PeerEvent::Disconnected { socket, identity, reason: reason.clone() });
         }

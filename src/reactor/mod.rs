@@ -190,6 +190,9 @@ pub struct Reactor {
     to_flush: Vec<usize>,
     /// Sockets sent on since the last pump (see `transfer`).
     touched: Vec<usize>,
+    /// Something other than a send may have queued messages (a peer attached or left): the next
+    /// pump looks at every socket.
+    pump_everything: bool,
     /// Connections whose reading was paused at the high-water mark and may resume.
     to_resume: Vec<usize>,
     /// Connections that had their share of reading in a turn and have more to read.
@@ -242,6 +245,7 @@ impl Reactor {
             jitter: Jitter::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             to_flush: Vec::new(),
             touched: Vec::new(),
+            pump_everything: false,
             to_resume: Vec::new(),
             to_continue: Vec::new(),
             peer_events: VecDeque::new(),
@@ -387,6 +391,7 @@ impl Reactor {
         eb.transports.insert(pb, Transport::Inproc { socket: a.0, pipe: pa });
         share_subscriptions(ea, eb, pb);
         share_subscriptions(eb, ea, pa);
+        self.pump_everything = true;
         for (id, pipe) in [(a, pa), (b, pb)] {
             let identity = self.sockets[id.0].socket.pipes().get(pipe).map(|p| p.identity.clone());
             self.peer_events
@@ -602,6 +607,7 @@ impl Reactor {
                 entry.socket.detach(pipe, false);
             }
         }
+        self.pump_everything = true;
         self.sockets.remove(id.0);
     }
 
@@ -610,7 +616,7 @@ impl Reactor {
     /// One turn: write, wait up to `timeout` (None: until something happens), read, fire timers,
     /// write again.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let delivered = self.pump_all();
+        let delivered = self.pump();
         self.flush_pending();
         self.update_pressure(Instant::now());
         let now = Instant::now();
@@ -626,6 +632,8 @@ impl Reactor {
             || !self.to_continue.is_empty()
             || self.budget_has_room();
         if busy || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
+            // Dirty pipes no pump saw (their socket was not listed): the next pump sees them.
+            self.pump_everything = true;
             wait = Some(Duration::ZERO);
         }
         match self.poll.poll(&mut self.events, wait) {
@@ -664,7 +672,7 @@ impl Reactor {
         self.plain.expire(self.poll.registry(), now);
         self.check_stalls(now);
         self.evict_if_stuck(now);
-        self.pump_all();
+        self.pump();
         self.flush_pending();
         self.update_pressure(now);
         Ok(())

@@ -35,8 +35,17 @@ impl Reactor {
         }
     }
 
+    /// Pumps the listed sockets, or every socket when something other than a send may have
+    /// queued messages; returns how many reached in-process peers.
+    pub(super) fn pump(&mut self) -> usize {
+        match std::mem::take(&mut self.pump_everything) {
+            true => self.pump_all(),
+            false => self.transfer(),
+        }
+    }
+
     /// Pumps every socket with queued messages; returns how many reached in-process peers.
-    pub(super) fn pump_all(&mut self) -> usize {
+    fn pump_all(&mut self) -> usize {
         for socket in self.touched.drain(..) {
             if let Some(entry) = self.sockets.get_mut(socket) {
                 entry.touched = false;
