@@ -200,21 +200,29 @@ impl BrokerNode {
     /// Feeds the broker what its sockets read and sends what it emits; returns messages moved.
     pub fn drive(&mut self, reactor: &mut Reactor, now: Instant) -> u64 {
         let mut moved = 0;
-        while let Some(m) = reactor.recv(self.state_sub) {
-            self.broker.handle_state(now, m);
-            moved += 1;
+        if let Some(sub) = waiting(reactor, Some(self.state_sub)) {
+            while let Some(m) = reactor.recv(sub) {
+                self.broker.handle_state(now, m);
+                moved += 1;
+            }
         }
-        while let Some(m) = reactor.recv(self.worker_router) {
-            self.broker.handle_worker(now, m);
-            moved += 1;
+        if let Some(router) = waiting(reactor, Some(self.worker_router)) {
+            while let Some(m) = reactor.recv(router) {
+                self.broker.handle_worker(now, m);
+                moved += 1;
+            }
         }
-        while let Some(m) = self.gen2_router.and_then(|r| reactor.recv(r)) {
-            self.broker.handle_gen2_worker(now, m);
-            moved += 1;
+        if let Some(router) = waiting(reactor, self.gen2_router) {
+            while let Some(m) = reactor.recv(router) {
+                self.broker.handle_gen2_worker(now, m);
+                moved += 1;
+            }
         }
-        while let Some(m) = self.in_router.and_then(|r| reactor.recv(r)) {
-            self.broker.handle_client(now, m);
-            moved += 1;
+        if let Some(router) = waiting(reactor, self.in_router) {
+            while let Some(m) = reactor.recv(router) {
+                self.broker.handle_client(now, m);
+                moved += 1;
+            }
         }
         while let Some(output) = self.broker.poll_output() {
             let (socket, message) = match output {
@@ -235,6 +243,12 @@ impl BrokerNode {
         }
         moved
     }
+}
+
+/// `socket` if a message waits there: most passes find most sockets empty, and `has_inbound` is
+/// the cheaper way to learn it.
+fn waiting(reactor: &Reactor, socket: Option<SocketId>) -> Option<SocketId> {
+    socket.filter(|&s| reactor.has_inbound(s))
 }
 
 /// A ROUTER connected (and reconnecting) to `endpoint`.
