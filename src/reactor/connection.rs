@@ -75,11 +75,6 @@ pub struct Connection {
     rbuf: BytesMut,
     /// Size of the allocation `rbuf` is a view of, when it came from the read pool (else 0).
     rbuf_pooled: usize,
-    /// A frame of at least `LARGE_READ` is being read into `rbuf`.
-    large_frame: bool,
-    /// The last buffer given back held a large frame: the next frame probably is one too, so its
-    /// header is read straight into a pooled buffer (and its body never moves).
-    expect_large: bool,
     read_size: usize,
 }
 
@@ -102,8 +97,6 @@ impl Connection {
             written: 0,
             rbuf: BytesMut::new(),
             rbuf_pooled: 0,
-            large_frame: false,
-            expect_large: false,
             read_size: MIN_READ,
         }
     }
@@ -118,10 +111,17 @@ impl Connection {
         pool: &mut ReadPool,
     ) -> Result<ReadOutcome, CloseReason> {
         // `needed` is bounded by the session's limits: the header was checked before it counts.
-        let want = self.read_size.max(self.session.needed(&self.rbuf)).min(limit).max(1);
-        self.choose_buffer(want, pool);
+        let needed = self.session.needed(&self.rbuf);
+        let mut want = self.read_size.max(needed).min(limit).max(1);
+        if want >= LARGE_READ {
+            self.choose_buffer(want, pool);
+        }
+        // A pooled buffer is read up to its frame's end and no further: it holds that one large
+        // frame, so small messages after it cannot keep megabytes alive while counting bytes.
+        let most = if self.rbuf_pooled > 0 { needed.min(limit).max(1) } else { limit };
+        want = want.min(most);
         let result = loop {
-            match read_into_spare(&self.stream, &mut self.rbuf, want, limit) {
+            match read_into_spare(&self.stream, &mut self.rbuf, want, most) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -139,21 +139,13 @@ impl Connection {
         }
     }
 
-    /// Before a read: a large frame's body goes into a buffer from the pool. If the receive
-    /// buffer has no room for it, what it holds (the start of the frame, at most one read's
-    /// worth) moves to a pooled buffer, which the frame then fills without being copied again.
-    /// After a large frame, the next read starts in a free pooled buffer if there is one.
+    /// Before reading a large frame's body: if the receive buffer has no room for it, what it
+    /// holds (the start of the frame, at most one read's worth) moves to a buffer from the pool,
+    /// which the frame then fills without being copied again.
     fn choose_buffer(&mut self, want: usize, pool: &mut ReadPool) {
-        if want >= LARGE_READ {
-            self.large_frame = true;
-            if self.rbuf.capacity() - self.rbuf.len() < want {
-                let (fresh, size) = pool.take(self.rbuf.len() + want);
-                self.switch_to(fresh, size, pool);
-            }
-        } else if self.expect_large && self.rbuf.capacity() == 0 {
-            if let Some((fresh, size)) = pool.take_free(want) {
-                self.switch_to(fresh, size, pool);
-            }
+        if self.rbuf.capacity() - self.rbuf.len() < want {
+            let (fresh, size) = pool.take(self.rbuf.len() + want);
+            self.switch_to(fresh, size, pool);
         }
     }
 
@@ -180,7 +172,6 @@ impl Connection {
             return;
         };
         pool.give(std::mem::replace(&mut self.rbuf, kept), std::mem::take(&mut self.rbuf_pooled));
-        self.expect_large = std::mem::take(&mut self.large_frame);
     }
 
     /// Writes queued bytes until done or the socket is full. Returns true when all went out.

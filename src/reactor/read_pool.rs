@@ -4,7 +4,8 @@
 //! allocator maps big blocks fresh and unmaps them on free, glibc's and musl's alike), which was
 //! a fifth of the pipe's CPU at 1 MiB. So a connection done with a large buffer hands its empty
 //! view here, and the next large read takes back one whose frames are all gone
-//! (`BytesMut::try_reclaim`).
+//! (`BytesMut::try_reclaim`). A pooled buffer holds one large frame and nothing else (the
+//! connection reads it up to the frame's end), so no small message can keep it alive.
 //!
 //! The pool is one per reactor and bounded: at most `MAX_BUFFERS` buffers and `MAX_BYTES` in
 //! all, buffers larger than `MAX_BUFFER` never kept. It is a fixed cost beside the memory
@@ -59,7 +60,7 @@ impl ReadPool {
     }
 
     /// A pooled buffer with room for `want` bytes that nothing else uses any more, if any.
-    pub fn take_free(&mut self, want: usize) -> Option<(BytesMut, usize)> {
+    fn take_free(&mut self, want: usize) -> Option<(BytesMut, usize)> {
         let free = self.buffers.iter_mut().position(|(buf, size)| *size >= want && buf.try_reclaim(*size))?;
         let (buf, size) = self.buffers.swap_remove(free);
         self.bytes -= size;

@@ -20,7 +20,9 @@ impl Reactor {
             }
             inproc += self.pump_socket(socket);
         }
+        // Keep any socket listed while pumping (none is today) for the next call.
         touched.clear();
+        touched.append(&mut self.touched);
         self.touched = touched;
         inproc
     }
