@@ -220,3 +220,76 @@ fn a_holder_that_can_never_finish_is_closed_when_the_node_stays_over_its_budget(
     interop::drive(&mut reactor, &mut [&mut good], Duration::from_secs(30), |r| echo(r, router));
     good.ok_line();
 }
+
+#[test]
+fn a_queue_full_by_bytes_resumes_reading_once_compaction_brings_it_under_its_limit() {
+    // A ROUTER whose application never receives: its inbound queue fills by bytes and reading
+    // pauses. Compacting the waiting messages (after STALL_AGE) shrinks their cost below the
+    // limit without a single message taken, and that alone must resume reading: the peer's
+    // messages keep arriving until all of them are queued.
+    let mut reactor = Reactor::new().unwrap();
+    let options = SocketOptions { queue_bytes: 1 << 20, recv_hwm: 1_000_000, ..SocketOptions::default() };
+    let (router, addr) = listening(&mut reactor, SocketType::Router, options);
+    let dealer = reactor
+        .socket(SocketType::Dealer, SocketOptions { send_hwm: 1_000_000, ..SocketOptions::default() })
+        .unwrap();
+    reactor.connect(dealer, &format!("tcp://{addr}")).unwrap();
+    let both = |r: &mut Reactor| r.peer_count(dealer) == 1 && r.peer_count(router) == 1;
+    assert!(reactor.run_until(Duration::from_secs(10), both).unwrap());
+    let handshakes = reactor.reactor_stats().bytes_read;
+    // 9,000 messages: about 1.5 MiB of queue uncompacted, about 0.7 MiB compacted.
+    const MESSAGES: usize = 9_000;
+    for _ in 0..MESSAGES {
+        reactor.send(dealer, vec![Bytes::from_static(&[7; 16])]).unwrap();
+    }
+    // Each 16-byte message is 18 bytes on the wire; uncompacted it costs about 170 bytes of the
+    // 1 MiB queue (its Vec's spare capacity counts), compacted under 80, so reading pauses on
+    // the way and must resume.
+    let wire = handshakes + (MESSAGES * 18) as u64;
+    let read_all =
+        reactor.run_until(Duration::from_secs(20), |r| r.reactor_stats().bytes_read >= wire).unwrap();
+    assert!(read_all, "reading stayed paused: {} of {wire} bytes read", reactor.reactor_stats().bytes_read);
+    let mut received = 0;
+    while reactor.recv(router).is_some() {
+        received += 1;
+    }
+    assert_eq!(received, MESSAGES);
+}
+
+#[test]
+fn a_small_message_after_a_large_frame_does_not_share_the_large_frames_buffer() {
+    // A large frame is read into a buffer of its own (reused from a pool). What follows it must
+    // not be read into that buffer's spare room: a kept 9 KiB message would otherwise keep a
+    // megabyte alive while the memory budget counts 9 KiB.
+    let mut reactor = Reactor::new().unwrap();
+    let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    let dealer = reactor.socket(SocketType::Dealer, SocketOptions::default()).unwrap();
+    reactor.connect(dealer, &format!("tcp://{addr}")).unwrap();
+    let both = |r: &mut Reactor| r.peer_count(dealer) == 1 && r.peer_count(router) == 1;
+    assert!(reactor.run_until(Duration::from_secs(10), both).unwrap());
+    let (large, small) = (Bytes::from(vec![1u8; 1 << 20]), Bytes::from(vec![2u8; 9 << 10]));
+    for _ in 0..3 {
+        reactor.send(dealer, vec![large.clone()]).unwrap();
+        reactor.send(dealer, vec![small.clone()]).unwrap();
+    }
+    let mut bodies = Vec::new();
+    let all = reactor
+        .run_until(Duration::from_secs(10), |r| {
+            while let Some(message) = r.recv(router) {
+                bodies.push(message[1].clone());
+            }
+            bodies.len() == 6
+        })
+        .unwrap();
+    assert!(all, "got {} of 6 messages", bodies.len());
+    for pair in bodies.chunks(2) {
+        let (large, small) = (&pair[0], &pair[1]);
+        assert_eq!((large.len(), small.len()), (1 << 20, 9 << 10));
+        let start = large.as_ptr() as usize;
+        let after_it = start..start + large.len() + (512 << 10);
+        assert!(
+            !after_it.contains(&(small.as_ptr() as usize)),
+            "the small message was read into the large frame's buffer"
+        );
+    }
+}

@@ -38,6 +38,7 @@ impl Reactor {
         }
         self.last_stall_check = now;
         let mut stalled = std::mem::take(&mut self.stalled);
+        let mut resume = Vec::new();
         stalled.retain(|&key| {
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return false };
             let (Some(pipe), Some(since)) = (conn.pipe, conn.stalled_since) else {
@@ -53,9 +54,15 @@ impl Reactor {
             if now.saturating_duration_since(since) >= STALL_AGE {
                 pipes.compact_outbound(pipe);
                 pipes.compact_inbound(pipe);
+                // Compacting can bring a queue full by bytes back under its limit with no
+                // message taken, and so no resume from `recv`: resume reading here.
+                if conn.read_paused && !pipes.inbound_full(pipe) {
+                    resume.push(key);
+                }
             }
             true
         });
         self.stalled = stalled;
+        self.to_resume.extend(resume);
     }
 }
