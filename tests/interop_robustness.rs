@@ -239,7 +239,8 @@ fn dealer_queues_before_connect_and_across_a_peer_restart() {
         }
     });
     assert!(first.ok_line().ends_with("early-0,early-1,early-2"), "{}", first.ok_line());
-    reactor.run_until(Duration::from_secs(10), |r| r.peer_count(dealer) == 0).unwrap();
+    let gone = reactor.run_until(Duration::from_secs(10), |r| r.peer_count(dealer) == 0).unwrap();
+    assert!(gone, "the first peer exited but its connection is still counted");
     // The peer is gone: what we send now waits on the connecting side's pipe.
     for i in 0..3 {
         reactor.send(dealer, vec![Bytes::from(format!("outage-{i}"))]).unwrap();

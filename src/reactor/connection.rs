@@ -118,7 +118,9 @@ impl Connection {
         }
         // A pooled buffer is read up to its frame's end and no further: it holds that one large
         // frame, so small messages after it cannot keep megabytes alive while counting bytes.
-        let most = if self.rbuf_pooled > 0 { needed.min(limit).max(1) } else { limit };
+        // Other buffers take `want` at most, so what a small kept frame can hold alive stays
+        // bounded by the largest read.
+        let most = if self.rbuf_pooled > 0 { needed.min(limit).max(1) } else { want };
         want = want.min(most);
         let result = loop {
             match read_into_spare(&self.stream, &mut self.rbuf, want, most) {
@@ -231,10 +233,9 @@ impl Connection {
 
 /// Reads into `buf`'s spare capacity, grown first to at least `want` bytes, without zeroing that
 /// capacity: zeroing cost a full extra pass over every large frame (a 1 MiB frame is read into
-/// its own buffer). It asks for all the spare room up to `limit`, not just `want`: a large
-/// frame's buffer has room after it, and a read that comes back short of what it asked for
-/// says the socket is drained (no extra read to hear WouldBlock). Returns how many bytes were
-/// read (appended to `buf`) and how many were asked for.
+/// its own buffer). It asks for the spare room up to `limit` (the caller passes `want` unless it
+/// means more). Returns how many bytes were read (appended to `buf`) and how many were asked
+/// for: a read that comes back short says the socket is drained.
 #[allow(unsafe_code)]
 fn read_into_spare(
     stream: &TcpStream,
