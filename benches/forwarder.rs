@@ -21,10 +21,8 @@
 mod interop;
 #[path = "support/tcp_relay.rs"]
 mod tcp_relay;
-#[path = "support/usage.rs"]
-mod usage;
 
-use usage::Usage;
+use interop::node::Usage;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -210,7 +208,7 @@ impl Load {
 
     /// Round trips per second with `window` in flight, and the CPU µs and page faults that
     /// process `cpu_of` spent per round trip meanwhile.
-    fn throughput(&mut self, body: &Bytes, window: usize, cpu_of: Option<u32>) -> (f64, Usage) {
+    fn throughput(&mut self, body: &Bytes, window: usize, cpu_of: Option<u32>) -> (f64, (f64, f64)) {
         for _ in 0..window {
             self.reactor.send(self.client, vec![body.clone()]).unwrap();
         }
@@ -227,14 +225,14 @@ impl Load {
             match start {
                 None if now >= warmup_end => {
                     start = Some(now);
-                    usage_start = Usage::of_all(cpu_of.as_slice());
+                    usage_start = Usage::of(cpu_of.as_slice());
                 }
                 None => {}
                 Some(s) => {
                     counted += replies;
                     if now - s >= THROUGHPUT_TIME {
                         let rate = counted as f64 / (now - s).as_secs_f64();
-                        let used = Usage::of_all(cpu_of.as_slice()).since(usage_start, counted.max(1) as f64);
+                        let used = Usage::of(cpu_of.as_slice()).per(usage_start, counted.max(1) as f64);
                         self.drain(window);
                         return (rate, used);
                     }
@@ -287,9 +285,9 @@ fn measure(contender: Contender) -> Vec<Figures> {
             }
             let body = Bytes::from(vec![0xA5u8; size]);
             let pid = child.as_ref().map(Child::id);
-            let (msgs_per_sec, used) = load.throughput(&body, window, pid);
+            let (msgs_per_sec, (cpu_us, faults)) = load.throughput(&body, window, pid);
             let (p50_us, p99_us) = load.latency(&body);
-            Figures { msgs_per_sec, cpu_us: used.cpu_s, faults: used.faults, p50_us, p99_us }
+            Figures { msgs_per_sec, cpu_us, faults, p50_us, p99_us }
         })
         .collect();
     drop(load);

@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/interop/mod.rs"]
 mod interop;
-#[path = "support/usage.rs"]
-mod usage;
 
 use bytes::Bytes;
 use ezarch::config::PORT_SETTINGS;
@@ -86,7 +84,7 @@ fn drive(
     }
     let start = Instant::now();
     let (mut done, mut latencies, mut measuring_since) = (0u64, Vec::new(), None);
-    let mut used_before = usage::Usage::default();
+    let mut used_before = interop::node::Usage::default();
     let mut completed = Vec::new();
     loop {
         completed.clear();
@@ -104,7 +102,7 @@ fn drive(
         match measuring_since {
             None if now - start >= WARMUP => {
                 measuring_since = Some(now);
-                used_before = usage::Usage::of_all(server);
+                used_before = interop::node::Usage::of(server);
             }
             Some(since) if now - since >= MEASURE => {
                 latencies.sort_by(f64::total_cmp);
@@ -114,7 +112,7 @@ fn drive(
                     rps: done as f64 / (now - since).as_secs_f64(),
                     p50_us: pick(0.5),
                     p99_us: pick(0.99),
-                    cpu_us: usage::Usage::of_all(server).since(used_before, done.max(1) as f64).cpu_s,
+                    cpu_us: interop::node::Usage::of(server).per(used_before, done.max(1) as f64).0,
                 };
             }
             _ => {}

@@ -168,12 +168,7 @@ fn sighup_revokes_a_key_and_keeps_the_others() {
     wait(&mut [&mut before], Duration::from_secs(30));
     before.ok_line();
     // The doomed client must hold an established connection before its key is revoked.
-    let answered = node_keys.dir.join("revoked.answered");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !answered.exists() {
-        assert!(std::time::Instant::now() < deadline, "the doomed client was never answered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    doomed.wait_line("answered", Duration::from_secs(30));
     node_keys.allow(&[&kept, &worker]);
     node.wait_handles(1, Duration::from_secs(10));
     node.signal("HUP");

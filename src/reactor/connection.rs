@@ -116,25 +116,25 @@ impl Connection {
         if want >= LARGE_READ {
             self.choose_buffer(want, pool);
         }
-        // A pooled buffer is read up to its frame's end and no further: it holds that one large
-        // frame, so small messages after it cannot keep megabytes alive while counting bytes.
-        // Other buffers take `want` at most, so what a small kept frame can hold alive stays
-        // bounded by the largest read.
-        let most = if self.rbuf_pooled > 0 { needed.min(limit).max(1) } else { want };
-        want = want.min(most);
+        if self.rbuf_pooled > 0 {
+            // A pooled buffer is read up to its frame's end and no further: it holds that one
+            // large frame, so small messages after it cannot keep megabytes alive while the
+            // budget counts their bytes.
+            want = want.min(needed.max(1));
+        }
         let result = loop {
-            match read_into_spare(&self.stream, &mut self.rbuf, want, most) {
+            match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         match result {
-            Ok((0, _)) => Err(CloseReason::PeerClosed),
-            Ok((n, asked)) => {
-                self.adapt_read_size(n >= want);
+            Ok(0) => Err(CloseReason::PeerClosed),
+            Ok(n) => {
+                self.adapt_read_size(n == want);
                 self.session.handle_input(&mut self.rbuf, now).map_err(CloseReason::Protocol)?;
                 self.release_read_buffer(pool);
-                Ok(ReadOutcome::Progress { read: n, drained: n < asked })
+                Ok(ReadOutcome::Progress { read: n, drained: n < want })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(CloseReason::Io(e.kind())),
@@ -231,22 +231,15 @@ impl Connection {
     }
 }
 
-/// Reads into `buf`'s spare capacity, grown first to at least `want` bytes, without zeroing that
+/// Reads up to `want` bytes into `buf`'s spare capacity, growing it first, without zeroing that
 /// capacity: zeroing cost a full extra pass over every large frame (a 1 MiB frame is read into
-/// its own buffer). It asks for the spare room up to `limit` (the caller passes `want` unless it
-/// means more). Returns how many bytes were read (appended to `buf`) and how many were asked
-/// for: a read that comes back short says the socket is drained.
+/// its own buffer). Returns how many bytes were read; they are appended to `buf`.
 #[allow(unsafe_code)]
-fn read_into_spare(
-    stream: &TcpStream,
-    buf: &mut BytesMut,
-    want: usize,
-    limit: usize,
-) -> io::Result<(usize, usize)> {
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     buf.reserve(want);
     let spare = buf.spare_capacity_mut();
-    let len = spare.len().min(limit.max(want));
+    let len = want.min(spare.len());
     // SAFETY: `spare` is `buf`'s allocated, unused capacity, valid for writes of `len` bytes;
     // read(2) writes at most `len` bytes there and says how many. No byte is read by us before
     // the kernel wrote it, and no reference to uninitialized memory is created.
@@ -257,5 +250,5 @@ fn read_into_spare(
     let n = n as usize; // 0 <= n <= len, as read(2) promises
                         // SAFETY: the first `n` bytes of the spare capacity were just written by read(2).
     unsafe { buf.set_len(buf.len() + n) };
-    Ok((n, len))
+    Ok(n)
 }

@@ -12,18 +12,9 @@ impl Reactor {
     /// API since the last pump (`touched`); `poll` looks at every socket, so whatever else has
     /// something to move meanwhile still goes out before the reactor waits.
     pub fn transfer(&mut self) -> usize {
-        let mut inproc = 0;
-        let mut touched = std::mem::take(&mut self.touched);
-        for &socket in &touched {
-            if let Some(entry) = self.sockets.get_mut(socket) {
-                entry.touched = false;
-            }
-            inproc += self.pump_socket(socket);
-        }
-        // Keep any socket listed while pumping (none is today) for the next call.
-        touched.clear();
-        touched.append(&mut self.touched);
-        self.touched = touched;
+        let touched = self.take_touched();
+        let inproc = touched.iter().map(|&socket| self.pump_socket(socket)).sum();
+        self.reuse_touched(touched);
         inproc
     }
 
@@ -37,6 +28,24 @@ impl Reactor {
         }
     }
 
+    /// Takes the list of touched sockets, unmarking them.
+    fn take_touched(&mut self) -> Vec<usize> {
+        let touched = std::mem::take(&mut self.touched);
+        for &socket in &touched {
+            if let Some(entry) = self.sockets.get_mut(socket) {
+                entry.touched = false;
+            }
+        }
+        touched
+    }
+
+    /// Gives a taken list's allocation back, keeping any socket touched meanwhile.
+    fn reuse_touched(&mut self, mut touched: Vec<usize>) {
+        touched.clear();
+        touched.append(&mut self.touched);
+        self.touched = touched;
+    }
+
     /// Pumps the listed sockets, or every socket when something other than a send may have
     /// queued messages; returns how many reached in-process peers.
     pub(super) fn pump(&mut self) -> usize {
@@ -48,11 +57,8 @@ impl Reactor {
 
     /// Pumps every socket with queued messages; returns how many reached in-process peers.
     fn pump_all(&mut self) -> usize {
-        for socket in self.touched.drain(..) {
-            if let Some(entry) = self.sockets.get_mut(socket) {
-                entry.touched = false;
-            }
-        }
+        let touched = self.take_touched();
+        self.reuse_touched(touched);
         // Walks socket keys by index: pumping may mark pipes of later sockets dirty (in-process
         // delivery), and those are picked up in the same pass.
         (0..self.sockets.capacity()).map(|socket| self.pump_socket(socket)).sum()
@@ -64,13 +70,10 @@ impl Reactor {
         if !entry.socket.pipes().has_dirty() {
             return 0;
         }
+        // `self.dirty` is only scratch space, left empty after every use.
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.clear();
         entry.socket.pipes_mut().take_dirty(&mut dirty);
-        let mut inproc = 0;
-        for &pipe in &dirty {
-            inproc += self.pump_pipe(socket, pipe);
-        }
+        let inproc = dirty.iter().map(|&pipe| self.pump_pipe(socket, pipe)).sum();
         dirty.clear();
         self.dirty = dirty;
         inproc

@@ -104,12 +104,35 @@ pub fn served(peer: &Peer) -> usize {
 
 /// Seconds of CPU (user + system) a process has used, from /proc.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) start at field 3, state.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    #[allow(unsafe_code)]
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks as f64 / per_second
+    Usage::of(&[pid]).cpu_s
+}
+
+/// What processes have used so far, from /proc: CPU seconds (user + system, all threads) and
+/// minor page faults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_s: f64,
+    pub faults: f64,
+}
+
+impl Usage {
+    /// What processes `pids` have used together.
+    pub fn of(pids: &[u32]) -> Self {
+        #[allow(unsafe_code)]
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        pids.iter().fold(Self::default(), |sum, pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // Fields after the command name (which may hold spaces) start at field 3, state:
+            // minflt is field 10, utime and stime 14 and 15.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            let number = |i: usize| fields[i].parse::<u64>().unwrap() as f64;
+            Self { cpu_s: sum.cpu_s + (number(11) + number(12)) / per_second, faults: sum.faults + number(7) }
+        })
+    }
+
+    /// CPU µs and page faults per one of `count` things done since `start`.
+    pub fn per(self, start: Usage, count: f64) -> (f64, f64) {
+        ((self.cpu_s - start.cpu_s) * 1e6 / count, (self.faults - start.faults) / count)
+    }
 }
