@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ezarch::reactor::backoff::Backoff;
 use ezarch::reactor::{PeerEvent, Reactor};
 use ezarch::socket::{
-    Attach, Dealer, Inbound, PipeKey, Publisher, Router, SendError, SocketOptions, SocketType, Trie,
+    Attach, Dealer, Inbound, PeerKey, Publisher, Router, SendError, SocketOptions, SocketType, Trie,
     MAX_SUBSCRIPTION_COST_PER_PEER, MAX_SUBSCRIPTION_COST_PER_SOCKET,
 };
 
@@ -16,7 +16,7 @@ fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-fn attached(attach: Attach) -> PipeKey {
+fn attached(attach: Attach) -> PeerKey {
     match attach {
         Attach::Attached(key) => key,
         other => panic!("{other:?}"),
@@ -28,13 +28,13 @@ fn router_prepends_identities_routes_by_them_and_drops_unroutable() {
     let mut router = Router::new(&SocketOptions::default());
     let alice = attached(router.attach(b("alice")));
     let anon = attached(router.attach(Bytes::new()));
-    let anon_id = router.pipes.get(anon).unwrap().identity.clone();
+    let anon_id = router.peers.get(anon).unwrap().identity.clone();
     assert_eq!(anon_id.len(), 5);
     assert_eq!(anon_id[0], 0);
     router.deliver(alice, vec![b("hi")]);
-    assert_eq!(router.pipes.pop_inbound().unwrap().1, vec![b("alice"), b("hi")]);
+    assert_eq!(router.peers.pop_inbound().unwrap().1, vec![b("alice"), b("hi")]);
     router.send(vec![b("alice"), b("back")]).unwrap();
-    assert_eq!(router.pipes.pop_outbound(alice), Some(vec![b("back")]));
+    assert_eq!(router.peers.pop_outbound(alice), Some(vec![b("back")]));
     router.send(vec![b("nobody"), b("x")]).unwrap();
     assert_eq!(router.stats.dropped_unroutable, 1);
 }
@@ -75,13 +75,13 @@ fn router_duplicate_identity_policy() {
 #[test]
 fn router_fair_queues_whole_messages_across_peers() {
     let mut router = Router::new(&SocketOptions::default());
-    let peers: Vec<PipeKey> = ["a", "b", "c"].iter().map(|id| attached(router.attach(b(id)))).collect();
+    let peers: Vec<PeerKey> = ["a", "b", "c"].iter().map(|id| attached(router.attach(b(id)))).collect();
     for round in 0..3 {
         for &peer in &peers {
             router.deliver(peer, vec![b(&format!("m{round}")), b("tail")]);
         }
     }
-    let order: Vec<(Bytes, Bytes)> = std::iter::from_fn(|| router.pipes.pop_inbound())
+    let order: Vec<(Bytes, Bytes)> = std::iter::from_fn(|| router.peers.pop_inbound())
         .map(|(_, m, _)| (m[0].clone(), m[1].clone()))
         .collect();
     let expected: Vec<(Bytes, Bytes)> =
@@ -96,7 +96,7 @@ fn inbound_hwm_pauses_and_resumes_reading() {
     let peer = attached(router.attach(b("p")));
     assert_eq!(router.deliver(peer, vec![b("1")]), Inbound::More);
     assert_eq!(router.deliver(peer, vec![b("2")]), Inbound::Full);
-    let (_, _, resumed) = router.pipes.pop_inbound().unwrap();
+    let (_, _, resumed) = router.peers.pop_inbound().unwrap();
     assert!(resumed, "dropping below the HWM must resume reading");
 }
 
@@ -106,7 +106,7 @@ fn dealer_round_robins_over_peers_with_room_and_queues_without_peers() {
     dealer.send(vec![b("early")]).unwrap();
     let a = dealer.attach(Bytes::new());
     assert_eq!(
-        dealer.pipes.pop_outbound(a),
+        dealer.peers.pop_outbound(a),
         Some(vec![b("early")]),
         "waiting message goes to the first peer"
     );
@@ -115,10 +115,10 @@ fn dealer_round_robins_over_peers_with_room_and_queues_without_peers() {
         dealer.send(vec![b(&i.to_string())]).unwrap();
     }
     assert!(matches!(dealer.send(vec![b("full")]), Err(SendError::WouldBlock(_))));
-    assert_eq!(dealer.pipes.outbound_len(a), 2);
-    assert_eq!(dealer.pipes.outbound_len(b_), 2);
-    assert_eq!(dealer.pipes.pop_outbound(a), Some(vec![b("0")]));
-    assert_eq!(dealer.pipes.pop_outbound(b_), Some(vec![b("1")]));
+    assert_eq!(dealer.peers.outbound_len(a), 2);
+    assert_eq!(dealer.peers.outbound_len(b_), 2);
+    assert_eq!(dealer.peers.pop_outbound(a), Some(vec![b("0")]));
+    assert_eq!(dealer.peers.pop_outbound(b_), Some(vec![b("1")]));
 }
 
 #[test]
@@ -127,12 +127,12 @@ fn binding_dealer_discards_a_departed_peers_queue_and_connecting_one_keeps_it() 
     let bound_peer = dealer.attach(Bytes::new());
     dealer.send(vec![b("lost")]).unwrap();
     dealer.detach(bound_peer, false);
-    assert!(dealer.pipes.get(bound_peer).is_none());
+    assert!(dealer.peers.get(bound_peer).is_none());
 
     let persistent = dealer.attach_persistent();
     dealer.send(vec![b("kept")]).unwrap();
     dealer.detach(persistent, true);
-    assert_eq!(dealer.pipes.pop_outbound(persistent), Some(vec![b("kept")]));
+    assert_eq!(dealer.peers.pop_outbound(persistent), Some(vec![b("kept")]));
 }
 
 #[test]
@@ -143,33 +143,33 @@ fn a_rerouting_dealer_sends_a_departed_peers_unsent_messages_to_the_others() {
         dealer.send(vec![Bytes::from(format!("m{i}"))]).unwrap(); // a gets m0, m2; b m1, m3
     }
     dealer.detach(a, false);
-    let at_b: Vec<_> = std::iter::from_fn(|| dealer.pipes.pop_outbound(b_)).collect();
+    let at_b: Vec<_> = std::iter::from_fn(|| dealer.peers.pop_outbound(b_)).collect();
     assert_eq!(at_b, vec![vec![b("m1")], vec![b("m3")], vec![b("m0")], vec![b("m2")]]);
     // With no peer left, they wait for the next one.
     dealer.send(vec![b("m4")]).unwrap();
     dealer.detach(b_, false);
     let next = dealer.attach(Bytes::new());
-    assert_eq!(dealer.pipes.pop_outbound(next), Some(vec![b("m4")]));
+    assert_eq!(dealer.peers.pop_outbound(next), Some(vec![b("m4")]));
 }
 
 #[test]
 fn publisher_matches_prefixes_counts_subscriptions_and_drops_at_hwm() {
     let mut publisher = Publisher::new(&SocketOptions { send_hwm: 1, ..SocketOptions::default() });
-    let a = publisher.pipes.insert(Bytes::new(), true);
-    let all = publisher.pipes.insert(Bytes::new(), true);
+    let a = publisher.peers.insert(Bytes::new(), true);
+    let all = publisher.peers.insert(Bytes::new(), true);
     publisher.subscribe(a, b"A");
     publisher.subscribe(a, b"A");
     publisher.subscribe(all, b"");
     publisher.cancel(a, b"A");
     publisher.send(vec![b("AB"), b("part")]);
     publisher.send(vec![b("BA")]);
-    assert_eq!(publisher.pipes.pop_outbound(a), Some(vec![b("AB"), b("part")]));
-    assert_eq!(publisher.pipes.pop_outbound(a), None);
-    assert_eq!(publisher.pipes.pop_outbound(all), Some(vec![b("AB"), b("part")]));
+    assert_eq!(publisher.peers.pop_outbound(a), Some(vec![b("AB"), b("part")]));
+    assert_eq!(publisher.peers.pop_outbound(a), None);
+    assert_eq!(publisher.peers.pop_outbound(all), Some(vec![b("AB"), b("part")]));
     assert_eq!(publisher.stats.dropped_hwm, 1, "BA hit the full pipe of the subscribe-all peer");
     publisher.cancel(a, b"A");
     publisher.send(vec![b("A")]);
-    assert_eq!(publisher.pipes.pop_outbound(a), None, "two cancels end two subscriptions");
+    assert_eq!(publisher.peers.pop_outbound(a), None, "two cancels end two subscriptions");
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn inproc_router_dealer_and_pub_sub_behave_as_peers() {
 #[test]
 fn one_peer_cannot_hold_more_than_a_mebibyte_of_subscriptions() {
     let mut publisher = Publisher::new(&SocketOptions::default());
-    let peer = publisher.pipes.insert(Bytes::new(), true);
+    let peer = publisher.peers.insert(Bytes::new(), true);
     let topic = |i: u8| {
         let mut topic = vec![i; 64 << 10];
         topic[0] = i;
@@ -280,7 +280,7 @@ fn one_peer_cannot_hold_more_than_a_mebibyte_of_subscriptions() {
 #[test]
 fn all_peers_of_a_socket_together_are_bounded_too() {
     let mut publisher = Publisher::new(&SocketOptions::default());
-    let peers: Vec<PipeKey> = (0..40).map(|_| publisher.pipes.insert(Bytes::new(), true)).collect();
+    let peers: Vec<PeerKey> = (0..40).map(|_| publisher.peers.insert(Bytes::new(), true)).collect();
     for (n, &peer) in peers.iter().enumerate() {
         for i in 0..7u32 {
             let mut topic = vec![b'x'; 64 << 10];
@@ -302,7 +302,7 @@ fn queues_are_bounded_in_bytes_as_well_as_messages() {
     assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
     assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
     assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::Full, "1.2 MiB queued: stop reading");
-    let (_, _, resumed) = router.pipes.pop_inbound().unwrap();
+    let (_, _, resumed) = router.peers.pop_inbound().unwrap();
     assert!(resumed, "back under the byte budget: resume reading");
 
     let mut dealer = Dealer::new(&options);
@@ -311,7 +311,7 @@ fn queues_are_bounded_in_bytes_as_well_as_messages() {
     }
     assert!(matches!(dealer.send(vec![big.clone()]), Err(SendError::WouldBlock(_))));
     let key = dealer.attach(Bytes::new());
-    assert_eq!(dealer.pipes.outbound_len(key), 3);
+    assert_eq!(dealer.peers.outbound_len(key), 3);
     assert!(
         matches!(dealer.send(vec![big]), Err(SendError::WouldBlock(_))),
         "the peer's queue is full in bytes"

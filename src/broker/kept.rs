@@ -84,9 +84,9 @@ impl Kept {
         frames.next() == Some(client) && frames.next() == Some(req_id)
     }
 
-    /// The request again as received: `[in_pipe, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`.
-    pub fn to_request(&self, in_pipe: Bytes) -> Message {
-        let mut request = vec![in_pipe];
+    /// The request again as received: `[in_pipe_identity, CLIENT, "", 0x02, REQ_ID, SERVICE, BODY...]`.
+    pub fn to_request(&self, in_pipe_identity: Bytes) -> Message {
+        let mut request = vec![in_pipe_identity];
         for (i, frame) in self.frames().enumerate() {
             if i == 1 {
                 request.extend([Bytes::new(), Bytes::from_static(b"\x02")]);

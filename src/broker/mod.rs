@@ -174,8 +174,8 @@ pub struct Broker {
     started: Instant,
     registry: Registry,
     /// The in pipe's identity on our in-ROUTER, and the worker pipe's on our worker-ROUTER.
-    in_pipe: Option<Bytes>,
-    worker_pipe: Option<Bytes>,
+    in_pipe_identity: Option<Bytes>,
+    worker_pipe_identity: Option<Bytes>,
     requests: Requests,
     /// Stopping: new requests are answered SHUTTING_DOWN; those in flight may still finish.
     stopping: bool,
@@ -195,8 +195,8 @@ impl Broker {
             registry: Registry::new(config.worker_lifetime, config.task_timeout),
             config,
             started: now,
-            in_pipe: None,
-            worker_pipe: None,
+            in_pipe_identity: None,
+            worker_pipe_identity: None,
             requests: Requests::default(),
             stopping: false,
             alone: false,
@@ -209,19 +209,19 @@ impl Broker {
 
     /// The in pipe's DEALER attached to our in-ROUTER with this identity.
     pub fn set_in_pipe(&mut self, identity: Bytes) {
-        self.in_pipe = Some(identity);
+        self.in_pipe_identity = Some(identity);
     }
 
     /// Whether the in pipe's identity is known (it attached, or a request came through it).
     pub fn in_pipe_known(&self) -> bool {
-        self.in_pipe.is_some()
+        self.in_pipe_identity.is_some()
     }
 
     /// The in pipe went away (a broker in another process): nothing can be answered until it is
     /// back, so the books are cleared without answers; clients retry, through another broker or
     /// this one once the in pipe is back, and a retry is then taken anew.
     pub fn in_pipe_lost(&mut self) {
-        self.in_pipe = None;
+        self.in_pipe_identity = None;
         let forgotten = self.requests.forget_all();
         log::warn!("the in pipe went away: {forgotten} requests forgotten (their clients retry)");
     }
@@ -230,7 +230,7 @@ impl Broker {
     /// flight at generation-1 workers are forgotten (a client's retry is then taken anew), and
     /// new ones wait for the pipe to come back.
     pub fn worker_pipe_lost(&mut self) {
-        self.worker_pipe = None;
+        self.worker_pipe_identity = None;
         let forgotten = self.requests.forget_generation_1();
         log::warn!(
             "the worker pipe went away: {forgotten} requests in flight forgotten (their clients retry)"
@@ -239,7 +239,7 @@ impl Broker {
 
     /// The worker pipe's DEALER attached to our worker-ROUTER with this identity.
     pub fn set_worker_pipe(&mut self, identity: Bytes, now: Instant) {
-        self.worker_pipe = Some(identity);
+        self.worker_pipe_identity = Some(identity);
         self.retry_waiting(now, None);
     }
 
@@ -274,8 +274,8 @@ impl Broker {
         if !valid {
             return self.malformed("client request", &message);
         }
-        if self.in_pipe.is_none() {
-            self.in_pipe = Some(message[0].clone());
+        if self.in_pipe_identity.is_none() {
+            self.in_pipe_identity = Some(message[0].clone());
         }
         if message[5].starts_with(MANAGEMENT_PREFIX) {
             self.stats.management += 1;
@@ -309,8 +309,8 @@ impl Broker {
         if message.len() < 5 || !message[2].is_empty() || message[3] != wire::WORKER {
             return self.malformed("worker message", &message);
         }
-        if self.worker_pipe.is_none() {
-            self.worker_pipe = Some(message[0].clone());
+        if self.worker_pipe_identity.is_none() {
+            self.worker_pipe_identity = Some(message[0].clone());
         }
         match &message[4][..] {
             m if m == wire::HEARTBEAT && message.len() == 6 => {
@@ -350,13 +350,13 @@ impl Broker {
                     }
                     None => {} // another broker's request: routed all the same
                 }
-                let Some(in_pipe) = self.in_pipe.clone() else {
+                let Some(in_pipe_identity) = self.in_pipe_identity.clone() else {
                     return self.malformed("reply before the in pipe is known", &message);
                 };
                 // [PIPE, WORKER, "", 0x01, 0x02, CLIENT, "", REQ_ID, REPLY...]
                 //   -> [IN_PIPE, CLIENT, "", REQ_ID, REPLY...], in place
                 message.drain(1..5);
-                message[0] = in_pipe;
+                message[0] = in_pipe_identity;
                 self.outputs.push_back(Output::ToClient(message));
             }
             _ => self.malformed("worker message", &message),
@@ -475,7 +475,7 @@ impl Broker {
                     printable(service),
                     self.config.no_service_wait,
                     self.registry.live_workers(service, now),
-                    if self.worker_pipe.is_some() { "attached" } else { "away" }
+                    if self.worker_pipe_identity.is_some() { "attached" } else { "away" }
                 );
             }
             self.refuse_tracked(&tracked, Reason::NoService);
@@ -492,7 +492,7 @@ impl Broker {
 
     /// Sends a taken request again, with its attempts so far.
     fn resend(&mut self, now: Instant, key: RequestKey, tracked: requests::Tracked) {
-        let request = tracked.kept.to_request(self.in_pipe.clone().unwrap_or_default());
+        let request = tracked.kept.to_request(self.in_pipe_identity.clone().unwrap_or_default());
         self.route_request(now, key, request, tracked.attempts, tracked.taken);
     }
 
@@ -555,7 +555,7 @@ impl Broker {
     fn ready_worker(&mut self, service: &[u8], now: Instant) -> Option<Bytes> {
         let worker = self.registry.pick(service, now)?;
         let reachable =
-            self.worker_pipe.is_some() || self.registry.generation(&worker) == Some(Generation::Two);
+            self.worker_pipe_identity.is_some() || self.registry.generation(&worker) == Some(Generation::Two);
         reachable.then_some(worker)
     }
 
@@ -573,7 +573,7 @@ impl Broker {
         taken: Taken,
     ) {
         let generation = self.registry.generation(&worker).unwrap_or_default();
-        let pipe = match (generation, self.worker_pipe.clone()) {
+        let pipe = match (generation, self.worker_pipe_identity.clone()) {
             (Generation::One, None) => return,
             (_, pipe) => pipe.unwrap_or_default(),
         };
@@ -649,12 +649,12 @@ impl Broker {
         }
         let latency = now.saturating_duration_since(tracked.taken.since);
         self.service_stats.reply(tracked.taken.slot, latency);
-        let Some(in_pipe) = self.in_pipe.clone() else { return };
+        let Some(in_pipe_identity) = self.in_pipe_identity.clone() else { return };
         if message[5] == wire::ERR {
             message[5] = Bytes::from_static(wire::SERVICE_ERR);
         }
         let mut answer = vec![
-            in_pipe,
+            in_pipe_identity,
             Bytes::copy_from_slice(tracked.kept.client()),
             Bytes::new(),
             Bytes::copy_from_slice(tracked.kept.req_id()),
@@ -675,7 +675,7 @@ impl Broker {
             while self.requests.waiting(&service).2 > 0 {
                 let Some(worker) = self.ready_worker(&service, now) else { break };
                 let Some((key, held)) = self.requests.next_waiting(&service) else { break };
-                let request = held.kept.to_request(self.in_pipe.clone().unwrap_or_default());
+                let request = held.kept.to_request(self.in_pipe_identity.clone().unwrap_or_default());
                 self.dispatch(now, key, worker, request, held.attempts + 1, held.taken);
             }
         }
@@ -691,10 +691,10 @@ impl Broker {
 
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "EZ_ERR", REASON]`.
     fn answer_to(&mut self, client: &[u8], req_id: &[u8], reason: &'static [u8]) {
-        let Some(in_pipe) = self.in_pipe.clone() else { return };
+        let Some(in_pipe_identity) = self.in_pipe_identity.clone() else { return };
         let err = Bytes::from_static(wire::EZ_ERR);
         self.outputs.push_back(Output::ToClient(vec![
-            in_pipe,
+            in_pipe_identity,
             Bytes::copy_from_slice(client),
             Bytes::new(),
             Bytes::copy_from_slice(req_id),

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use crate::broker::{KeyHasher, RequestKey};
-use crate::socket::{Message, PipeKey};
+use crate::socket::{Message, PeerKey};
 
 /// Dispatches remembered at most.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -25,7 +25,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub struct Affinity {
     hasher: KeyHasher,
     /// Which broker (the pipe's DEALER peer) dispatched each request, and when (a sequence).
-    senders: HashMap<RequestKey, (PipeKey, u64)>,
+    senders: HashMap<RequestKey, (PeerKey, u64)>,
     /// Keys in dispatch order, for evicting the oldest; stale ones (already replied) skipped.
     order: VecDeque<(u64, RequestKey)>,
     next_seq: u64,
@@ -35,7 +35,7 @@ pub struct Affinity {
 
 impl Affinity {
     /// A message a broker sent through the pipe: remembers who dispatched it.
-    pub fn note_dispatch(&mut self, from: PipeKey, message: &Message) {
+    pub fn note_dispatch(&mut self, from: PeerKey, message: &Message) {
         if message.len() < 4 || !message[1].is_empty() {
             return;
         }
@@ -54,7 +54,7 @@ impl Affinity {
 
     /// A message a worker sent through the pipe: the broker that dispatched it, for a reply
     /// whose dispatch was seen.
-    pub fn reply_to(&mut self, message: &Message) -> Option<PipeKey> {
+    pub fn reply_to(&mut self, message: &Message) -> Option<PeerKey> {
         let is_reply = message.len() >= 7
             && message[1].is_empty()
             && &message[2][..] == b"\x01"
@@ -94,11 +94,11 @@ mod tests {
     #[test]
     fn a_reply_goes_to_the_broker_that_dispatched_its_request() {
         let mut affinity = Affinity::default();
-        affinity.note_dispatch(PipeKey(1), &frames(&[b"w1", b"", b"c1", b"r1", b"/echo"]));
-        affinity.note_dispatch(PipeKey(2), &frames(&[b"w1", b"", b"c2", b"r1", b"/echo"]));
+        affinity.note_dispatch(PeerKey(1), &frames(&[b"w1", b"", b"c1", b"r1", b"/echo"]));
+        affinity.note_dispatch(PeerKey(2), &frames(&[b"w1", b"", b"c2", b"r1", b"/echo"]));
         let reply = |client: &[u8]| frames(&[b"w1", b"", b"\x01", b"\x02", client, b"", b"r1", b"OK"]);
-        assert_eq!(affinity.reply_to(&reply(b"c2")), Some(PipeKey(2)));
-        assert_eq!(affinity.reply_to(&reply(b"c1")), Some(PipeKey(1)));
+        assert_eq!(affinity.reply_to(&reply(b"c2")), Some(PeerKey(2)));
+        assert_eq!(affinity.reply_to(&reply(b"c1")), Some(PeerKey(1)));
         assert_eq!(affinity.reply_to(&reply(b"c1")), None, "remembered once");
         let heartbeat = frames(&[b"w1", b"", b"\x01", b"\x01", b"svc"]);
         assert_eq!(affinity.reply_to(&heartbeat), None);
@@ -110,11 +110,11 @@ mod tests {
         let mut affinity = Affinity::default();
         for i in 0..MAX_ENTRIES + 10 {
             let req = i.to_string();
-            affinity.note_dispatch(PipeKey(1), &frames(&[b"w", b"", b"c", req.as_bytes()]));
+            affinity.note_dispatch(PeerKey(1), &frames(&[b"w", b"", b"c", req.as_bytes()]));
         }
         assert_eq!(affinity.len(), MAX_ENTRIES);
         let reply = |req: &str| frames(&[b"w", b"", b"\x01", b"\x02", b"c", b"", req.as_bytes()]);
         assert_eq!(affinity.reply_to(&reply("0")), None, "the oldest went first");
-        assert_eq!(affinity.reply_to(&reply(&(MAX_ENTRIES + 9).to_string())), Some(PipeKey(1)));
+        assert_eq!(affinity.reply_to(&reply(&(MAX_ENTRIES + 9).to_string())), Some(PeerKey(1)));
     }
 }

@@ -18,7 +18,7 @@ pub use self::affinity::Affinity;
 pub use self::gate::{Door, Gate, Verdict};
 
 use crate::reactor::{Error, Reactor, SocketId};
-use crate::socket::{Message, PipeKey, SendError, SocketOptions, SocketType};
+use crate::socket::{Message, PeerKey, SendError, SocketOptions, SocketType};
 
 /// Which forwarder to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct Forwarder {
     pub back: SocketId,
     mode: PipeMode,
     /// A front message the back socket could not take yet, and the peer it must go to.
-    stalled: Option<(Option<PipeKey>, Message)>,
+    stalled: Option<(Option<PeerKey>, Message)>,
     /// Reply affinity (the worker pipe).
     affinity: Option<Affinity>,
     /// Per-key permissions at the front door (CURVE with `CURVE_PERMISSIONS`).

@@ -5,7 +5,7 @@
 //! Over it, a connection may still read while what it holds itself (its partial input, its
 //! queues, its unsent output) is under `PRESSURE_RESERVE`; the others pause, and resume in the
 //! order they paused once the total is back under the budget. Queues take no more than the
-//! reserve per peer meanwhile (`Pipes::set_pressure`). So the peers that hold the memory are the
+//! reserve per peer meanwhile (`Peers::set_pressure`). So the peers that hold the memory are the
 //! ones that wait, small messages keep flowing, and the total stays under
 //! `memory_budget + connections x PRESSURE_RESERVE` whatever peers do.
 //!
@@ -140,7 +140,7 @@ impl Reactor {
             self.pressure = pressure;
             self.over_budget_since = pressure.then_some(now);
             for (_, entry) in self.sockets.iter_mut() {
-                entry.socket.pipes_mut().set_pressure(pressure);
+                entry.socket.peers_mut().set_pressure(pressure);
             }
         }
     }
@@ -171,7 +171,7 @@ impl Reactor {
             log::warn!(
                 "closing {}: it held {} KiB, the most, while the node stayed over its {} MiB memory \
                  budget for {:?}",
-                conn.peer(),
+                conn.peer_addr(),
                 held >> 10,
                 self.limits.memory_budget >> 20,
                 self.limits.evict_after
@@ -184,9 +184,9 @@ impl Reactor {
     /// What connection `conn` holds, its queues included.
     fn footprint(&self, conn: &super::connection::Connection) -> usize {
         let queued = conn
-            .pipe
+            .peer
             .zip(self.sockets.get(conn.socket))
-            .map_or(0, |(pipe, entry)| entry.socket.pipes().holdings(pipe));
+            .map_or(0, |(peer, entry)| entry.socket.peers().holdings(peer));
         conn.held() + queued
     }
 

@@ -8,7 +8,7 @@ use std::io;
 pub enum CloseReason {
     /// The peer closed its end.
     PeerClosed,
-    /// A socket error other than "would block" (reset, broken pipe, ...).
+    /// A socket error other than "would block" (reset, broken peer, ...).
     Io(io::ErrorKind),
     /// The peer broke the protocol or a limit, or a handshake/heartbeat timer ran out.
     Protocol(zmtp::Error),

@@ -15,7 +15,7 @@ use zmtp::Session;
 
 use super::read_pool::{ReadPool, LARGE_READ};
 use super::CloseReason;
-use crate::socket::PipeKey;
+use crate::socket::PeerKey;
 
 /// Smallest and largest read sizes; the size adapts to how full reads come back.
 const MIN_READ: usize = 16 << 10;
@@ -54,11 +54,11 @@ pub struct Connection {
     pub socket: usize,
     /// The connector that made it, for connecting sides.
     pub connector: Option<usize>,
-    /// The pipe it feeds, once the handshake completed and the socket accepted the peer.
-    pub pipe: Option<PipeKey>,
+    /// The peer it feeds, once the handshake completed and the socket accepted the peer.
+    pub peer: Option<PeerKey>,
     /// A ROUTER peer with a duplicate identity: connected, but its input is dropped.
     pub ignored: bool,
-    /// Reading stopped because the pipe's inbound queue is at its high-water mark.
+    /// Reading stopped because the peer's inbound queue is at its high-water mark.
     pub read_paused: bool,
     /// Reading stopped because the node is over its memory budget (see the reactor).
     pub budget_paused: bool,
@@ -86,7 +86,7 @@ impl Connection {
             session,
             socket,
             connector,
-            pipe: None,
+            peer: None,
             ignored: false,
             read_paused: false,
             budget_paused: false,
@@ -205,7 +205,7 @@ impl Connection {
     }
 
     /// The peer's address, for log lines.
-    pub fn peer(&self) -> PeerAddr {
+    pub fn peer_addr(&self) -> PeerAddr {
         PeerAddr(self.peer_addr)
     }
 

@@ -158,9 +158,9 @@ impl Reactor {
             let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
             match event {
                 Event::HandshakeComplete(info) => self.on_handshake(key, info),
-                Event::Message(message) => match conn.pipe {
-                    Some(pipe) => {
-                        if entry.socket.deliver(pipe, message) == Inbound::Full {
+                Event::Message(message) => match conn.peer {
+                    Some(peer) => {
+                        if entry.socket.deliver(peer, message) == Inbound::Full {
                             conn.read_paused = true;
                             self.note_stall(key);
                         }
@@ -168,13 +168,13 @@ impl Reactor {
                     None => entry.socket.stats_mut().dropped_ignored_peer += 1,
                 },
                 Event::Subscribe(topic) => {
-                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
-                        publisher.subscribe(pipe, &topic);
+                    if let (Some(peer), Socket::Pub(publisher)) = (conn.peer, &mut entry.socket) {
+                        publisher.subscribe(peer, &topic);
                     }
                 }
                 Event::Cancel(topic) => {
-                    if let (Some(pipe), Socket::Pub(publisher)) = (conn.pipe, &mut entry.socket) {
-                        publisher.cancel(pipe, &topic);
+                    if let (Some(peer), Socket::Pub(publisher)) = (conn.peer, &mut entry.socket) {
+                        publisher.cancel(peer, &topic);
                     }
                 }
                 Event::Ping { .. } | Event::Pong { .. } => {}
@@ -189,45 +189,45 @@ impl Reactor {
         let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck)).and_then(|c| {
             c.backoff.reset();
             c.curve_failures = 0;
-            c.pipe
+            c.peer
         });
         let attach = match persistent {
-            Some(pipe) => {
-                if let Some(p) = entry.socket.pipes_mut().get_mut(pipe) {
+            Some(peer) => {
+                if let Some(p) = entry.socket.peers_mut().get_mut(peer) {
                     p.connected = true;
                     p.identity = identity;
                 }
-                Attach::Attached(pipe)
+                Attach::Attached(peer)
             }
             None => entry.socket.attach(identity),
         };
-        let (pipe, evicted) = match attach {
-            Attach::Attached(pipe) => (pipe, None),
-            // The slab may hand the evicted pipe's key to the newcomer: take the old transport
+        let (peer, evicted) = match attach {
+            Attach::Attached(peer) => (peer, None),
+            // The slab may hand the evicted peer's key to the newcomer: take the old transport
             // out before the new one goes in.
-            Attach::TookOver { key: pipe, evicted } => (pipe, entry.transports.remove(&evicted)),
+            Attach::TookOver { key: peer, evicted } => (peer, entry.transports.remove(&evicted)),
             Attach::Ignored => {
-                log::info!("peer {} ignored: its identity is already connected", conn.peer());
+                log::info!("peer {} ignored: its identity is already connected", conn.peer_addr());
                 conn.ignored = true;
                 return;
             }
         };
-        conn.pipe = Some(pipe);
+        conn.peer = Some(peer);
         conn.metadata_bytes = info.metadata.encoded_len();
-        entry.transports.insert(pipe, Transport::Tcp(key));
-        entry.metadata.insert(pipe, info.metadata);
-        entry.socket.pipes_mut().mark_dirty(pipe);
+        entry.transports.insert(peer, Transport::Tcp(key));
+        entry.metadata.insert(peer, info.metadata);
+        entry.socket.peers_mut().mark_dirty(peer);
         self.pump_everything = true;
         if let Socket::Sub(subscriber) = &entry.socket {
             for topic in subscriber.topics() {
                 let _ = conn.session.subscribe(topic);
             }
         }
-        let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
+        let identity = entry.socket.peers().get(peer).map(|p| p.identity.clone()).unwrap_or_default();
         let socket = SocketId(conn.socket);
         if let Some(Transport::Tcp(old)) = evicted {
             if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
-                old_conn.pipe = None; // its pipe is gone already; the newcomer holds the identity
+                old_conn.peer = None; // its peer is gone already; the newcomer holds the identity
             }
             self.peer_events.push_back(PeerEvent::Disconnected {
                 socket,
@@ -247,7 +247,7 @@ impl Reactor {
         let _ = conn.flush();
         self.stats.bytes_written += conn.written;
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        let addr = conn.peer();
+        let addr = conn.peer_addr();
         if let CloseReason::Protocol(zmtp::Error::Curve(zmtp::CurveError::Unauthorized { .. })) = &reason {
             self.stats.curve_refused += 1;
         }
@@ -273,16 +273,16 @@ impl Reactor {
                 );
             }
         }
-        if let Some(pipe) = conn.pipe {
-            let identity = entry.socket.pipes().get(pipe).map(|p| p.identity.clone()).unwrap_or_default();
-            let keep = connector.as_ref().is_some_and(|(_, c)| c.pipe == Some(pipe));
+        if let Some(peer) = conn.peer {
+            let identity = entry.socket.peers().get(peer).map(|p| p.identity.clone()).unwrap_or_default();
+            let keep = connector.as_ref().is_some_and(|(_, c)| c.peer == Some(peer));
             if keep {
-                entry.transports.insert(pipe, Transport::Waiting);
+                entry.transports.insert(peer, Transport::Waiting);
             } else {
-                entry.transports.remove(&pipe);
+                entry.transports.remove(&peer);
             }
-            entry.metadata.remove(&pipe);
-            entry.socket.detach(pipe, keep);
+            entry.metadata.remove(&peer);
+            entry.socket.detach(peer, keep);
             self.pump_everything = true;
             let socket = SocketId(conn.socket);
             self.peer_events.push_back(PeerEvent::Disconnected { socket, identity, reason: reason.clone() });

@@ -48,7 +48,7 @@ pub use self::plain::{PlainId, PlainLimits, PlainStats};
 use self::read_pool::ReadPool;
 use self::timers::Timers;
 use crate::logging::Throttled;
-use crate::socket::{Attach, Message, PipeKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
+use crate::socket::{Attach, Message, PeerKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
 
 /// A socket created on a reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,16 +124,16 @@ impl From<EndpointError> for Error {
     }
 }
 
-/// How a pipe's messages reach its peer.
+/// How the messages queued for a peer reach it.
 #[derive(Debug, Clone, Copy)]
 enum Transport {
     Tcp(usize),
-    /// Another socket on this reactor, and the pipe that stands for us there.
+    /// Another socket on this reactor, and the peer that stands for us there.
     Inproc {
         socket: usize,
-        pipe: PipeKey,
+        peer: PeerKey,
     },
-    /// A connecting side's pipe between connections: messages wait in its queue.
+    /// A connecting side's peer between connections: messages wait in its queue.
     Waiting,
 }
 
@@ -151,9 +151,9 @@ struct Readiness {
 struct SocketEntry {
     socket: Socket,
     options: SocketOptions,
-    transports: HashMap<PipeKey, Transport>,
+    transports: HashMap<PeerKey, Transport>,
     /// Each TCP peer's READY properties.
-    metadata: HashMap<PipeKey, zmtp::Metadata>,
+    metadata: HashMap<PeerKey, zmtp::Metadata>,
     listeners: Vec<usize>,
     connectors: Vec<usize>,
     /// Listed in the reactor's `touched`.
@@ -172,8 +172,8 @@ struct Connector {
     addr: SocketAddr,
     backoff: Backoff,
     conn: Option<usize>,
-    /// DEALER: the pipe that outlives connections so queued messages survive a reconnect.
-    pipe: Option<PipeKey>,
+    /// DEALER: the peer that outlives connections so queued messages survive a reconnect.
+    peer: Option<PeerKey>,
     /// Connections in a row the server closed before our CURVE handshake completed.
     curve_failures: u32,
 }
@@ -199,7 +199,7 @@ pub struct Reactor {
     to_continue: Vec<usize>,
     peer_events: VecDeque<PeerEvent>,
     ready: Vec<Readiness>,
-    dirty: Vec<PipeKey>,
+    dirty: Vec<PeerKey>,
     limits: Limits,
     /// TCP connections open (accepted and connected).
     conn_count: usize,
@@ -357,19 +357,19 @@ impl Reactor {
         let addr = endpoint::resolve(endpoint)?;
         let entry = self.entry_mut(id)?;
         let backoff = Backoff::new(entry.options.reconnect_ivl, entry.options.reconnect_ivl_max);
-        let pipe = match &mut entry.socket {
+        let peer = match &mut entry.socket {
             Socket::Dealer(dealer) => Some(dealer.attach_persistent()),
             _ => None,
         };
-        if let Some(pipe) = pipe {
-            entry.transports.insert(pipe, Transport::Waiting);
+        if let Some(peer) = peer {
+            entry.transports.insert(peer, Transport::Waiting);
         }
         let key = self.connectors.insert(Connector {
             socket: id.0,
             addr,
             backoff,
             conn: None,
-            pipe,
+            peer,
             curve_failures: 0,
         });
         self.sockets[id.0].connectors.push(key);
@@ -387,13 +387,13 @@ impl Reactor {
         }
         let pa = attach_inproc(ea, eb.options.identity.clone())?;
         let pb = attach_inproc(eb, ea.options.identity.clone())?;
-        ea.transports.insert(pa, Transport::Inproc { socket: b.0, pipe: pb });
-        eb.transports.insert(pb, Transport::Inproc { socket: a.0, pipe: pa });
+        ea.transports.insert(pa, Transport::Inproc { socket: b.0, peer: pb });
+        eb.transports.insert(pb, Transport::Inproc { socket: a.0, peer: pa });
         share_subscriptions(ea, eb, pb);
         share_subscriptions(eb, ea, pa);
         self.pump_everything = true;
-        for (id, pipe) in [(a, pa), (b, pb)] {
-            let identity = self.sockets[id.0].socket.pipes().get(pipe).map(|p| p.identity.clone());
+        for (id, peer) in [(a, pa), (b, pb)] {
+            let identity = self.sockets[id.0].socket.peers().get(peer).map(|p| p.identity.clone());
             self.peer_events
                 .push_back(PeerEvent::Connected { socket: id, identity: identity.unwrap_or_default() });
         }
@@ -414,26 +414,26 @@ impl Reactor {
     }
 
     /// The next received message and the peer it came from (a key valid while that peer stays).
-    pub fn recv_from(&mut self, id: SocketId) -> Option<(PipeKey, Message)> {
+    pub fn recv_from(&mut self, id: SocketId) -> Option<(PeerKey, Message)> {
         let entry = self.sockets.get_mut(id.0)?;
-        let (pipe, message, resumed) = entry.socket.recv()?;
+        let (peer, message, resumed) = entry.socket.recv()?;
         if resumed {
-            match entry.transports.get(&pipe) {
+            match entry.transports.get(&peer) {
                 Some(&Transport::Tcp(conn)) => self.to_resume.push(conn),
-                Some(&Transport::Inproc { socket, pipe }) => {
+                Some(&Transport::Inproc { socket, peer }) => {
                     if let Some(other) = self.sockets.get_mut(socket) {
-                        other.socket.pipes_mut().mark_dirty(pipe);
+                        other.socket.peers_mut().mark_dirty(peer);
                         self.touch(socket);
                     }
                 }
                 _ => {}
             }
         }
-        Some((pipe, message))
+        Some((peer, message))
     }
 
     /// DEALER: queues a message for one peer (a key from `recv_from`), not round-robin.
-    pub fn send_to(&mut self, id: SocketId, peer: PipeKey, message: Message) -> Result<(), SendError> {
+    pub fn send_to(&mut self, id: SocketId, peer: PeerKey, message: Message) -> Result<(), SendError> {
         let Some(entry) = self.sockets.get_mut(id.0) else { return Err(SendError::NotSupported(message)) };
         entry.socket.send_to(peer, message)?;
         self.touch(id.0);
@@ -473,7 +473,7 @@ impl Reactor {
 
     /// Whether a message is waiting to be received (`recv` would return one).
     pub fn has_inbound(&self, id: SocketId) -> bool {
-        self.sockets.get(id.0).is_some_and(|e| e.socket.pipes().has_inbound())
+        self.sockets.get(id.0).is_some_and(|e| e.socket.peers().has_inbound())
     }
 
     /// Peers currently attached with a live transport.
@@ -499,7 +499,7 @@ impl Reactor {
         let queued = self
             .sockets
             .iter()
-            .any(|(_, e)| e.socket.pipes().keys().any(|k| e.socket.pipes().outbound_len(k) > 0));
+            .any(|(_, e)| e.socket.peers().keys().any(|k| e.socket.peers().outbound_len(k) > 0));
         let unwritten = self.io.iter().any(|(_, io)| match io {
             Io::Conn(c) => c.session.pending_output() > 0,
             Io::Listener { .. } => false,
@@ -511,12 +511,12 @@ impl Reactor {
     /// announcing that identity (other types).
     pub fn peer_metadata(&self, id: SocketId, identity: &[u8], name: &str) -> Option<Bytes> {
         let entry = self.sockets.get(id.0)?;
-        let pipes = entry.socket.pipes();
-        let pipe = match &entry.socket {
+        let peers = entry.socket.peers();
+        let peer = match &entry.socket {
             Socket::Router(router) => router.peer(identity)?,
-            _ => pipes.keys().find(|&k| pipes.get(k).is_some_and(|p| p.identity == identity))?,
+            _ => peers.keys().find(|&k| peers.get(k).is_some_and(|p| p.identity == identity))?,
         };
-        entry.metadata.get(&pipe)?.get(name).cloned()
+        entry.metadata.get(&peer)?.get(name).cloned()
     }
 
     /// The CURVE key of the client connected to ROUTER `id` with routing `identity` (this
@@ -524,8 +524,8 @@ impl Reactor {
     pub fn peer_curve_key(&self, id: SocketId, identity: &[u8]) -> Option<[u8; 32]> {
         let entry = self.sockets.get(id.0)?;
         let Socket::Router(router) = &entry.socket else { return None };
-        let pipe = router.peer(identity)?;
-        match entry.transports.get(&pipe)? {
+        let peer = router.peer(identity)?;
+        match entry.transports.get(&peer)? {
             Transport::Tcp(key) => match self.io.get(*key)? {
                 Io::Conn(conn) => conn.session.curve_client_key(),
                 Io::Listener { .. } => None,
@@ -572,11 +572,11 @@ impl Reactor {
     /// Closes a socket: its connections, listeners and connectors go; in-process peers detach.
     pub fn close(&mut self, id: SocketId) {
         let Some(entry) = self.sockets.get(id.0) else { return };
-        let inproc: Vec<(usize, PipeKey)> = entry
+        let inproc: Vec<(usize, PeerKey)> = entry
             .transports
             .values()
             .filter_map(|t| match t {
-                Transport::Inproc { socket, pipe } => Some((*socket, *pipe)),
+                Transport::Inproc { socket, peer } => Some((*socket, *peer)),
                 _ => None,
             })
             .collect();
@@ -601,10 +601,10 @@ impl Reactor {
                 let _ = self.poll.registry().deregister(&mut listener);
             }
         }
-        for (other, pipe) in inproc {
+        for (other, peer) in inproc {
             if let Some(entry) = self.sockets.get_mut(other) {
-                entry.transports.remove(&pipe);
-                entry.socket.detach(pipe, false);
+                entry.transports.remove(&peer);
+                entry.socket.detach(peer, false);
             }
         }
         self.pump_everything = true;
@@ -631,8 +631,8 @@ impl Reactor {
             || !self.to_resume.is_empty()
             || !self.to_continue.is_empty()
             || self.budget_has_room();
-        if busy || self.sockets.iter().any(|(_, e)| e.socket.pipes().has_dirty()) {
-            // Dirty pipes no pump saw (their socket was not listed): the next pump sees them.
+        if busy || self.sockets.iter().any(|(_, e)| e.socket.peers().has_dirty()) {
+            // Dirty peers no pump saw (their socket was not listed): the next pump sees them.
             self.pump_everything = true;
             wait = Some(Duration::ZERO);
         }
@@ -730,13 +730,13 @@ impl Reactor {
                         self.to_flush.push(key);
                     }
                 }
-                Transport::Inproc { socket, pipe } => {
+                Transport::Inproc { socket, peer } => {
                     if let Some(Socket::Pub(publisher)) = self.sockets.get_mut(socket).map(|e| &mut e.socket)
                     {
                         if subscribe {
-                            publisher.subscribe(pipe, &topic);
+                            publisher.subscribe(peer, &topic);
                         } else {
-                            publisher.cancel(pipe, &topic);
+                            publisher.cancel(peer, &topic);
                         }
                     }
                 }
@@ -747,19 +747,19 @@ impl Reactor {
     }
 }
 
-fn attach_inproc(entry: &mut SocketEntry, identity: Bytes) -> Result<PipeKey, Error> {
+fn attach_inproc(entry: &mut SocketEntry, identity: Bytes) -> Result<PeerKey, Error> {
     match entry.socket.attach(identity) {
-        Attach::Attached(pipe) => Ok(pipe),
+        Attach::Attached(peer) => Ok(peer),
         Attach::TookOver { key, .. } => Ok(key),
         Attach::Ignored => Err(Error::Io(io::Error::new(io::ErrorKind::AlreadyExists, "identity in use"))),
     }
 }
 
 /// A SUB's topics go to a PUB peer that just joined in memory.
-fn share_subscriptions(from: &SocketEntry, to: &mut SocketEntry, pipe_at_to: PipeKey) {
+fn share_subscriptions(from: &SocketEntry, to: &mut SocketEntry, peer_at_to: PeerKey) {
     if let (Socket::Sub(subscriber), Socket::Pub(publisher)) = (&from.socket, &mut to.socket) {
         for topic in subscriber.topics() {
-            publisher.subscribe(pipe_at_to, topic);
+            publisher.subscribe(peer_at_to, topic);
         }
     }
 }

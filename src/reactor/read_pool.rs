@@ -2,7 +2,7 @@
 //! as a `Bytes` view of it (zero copy); once the frame has been written out, the buffer is free
 //! again. Allocating a fresh one for every large frame costs a page fault per 4 KiB touched (the
 //! allocator maps big blocks fresh and unmaps them on free, glibc's and musl's alike), which was
-//! a fifth of the pipe's CPU at 1 MiB. So a connection done with a large buffer hands its empty
+//! a fifth of the peer's CPU at 1 MiB. So a connection done with a large buffer hands its empty
 //! view here, and the next large read takes back one whose frames are all gone
 //! (`BytesMut::try_reclaim`). A pooled buffer holds one large frame and nothing else (the
 //! connection reads it up to the frame's end), so no small message can keep it alive.

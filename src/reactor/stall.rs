@@ -41,22 +41,22 @@ impl Reactor {
         let mut resume = Vec::new();
         stalled.retain(|&key| {
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return false };
-            let (Some(pipe), Some(since)) = (conn.pipe, conn.stalled_since) else {
+            let (Some(peer), Some(since)) = (conn.peer, conn.stalled_since) else {
                 conn.stalled_since = None;
                 return false;
             };
             let Some(entry) = self.sockets.get_mut(conn.socket) else { return false };
-            let pipes = entry.socket.pipes_mut();
-            if !conn.read_paused && pipes.outbound_len(pipe) == 0 {
+            let peers = entry.socket.peers_mut();
+            if !conn.read_paused && peers.outbound_len(peer) == 0 {
                 conn.stalled_since = None;
                 return false;
             }
             if now.saturating_duration_since(since) >= STALL_AGE {
-                pipes.compact_outbound(pipe);
-                pipes.compact_inbound(pipe);
+                peers.compact_outbound(peer);
+                peers.compact_inbound(peer);
                 // Compacting can bring a queue full by bytes back under its limit with no
                 // message taken, and so no resume from `recv`: resume reading here.
-                if conn.read_paused && !pipes.inbound_full(pipe) {
+                if conn.read_paused && !peers.inbound_full(peer) {
                     resume.push(key);
                 }
             }

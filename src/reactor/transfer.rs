@@ -2,7 +2,7 @@
 //! queues, TCP peers get them encoded (up to the write budget) and written.
 
 use super::{Io, Reactor, Transport};
-use crate::socket::{PipeKey, PRESSURE_RESERVE};
+use crate::socket::{PeerKey, PRESSURE_RESERVE};
 
 impl Reactor {
     /// Moves what sockets queued to their transports now: in-process peers get it in their
@@ -59,55 +59,55 @@ impl Reactor {
     fn pump_all(&mut self) -> usize {
         let touched = self.take_touched();
         self.reuse_touched(touched);
-        // Walks socket keys by index: pumping may mark pipes of later sockets dirty (in-process
+        // Walks socket keys by index: pumping may mark peers of later sockets dirty (in-process
         // delivery), and those are picked up in the same pass.
         (0..self.sockets.capacity()).map(|socket| self.pump_socket(socket)).sum()
     }
 
-    /// Pumps the pipes of `socket` that have queued messages.
+    /// Pumps the peers of `socket` that have queued messages.
     fn pump_socket(&mut self, socket: usize) -> usize {
         let Some(entry) = self.sockets.get_mut(socket) else { return 0 };
-        if !entry.socket.pipes().has_dirty() {
+        if !entry.socket.peers().has_dirty() {
             return 0;
         }
         // `self.dirty` is only scratch space, left empty after every use.
         let mut dirty = std::mem::take(&mut self.dirty);
-        entry.socket.pipes_mut().take_dirty(&mut dirty);
-        let inproc = dirty.iter().map(|&pipe| self.pump_pipe(socket, pipe)).sum();
+        entry.socket.peers_mut().take_dirty(&mut dirty);
+        let inproc = dirty.iter().map(|&peer| self.pump_peer(socket, peer)).sum();
         dirty.clear();
         self.dirty = dirty;
         inproc
     }
 
     /// Returns how many messages reached an in-process peer.
-    pub(super) fn pump_pipe(&mut self, socket: usize, pipe: PipeKey) -> usize {
+    pub(super) fn pump_peer(&mut self, socket: usize, peer: PeerKey) -> usize {
         let Some(entry) = self.sockets.get(socket) else { return 0 };
-        match entry.transports.get(&pipe).copied() {
+        match entry.transports.get(&peer).copied() {
             Some(Transport::Tcp(key)) => {
                 self.flush_conn(key);
                 0
             }
-            Some(Transport::Inproc { socket: other, pipe: theirs }) => {
-                self.pump_inproc(socket, pipe, other, theirs)
+            Some(Transport::Inproc { socket: other, peer: theirs }) => {
+                self.pump_inproc(socket, peer, other, theirs)
             }
             _ => 0,
         }
     }
 
-    /// Moves messages from our pipe straight into the other socket's inbound queue; returns how
+    /// Moves the messages queued for an in-process peer straight into the other socket's inbound queue; returns how
     /// many moved.
     pub(super) fn pump_inproc(
         &mut self,
         socket: usize,
-        pipe: PipeKey,
+        peer: PeerKey,
         other: usize,
-        theirs: PipeKey,
+        theirs: PeerKey,
     ) -> usize {
         let mut moved = 0;
-        let Some((ours, peer)) = self.sockets.get2_mut(socket, other) else { return 0 };
-        while !peer.socket.pipes().inbound_full(theirs) {
-            let Some(message) = ours.socket.pipes_mut().pop_outbound(pipe) else { return moved };
-            peer.socket.deliver(theirs, message);
+        let Some((ours, other)) = self.sockets.get2_mut(socket, other) else { return 0 };
+        while !other.socket.peers().inbound_full(theirs) {
+            let Some(message) = ours.socket.peers_mut().pop_outbound(peer) else { return moved };
+            other.socket.deliver(theirs, message);
             moved += 1;
         }
         moved
@@ -120,9 +120,9 @@ impl Reactor {
         self.write_conn(key);
         let Some(Io::Conn(conn)) = self.io.get(key) else { return };
         let queued = conn
-            .pipe
+            .peer
             .zip(self.sockets.get(conn.socket))
-            .is_some_and(|(pipe, entry)| entry.socket.pipes().outbound_len(pipe) > 0);
+            .is_some_and(|(peer, entry)| entry.socket.peers().outbound_len(peer) > 0);
         if queued {
             self.note_stall(key);
         }
@@ -133,21 +133,21 @@ impl Reactor {
         loop {
             let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
             let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-            if let Some(pipe) = conn.pipe {
+            if let Some(peer) = conn.peer {
                 let budget = match self.pressure {
                     true => entry.options.write_budget.min(PRESSURE_RESERVE),
                     false => entry.options.write_budget,
                 };
-                let pipes = entry.socket.pipes_mut();
+                let peers = entry.socket.peers_mut();
                 while conn.pending_output() < budget {
-                    let Some(message) = pipes.pop_outbound(pipe) else { break };
+                    let Some(message) = peers.pop_outbound(peer) else { break };
                     if conn.session.send(&message).is_err() {
-                        pipes.unpop_outbound(pipe, message);
+                        peers.unpop_outbound(peer, message);
                         break;
                     }
                 }
             }
-            let more_queued = conn.pipe.is_some_and(|p| entry.socket.pipes().outbound_len(p) > 0);
+            let more_queued = conn.peer.is_some_and(|p| entry.socket.peers().outbound_len(p) > 0);
             let flushed = conn.flush();
             self.stats.bytes_written += std::mem::take(&mut conn.written);
             match flushed {

@@ -8,7 +8,7 @@
 
 mod compact;
 mod dealer;
-mod pipes;
+mod peers;
 mod publisher;
 mod router;
 mod subscriber;
@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 pub use compact::{compact, COMPACT_FRAME_MAX};
 pub use dealer::Dealer;
-pub use pipes::{message_cost, Inbound, PipeKey, Pipes, PRESSURE_RESERVE};
+pub use peers::{message_cost, Inbound, PeerKey, Peers, PRESSURE_RESERVE};
 pub use publisher::{
     subscription_cost, Publisher, MAX_SUBSCRIPTION_COST_PER_PEER, MAX_SUBSCRIPTION_COST_PER_SOCKET,
     SUBSCRIPTION_OVERHEAD,
@@ -178,21 +178,21 @@ impl Socket {
         }
     }
 
-    pub fn pipes(&self) -> &Pipes {
+    pub fn peers(&self) -> &Peers {
         match self {
-            Socket::Router(s) => &s.pipes,
-            Socket::Dealer(s) => &s.pipes,
-            Socket::Pub(s) => &s.pipes,
-            Socket::Sub(s) => &s.pipes,
+            Socket::Router(s) => &s.peers,
+            Socket::Dealer(s) => &s.peers,
+            Socket::Pub(s) => &s.peers,
+            Socket::Sub(s) => &s.peers,
         }
     }
 
-    pub fn pipes_mut(&mut self) -> &mut Pipes {
+    pub fn peers_mut(&mut self) -> &mut Peers {
         match self {
-            Socket::Router(s) => &mut s.pipes,
-            Socket::Dealer(s) => &mut s.pipes,
-            Socket::Pub(s) => &mut s.pipes,
-            Socket::Sub(s) => &mut s.pipes,
+            Socket::Router(s) => &mut s.peers,
+            Socket::Dealer(s) => &mut s.peers,
+            Socket::Pub(s) => &mut s.peers,
+            Socket::Sub(s) => &mut s.peers,
         }
     }
 
@@ -202,7 +202,7 @@ impl Socket {
             Socket::Dealer(s) => s.waiting_bytes(),
             _ => 0,
         };
-        self.pipes().queued_bytes() + waiting
+        self.peers().queued_bytes() + waiting
     }
 
     pub fn stats(&self) -> &SocketStats {
@@ -228,36 +228,36 @@ impl Socket {
         match self {
             Socket::Router(s) => s.attach(identity),
             Socket::Dealer(s) => Attach::Attached(s.attach(identity)),
-            Socket::Pub(s) => Attach::Attached(s.pipes.insert(identity, true)),
-            Socket::Sub(s) => Attach::Attached(s.pipes.insert(identity, true)),
+            Socket::Pub(s) => Attach::Attached(s.peers.insert(identity, true)),
+            Socket::Sub(s) => Attach::Attached(s.peers.insert(identity, true)),
         }
     }
 
-    /// A peer left. `keep_queue` keeps a connecting side's pipe and its queue for the reconnect.
-    pub fn detach(&mut self, key: PipeKey, keep_queue: bool) {
+    /// A peer left. `keep_queue` keeps a connecting side's peer and its queue for the reconnect.
+    pub fn detach(&mut self, key: PeerKey, keep_queue: bool) {
         match self {
             Socket::Router(s) => s.detach(key),
             Socket::Dealer(s) => s.detach(key, keep_queue),
             Socket::Pub(s) => s.detach(key),
             Socket::Sub(s) => {
-                s.pipes.remove(key);
+                s.peers.remove(key);
             }
         }
     }
 
     /// A message arrived from `key`'s peer.
-    pub fn deliver(&mut self, key: PipeKey, message: Message) -> Inbound {
+    pub fn deliver(&mut self, key: PeerKey, message: Message) -> Inbound {
         match self {
             Socket::Router(s) => s.deliver(key, message),
-            Socket::Dealer(s) => s.pipes.push_inbound(key, message),
+            Socket::Dealer(s) => s.peers.push_inbound(key, message),
             Socket::Sub(s) => s.deliver(key, message),
             // RFC 29: a publisher drops data from subscribers.
             Socket::Pub(_) => Inbound::More,
         }
     }
 
-    pub fn recv(&mut self) -> Option<(PipeKey, Message, bool)> {
-        let next = self.pipes_mut().pop_inbound();
+    pub fn recv(&mut self) -> Option<(PeerKey, Message, bool)> {
+        let next = self.peers_mut().pop_inbound();
         if next.is_some() {
             self.stats_mut().received += 1;
         }
@@ -265,7 +265,7 @@ impl Socket {
     }
 
     /// DEALER: queues `message` for the peer of `key` only; other types do not support it.
-    pub fn send_to(&mut self, key: PipeKey, message: Message) -> Result<(), SendError> {
+    pub fn send_to(&mut self, key: PeerKey, message: Message) -> Result<(), SendError> {
         let Socket::Dealer(dealer) = self else { return Err(SendError::NotSupported(message)) };
         dealer.send_to(key, message)?;
         dealer.stats.sent += 1;

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-use crate::socket::pipes::{PipeKey, Pipes};
+use crate::socket::peers::{PeerKey, Peers};
 use crate::socket::trie::Trie;
 use crate::socket::{Message, SocketOptions, SocketStats};
 
@@ -38,11 +38,11 @@ struct PeerTopics {
 
 #[derive(Debug)]
 pub struct Publisher {
-    pub pipes: Pipes,
-    trie: Trie<PipeKey>,
+    pub peers: Peers,
+    trie: Trie<PeerKey>,
     /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
-    topics: HashMap<PipeKey, PeerTopics>,
-    matched: Vec<PipeKey>,
+    topics: HashMap<PeerKey, PeerTopics>,
+    matched: Vec<PeerKey>,
     /// Cost of every peer's subscriptions together.
     cost: usize,
     pub stats: SocketStats,
@@ -51,7 +51,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options),
+            peers: Peers::new(options),
             trie: Trie::new(),
             topics: HashMap::new(),
             matched: Vec::new(),
@@ -62,8 +62,8 @@ impl Publisher {
 
     /// One more subscription of `key`'s peer to `topic`; refused (and counted) when the peer's
     /// or the socket's subscriptions would cost more than their limits.
-    pub fn subscribe(&mut self, key: PipeKey, topic: &[u8]) {
-        if self.pipes.get(key).is_none() {
+    pub fn subscribe(&mut self, key: PeerKey, topic: &[u8]) {
+        if self.peers.get(key).is_none() {
             return;
         }
         let held = self.topics.entry(key).or_default();
@@ -94,7 +94,7 @@ impl Publisher {
     }
 
     /// One subscription fewer of `key`'s peer to `topic`.
-    pub fn cancel(&mut self, key: PipeKey, topic: &[u8]) {
+    pub fn cancel(&mut self, key: PeerKey, topic: &[u8]) {
         let Some(held) = self.topics.get_mut(&key) else { return };
         let Some(count) = held.counts.get_mut(topic) else { return };
         self.trie.remove(topic, key);
@@ -107,13 +107,13 @@ impl Publisher {
         }
     }
 
-    pub fn detach(&mut self, key: PipeKey) {
+    pub fn detach(&mut self, key: PeerKey) {
         let held = self.topics.remove(&key).unwrap_or_default();
         self.cost -= held.cost;
         for (topic, count) in held.counts {
             self.trie.remove_times(&topic, key, count);
         }
-        self.pipes.remove(key);
+        self.peers.remove(key);
     }
 
     /// What every peer's subscriptions cost together, by `subscription_cost`.
@@ -126,11 +126,11 @@ impl Publisher {
         self.trie.matches(first, &mut self.matched);
         let Some((&last, rest)) = self.matched.split_last() else { return };
         for &key in rest {
-            if self.pipes.push_outbound(key, message.clone()).is_err() {
+            if self.peers.push_outbound(key, message.clone()).is_err() {
                 self.stats.dropped_hwm += 1;
             }
         }
-        if self.pipes.push_outbound(last, message).is_err() {
+        if self.peers.push_outbound(last, message).is_err() {
             self.stats.dropped_hwm += 1;
         }
     }

@@ -9,26 +9,26 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use hashbrown::HashMap;
 
-use crate::socket::pipes::{Inbound, PipeKey, Pipes};
+use crate::socket::peers::{Inbound, PeerKey, Peers};
 use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 
 /// What became of a peer that completed its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attach {
-    Attached(PipeKey),
+    Attached(PeerKey),
     /// Its identity is taken: it stays connected but gets no routing slot; its input is dropped.
     Ignored,
     /// Handover: it took the identity from `evicted`, whose connection must be closed.
     TookOver {
-        key: PipeKey,
-        evicted: PipeKey,
+        key: PeerKey,
+        evicted: PeerKey,
     },
 }
 
 #[derive(Debug)]
 pub struct Router {
-    pub pipes: Pipes,
-    by_identity: HashMap<Bytes, PipeKey>,
+    pub peers: Peers,
+    by_identity: HashMap<Bytes, PeerKey>,
     next_generated: u32,
     mandatory: bool,
     handover: bool,
@@ -38,7 +38,7 @@ pub struct Router {
 impl Router {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options),
+            peers: Peers::new(options),
             by_identity: HashMap::new(),
             next_generated: seed(),
             mandatory: options.router_mandatory,
@@ -62,23 +62,23 @@ impl Router {
         Attach::TookOver { key: self.insert(identity), evicted: existing }
     }
 
-    pub fn detach(&mut self, key: PipeKey) {
-        if let Some(pipe) = self.pipes.remove(key) {
-            if self.by_identity.get(&pipe.identity) == Some(&key) {
-                self.by_identity.remove(&pipe.identity);
+    pub fn detach(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.remove(key) {
+            if self.by_identity.get(&peer.identity) == Some(&key) {
+                self.by_identity.remove(&peer.identity);
             }
         }
     }
 
     /// Looks up the peer holding `identity`.
-    pub fn peer(&self, identity: &[u8]) -> Option<PipeKey> {
+    pub fn peer(&self, identity: &[u8]) -> Option<PeerKey> {
         self.by_identity.get(identity).copied()
     }
 
-    pub fn deliver(&mut self, key: PipeKey, mut message: Message) -> Inbound {
-        let Some(pipe) = self.pipes.get(key) else { return Inbound::More };
-        message.insert(0, pipe.identity.clone());
-        self.pipes.push_inbound(key, message)
+    pub fn deliver(&mut self, key: PeerKey, mut message: Message) -> Inbound {
+        let Some(peer) = self.peers.get(key) else { return Inbound::More };
+        message.insert(0, peer.identity.clone());
+        self.peers.push_inbound(key, message)
     }
 
     pub fn send(&mut self, mut message: Message) -> Result<(), SendError> {
@@ -90,18 +90,18 @@ impl Router {
             self.stats.dropped_unroutable += 1;
             return if self.mandatory { Err(SendError::Unroutable(message)) } else { Ok(()) };
         };
-        if !self.pipes.has_room(key) {
+        if !self.peers.has_room(key) {
             self.stats.dropped_hwm += 1;
             return if self.mandatory { Err(SendError::WouldBlock(message)) } else { Ok(()) };
         }
         message.remove(0);
         // has_room was checked just above, so this cannot hand the message back.
-        let _ = self.pipes.push_outbound(key, message);
+        let _ = self.peers.push_outbound(key, message);
         Ok(())
     }
 
-    fn insert(&mut self, identity: Bytes) -> PipeKey {
-        let key = self.pipes.insert(identity.clone(), true);
+    fn insert(&mut self, identity: Bytes) -> PeerKey {
+        let key = self.peers.insert(identity.clone(), true);
         self.by_identity.insert(identity, key);
         key
     }

@@ -4,13 +4,13 @@
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-use crate::socket::pipes::{Inbound, PipeKey, Pipes};
+use crate::socket::peers::{Inbound, PeerKey, Peers};
 use crate::socket::trie::Trie;
 use crate::socket::{Message, SocketOptions, SocketStats};
 
 #[derive(Debug)]
 pub struct Subscriber {
-    pub pipes: Pipes,
+    pub peers: Peers,
     topics: HashMap<Bytes, u32>,
     filter: Trie<()>,
     matched: Vec<()>,
@@ -20,7 +20,7 @@ pub struct Subscriber {
 impl Subscriber {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Pipes::new(options),
+            peers: Peers::new(options),
             topics: HashMap::new(),
             filter: Trie::new(),
             matched: Vec::new(),
@@ -53,12 +53,12 @@ impl Subscriber {
         self.topics.keys()
     }
 
-    pub fn deliver(&mut self, key: PipeKey, message: Message) -> Inbound {
+    pub fn deliver(&mut self, key: PeerKey, message: Message) -> Inbound {
         let first = message.first().map_or(&[][..], |f| &f[..]);
         self.filter.matches(first, &mut self.matched);
         if self.matched.is_empty() {
             return Inbound::More;
         }
-        self.pipes.push_inbound(key, message)
+        self.peers.push_inbound(key, message)
     }
 }

@@ -12,7 +12,7 @@ use crate::metadata::Metadata;
 /// RFC 37: "the context ... up to 16 octets". Longer contexts are truncated, as libzmq does.
 pub const MAX_PING_CONTEXT: usize = 16;
 /// libzmq#4226: a TTL above 655 deciseconds overflows libzmq's timer arithmetic. Our heartbeat
-/// never sends more (`session::ttl_to_deciseconds`); `Command::encode` itself writes what it holds.
+/// never sends more (`heartbeat::ttl_to_deciseconds`); `Command::encode` itself writes what it holds.
 pub const MAX_PING_TTL_DECISECONDS: u16 = 655;
 
 /// A parsed command. Payloads are views of the received frame.

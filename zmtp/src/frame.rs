@@ -157,10 +157,6 @@ impl FrameDecoder {
         limits.max_message_size = limits.max_message_size.saturating_add(extra);
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Decodes one frame from the front of `buf`. `Ok(None)` means more bytes are needed; whatever
     /// was consumed is remembered, so call again with the same buffer once more has arrived.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {

@@ -95,7 +95,8 @@ pub enum Event {
     Subscribe(Bytes),
     /// A cancellation, from a CANCEL command or (publisher side) a `\x00topic` message.
     Cancel(Bytes),
-    /// The peer pinged us; the PONG is already queued.
+    /// The peer pinged us. Its PONG is queued, unless more than `MAX_PENDING_FOR_PONG` bytes
+    /// already wait to be written (a peer that pings but never reads).
     Ping {
         ttl: Duration,
         context: Bytes,
@@ -169,21 +170,9 @@ impl Session {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// True once READY has been exchanged and until the session fails.
     pub fn is_ready(&self) -> bool {
         matches!(self.phase, Phase::Active { .. })
-    }
-
-    /// The error that ended the session, if it has ended.
-    pub fn error(&self) -> Option<&Error> {
-        match &self.phase {
-            Phase::Closed(e) => Some(e),
-            _ => None,
-        }
     }
 
     /// Consumes whatever complete units `buf` holds; a partial frame stays in `buf` for next time.

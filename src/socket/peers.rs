@@ -1,10 +1,10 @@
-//! Per-peer queues shared by every socket type: a `Pipe` per peer with its inbound and outbound
+//! Per-peer queues shared by every socket type: a `Peer` entry per attached peer with its inbound and outbound
 //! message queues (each bounded by a high-water mark in messages and a budget in bytes),
-//! fair-queued input across pipes, and the list of pipes with new outbound messages for the
+//! fair-queued input across peers, and the list of peers with new outbound messages for the
 //! reactor to write.
 //!
 //! Queues count what messages cost on the heap (`message_cost`: payload plus the frame list), and
-//! `Pipes` keeps the total of all its queues for the reactor's node-wide budget. Under memory
+//! `Peers` keeps the total of all its queues for the reactor's node-wide budget. Under memory
 //! pressure (the reactor says when) a peer's outbound queue takes no more than
 //! `PRESSURE_RESERVE` bytes, so peers that do not read cannot grow the node past its budget.
 
@@ -101,26 +101,26 @@ impl Queue {
 
 /// A peer's key inside its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PipeKey(pub usize);
+pub struct PeerKey(pub usize);
 
 /// One peer of a socket.
 #[derive(Debug, Default)]
-pub struct Pipe {
+pub struct Peer {
     /// The routing identity (ROUTER) or the peer's announced identity (others).
     pub identity: Bytes,
     /// Messages received from the peer, waiting for `recv`.
     inbound: Queue,
     /// Messages for the peer, waiting for its transport to take them.
     outbound: Queue,
-    /// False while a persistent (connecting-side) pipe has no live connection.
+    /// False while a persistent (connecting-side) peer has no live connection.
     pub connected: bool,
-    /// Whether this pipe is queued in the fair-queue ring.
+    /// Whether this peer is queued in the fair-queue ring.
     in_ring: bool,
-    /// Whether this pipe is listed in `dirty`.
+    /// Whether this peer is listed in `dirty`.
     in_dirty: bool,
 }
 
-impl Pipe {
+impl Peer {
     /// Every message still queued for this (departed) peer, oldest first.
     pub fn take_outbound(&mut self) -> Vec<Message> {
         std::iter::from_fn(|| self.outbound.pop_front()).collect()
@@ -137,12 +137,12 @@ pub enum Inbound {
 }
 
 #[derive(Debug)]
-pub struct Pipes {
-    pipes: Slab<Pipe>,
-    /// Pipes with inbound messages, in round-robin order (fair queueing, libzmq `fq`).
-    ring: VecDeque<PipeKey>,
-    /// Pipes whose outbound queue gained messages since the reactor last looked.
-    dirty: Vec<PipeKey>,
+pub struct Peers {
+    peers: Slab<Peer>,
+    /// Peers with inbound messages, in round-robin order (fair queueing, libzmq `fq`).
+    ring: VecDeque<PeerKey>,
+    /// Peers whose outbound queue gained messages since the reactor last looked.
+    dirty: Vec<PeerKey>,
     send_hwm: usize,
     recv_hwm: usize,
     /// Bytes each queue may hold, whatever its message count.
@@ -153,10 +153,10 @@ pub struct Pipes {
     pressure: bool,
 }
 
-impl Pipes {
+impl Peers {
     pub fn new(options: &SocketOptions) -> Self {
         Self {
-            pipes: Slab::new(),
+            peers: Slab::new(),
             ring: VecDeque::new(),
             dirty: Vec::new(),
             send_hwm: options.send_hwm.max(1),
@@ -167,7 +167,7 @@ impl Pipes {
         }
     }
 
-    /// What every queue of these pipes holds, by `message_cost`.
+    /// What every queue of these peers holds, by `message_cost`.
     pub fn queued_bytes(&self) -> usize {
         self.queued
     }
@@ -178,96 +178,88 @@ impl Pipes {
     }
 
     /// What `key`'s queues (inbound and outbound) hold.
-    pub fn holdings(&self, key: PipeKey) -> usize {
-        self.pipes.get(key.0).map_or(0, |p| p.inbound.bytes() + p.outbound.bytes())
+    pub fn holdings(&self, key: PeerKey) -> usize {
+        self.peers.get(key.0).map_or(0, |p| p.inbound.bytes() + p.outbound.bytes())
     }
 
     /// Copies the small frames of messages newly queued for `key`'s peer into allocations of
     /// their own: they wait (the peer is not reading), so they must not pin read buffers.
-    pub fn compact_outbound(&mut self, key: PipeKey) {
-        if let Some(pipe) = self.pipes.get_mut(key.0) {
-            self.queued = self.queued.saturating_add_signed(pipe.outbound.compact_new());
+    pub fn compact_outbound(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(key.0) {
+            self.queued = self.queued.saturating_add_signed(peer.outbound.compact_new());
         }
     }
 
     /// The same for messages received from `key`'s peer that wait for the application.
-    pub fn compact_inbound(&mut self, key: PipeKey) {
-        if let Some(pipe) = self.pipes.get_mut(key.0) {
-            self.queued = self.queued.saturating_add_signed(pipe.inbound.compact_new());
+    pub fn compact_inbound(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(key.0) {
+            self.queued = self.queued.saturating_add_signed(peer.inbound.compact_new());
         }
     }
 
-    pub fn insert(&mut self, identity: Bytes, connected: bool) -> PipeKey {
-        PipeKey(self.pipes.insert(Pipe { identity, connected, ..Pipe::default() }))
+    pub fn insert(&mut self, identity: Bytes, connected: bool) -> PeerKey {
+        PeerKey(self.peers.insert(Peer { identity, connected, ..Peer::default() }))
     }
 
-    /// Removes a pipe and whatever it still queued.
-    pub fn remove(&mut self, key: PipeKey) -> Option<Pipe> {
-        let pipe = self.pipes.try_remove(key.0)?;
-        self.queued -= pipe.inbound.bytes() + pipe.outbound.bytes();
-        if pipe.in_ring {
+    /// Removes a peer and whatever it still queued.
+    pub fn remove(&mut self, key: PeerKey) -> Option<Peer> {
+        let peer = self.peers.try_remove(key.0)?;
+        self.queued -= peer.inbound.bytes() + peer.outbound.bytes();
+        if peer.in_ring {
             self.ring.retain(|&k| k != key);
         }
-        if pipe.in_dirty {
+        if peer.in_dirty {
             self.dirty.retain(|&k| k != key);
         }
-        Some(pipe)
+        Some(peer)
     }
 
-    pub fn get(&self, key: PipeKey) -> Option<&Pipe> {
-        self.pipes.get(key.0)
+    pub fn get(&self, key: PeerKey) -> Option<&Peer> {
+        self.peers.get(key.0)
     }
 
-    pub fn get_mut(&mut self, key: PipeKey) -> Option<&mut Pipe> {
-        self.pipes.get_mut(key.0)
+    pub fn get_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+        self.peers.get_mut(key.0)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = PipeKey> + '_ {
-        self.pipes.iter().map(|(k, _)| PipeKey(k))
-    }
-
-    pub fn len(&self) -> usize {
-        self.pipes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pipes.is_empty()
+    pub fn keys(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.peers.iter().map(|(k, _)| PeerKey(k))
     }
 
     /// Queues a message received from `key`'s peer.
-    pub fn push_inbound(&mut self, key: PipeKey, message: Message) -> Inbound {
-        let Some(pipe) = self.pipes.get_mut(key.0) else { return Inbound::More };
-        self.queued += pipe.inbound.push_back(message);
-        if !pipe.in_ring {
-            pipe.in_ring = true;
+    pub fn push_inbound(&mut self, key: PeerKey, message: Message) -> Inbound {
+        let Some(peer) = self.peers.get_mut(key.0) else { return Inbound::More };
+        self.queued += peer.inbound.push_back(message);
+        if !peer.in_ring {
+            peer.in_ring = true;
             self.ring.push_back(key);
         }
-        if pipe.inbound.is_full(self.recv_hwm, self.queue_bytes) {
+        if peer.inbound.is_full(self.recv_hwm, self.queue_bytes) {
             Inbound::Full
         } else {
             Inbound::More
         }
     }
 
-    /// Whether any pipe has an inbound message waiting.
+    /// Whether any peer has an inbound message waiting.
     pub fn has_inbound(&self) -> bool {
         !self.ring.is_empty()
     }
 
-    /// Takes the next inbound message, fair-queued across pipes one whole message at a time.
-    /// Also says whether that pipe just dropped below its high-water mark (resume reading).
-    pub fn pop_inbound(&mut self) -> Option<(PipeKey, Message, bool)> {
+    /// Takes the next inbound message, fair-queued across peers one whole message at a time.
+    /// Also says whether that peer just dropped below its high-water mark (resume reading).
+    pub fn pop_inbound(&mut self) -> Option<(PeerKey, Message, bool)> {
         while let Some(key) = self.ring.pop_front() {
-            let Some(pipe) = self.pipes.get_mut(key.0) else { continue };
-            let was_full = pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
-            let Some((message, cost)) = pipe.inbound.pop_front_with_cost() else {
-                pipe.in_ring = false;
+            let Some(peer) = self.peers.get_mut(key.0) else { continue };
+            let was_full = peer.inbound.is_full(self.recv_hwm, self.queue_bytes);
+            let Some((message, cost)) = peer.inbound.pop_front_with_cost() else {
+                peer.in_ring = false;
                 continue;
             };
             self.queued -= cost;
-            let resumed = was_full && !pipe.inbound.is_full(self.recv_hwm, self.queue_bytes);
-            if pipe.inbound.is_empty() {
-                pipe.in_ring = false;
+            let resumed = was_full && !peer.inbound.is_full(self.recv_hwm, self.queue_bytes);
+            if peer.inbound.is_empty() {
+                peer.in_ring = false;
             } else {
                 self.ring.push_back(key);
             }
@@ -278,70 +270,66 @@ impl Pipes {
 
     /// Whether `key`'s peer can take one more outbound message: below its high-water mark and
     /// byte limit and, under memory pressure, below the pressure reserve.
-    pub fn has_room(&self, key: PipeKey) -> bool {
-        self.pipes.get(key.0).is_some_and(|p| {
+    pub fn has_room(&self, key: PeerKey) -> bool {
+        self.peers.get(key.0).is_some_and(|p| {
             let full = p.outbound.is_full(self.send_hwm, self.queue_bytes);
             let over_reserve = self.pressure && p.outbound.bytes() >= PRESSURE_RESERVE;
             !full && !over_reserve
         })
     }
 
-    /// Queues a message for `key`'s peer, or gives it back when the pipe is full or gone.
-    pub fn push_outbound(&mut self, key: PipeKey, message: Message) -> Result<(), Message> {
+    /// Queues a message for `key`'s peer, or gives it back when the peer is full or gone.
+    pub fn push_outbound(&mut self, key: PeerKey, message: Message) -> Result<(), Message> {
         if !self.has_room(key) {
             return Err(message);
         }
-        let Some(pipe) = self.pipes.get_mut(key.0) else { return Err(message) };
-        self.queued += pipe.outbound.push_back(message);
-        if !pipe.in_dirty {
-            pipe.in_dirty = true;
+        let Some(peer) = self.peers.get_mut(key.0) else { return Err(message) };
+        self.queued += peer.outbound.push_back(message);
+        if !peer.in_dirty {
+            peer.in_dirty = true;
             self.dirty.push(key);
         }
         Ok(())
     }
 
     /// Lists `key` for the reactor again (its transport can take more now).
-    pub fn mark_dirty(&mut self, key: PipeKey) {
-        if let Some(pipe) = self.pipes.get_mut(key.0) {
-            if !pipe.in_dirty && !pipe.outbound.is_empty() {
-                pipe.in_dirty = true;
+    pub fn mark_dirty(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(key.0) {
+            if !peer.in_dirty && !peer.outbound.is_empty() {
+                peer.in_dirty = true;
                 self.dirty.push(key);
             }
         }
     }
 
-    /// Whether any pipe waits for the reactor.
+    /// Whether any peer waits for the reactor.
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
 
     /// The next outbound message of `key`, for its transport.
-    pub fn pop_outbound(&mut self, key: PipeKey) -> Option<Message> {
-        let (message, cost) = self.pipes.get_mut(key.0)?.outbound.pop_front_with_cost()?;
+    pub fn pop_outbound(&mut self, key: PeerKey) -> Option<Message> {
+        let (message, cost) = self.peers.get_mut(key.0)?.outbound.pop_front_with_cost()?;
         self.queued -= cost;
         Some(message)
     }
 
     /// Puts a message back at the front (the transport could not take it after all).
-    pub fn unpop_outbound(&mut self, key: PipeKey, message: Message) {
-        if let Some(pipe) = self.pipes.get_mut(key.0) {
-            self.queued += pipe.outbound.push_front(message);
+    pub fn unpop_outbound(&mut self, key: PeerKey, message: Message) {
+        if let Some(peer) = self.peers.get_mut(key.0) {
+            self.queued += peer.outbound.push_front(message);
         }
     }
 
-    pub fn outbound_len(&self, key: PipeKey) -> usize {
-        self.pipes.get(key.0).map_or(0, |p| p.outbound.len())
+    pub fn outbound_len(&self, key: PeerKey) -> usize {
+        self.peers.get(key.0).map_or(0, |p| p.outbound.len())
     }
 
-    pub fn inbound_len(&self, key: PipeKey) -> usize {
-        self.pipes.get(key.0).map_or(0, |p| p.inbound.len())
-    }
-
-    /// Pipes with new outbound messages since the last call.
-    pub fn take_dirty(&mut self, into: &mut Vec<PipeKey>) {
+    /// Peers with new outbound messages since the last call.
+    pub fn take_dirty(&mut self, into: &mut Vec<PeerKey>) {
         for key in self.dirty.drain(..) {
-            if let Some(pipe) = self.pipes.get_mut(key.0) {
-                pipe.in_dirty = false;
+            if let Some(peer) = self.peers.get_mut(key.0) {
+                peer.in_dirty = false;
                 into.push(key);
             }
         }
@@ -353,7 +341,7 @@ impl Pipes {
     }
 
     /// Whether `key`'s inbound queue is at its high-water mark or byte budget.
-    pub fn inbound_full(&self, key: PipeKey) -> bool {
-        self.pipes.get(key.0).is_some_and(|p| p.inbound.is_full(self.recv_hwm, self.queue_bytes))
+    pub fn inbound_full(&self, key: PeerKey) -> bool {
+        self.peers.get(key.0).is_some_and(|p| p.inbound.is_full(self.recv_hwm, self.queue_bytes))
     }
 }
