@@ -18,26 +18,41 @@ pub const MAX_PING_TTL_DECISECONDS: u16 = 655;
 /// A parsed command. Payloads are views of the received frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// READY: the sender's properties (`Socket-Type`, `Identity`, ...).
     Ready(Metadata),
+    /// ERROR: the sender refuses the connection and closes it.
     Error {
+        /// Why, in at most 255 bytes (longer reasons are cut when encoded).
         reason: Bytes,
     },
+    /// SUBSCRIBE (ZMTP 3.1): the sender subscribes to `topic`.
     Subscribe {
+        /// The topic: the command's whole data.
         topic: Bytes,
     },
+    /// CANCEL (ZMTP 3.1): the sender drops its subscription to `topic`.
     Cancel {
+        /// The topic: the command's whole data.
         topic: Bytes,
     },
+    /// PING (RFC 37): the sender asks for a PONG.
     Ping {
+        /// How long the receiver may go without traffic before dropping the sender, in tenths of
+        /// a second; 0 for no limit.
         ttl_deciseconds: u16,
+        /// Bytes for the PONG to echo, at most `MAX_PING_CONTEXT` (longer contexts are truncated).
         context: Bytes,
     },
+    /// PONG (RFC 37): the answer to a PING.
     Pong {
+        /// The PING's context, echoed (at most `MAX_PING_CONTEXT` bytes).
         context: Bytes,
     },
     /// Any other name. libzmq silently drops these after the handshake; so do we.
     Unknown {
+        /// The command name as received.
         name: Bytes,
+        /// The bytes after the name.
         data: Bytes,
     },
 }

@@ -20,6 +20,8 @@ const BATCH_CAPACITY: usize = 16 << 10;
 /// buffer is let go, so a quiet connection holds none. Busier connections keep it for the next.
 const KEEP_BATCH_AFTER: usize = 4 << 10;
 
+/// One connection's outgoing bytes: headers and small frames in a batch buffer, large payloads
+/// by reference, in send order.
 #[derive(Debug, Default)]
 pub struct Encoder {
     /// Sealed chunks, in send order, ahead of `batch`.
@@ -31,6 +33,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// An empty queue.
     pub fn new() -> Self {
         Self::default()
     }
@@ -41,6 +44,7 @@ impl Encoder {
         self.pending += raw.len();
     }
 
+    /// Appends a command as one complete frame.
     pub fn push_command(&mut self, command: &Command) {
         let before = self.batch.len();
         command.encode(&mut self.batch);
@@ -103,6 +107,7 @@ impl Encoder {
         self.pending + (self.batch.capacity() - self.batch.len())
     }
 
+    /// True when no bytes wait to be written.
     pub fn is_empty(&self) -> bool {
         self.pending == 0
     }

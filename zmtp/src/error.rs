@@ -15,13 +15,26 @@ use crate::socket_type::SocketType;
 #[non_exhaustive]
 pub enum GreetingError {
     /// Byte 0 must be `0xFF` (RFC 23 §2.3 "signature"). Anything else is not ZMTP 2.0+.
-    BadSignature { byte: u8 },
+    BadSignature {
+        /// The byte received there.
+        byte: u8,
+    },
     /// Byte 9's low bit is 0: a ZMTP 1.0 peer (RFC 23 "backwards interoperability").
     Zmtp10,
     /// Major version below 3 (ZMTP 2.0 and older). We never downgrade (libzmq#1273).
-    UnsupportedVersion { major: u8, minor: u8 },
+    UnsupportedVersion {
+        /// The peer's major version.
+        major: u8,
+        /// The peer's minor version (0 when it had not arrived yet).
+        minor: u8,
+    },
     /// The peer asked for a security mechanism we were not configured for.
-    MechanismMismatch { ours: Mechanism, theirs: Mechanism },
+    MechanismMismatch {
+        /// The mechanism we are configured for.
+        ours: Mechanism,
+        /// The mechanism the peer's greeting names.
+        theirs: Mechanism,
+    },
 }
 
 /// A frame header broke a rule or a configured limit.
@@ -29,16 +42,37 @@ pub enum GreetingError {
 #[non_exhaustive]
 pub enum FrameError {
     /// A data frame declared more bytes than `Limits::max_frame_size`.
-    FrameTooLarge { declared: u64, limit: usize },
+    FrameTooLarge {
+        /// The frame's size.
+        declared: u64,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// The frames of one message would add up to more than `Limits::max_message_size`.
-    MessageTooLarge { declared: u64, limit: usize },
+    MessageTooLarge {
+        /// Bytes of the message so far, this frame included.
+        declared: u64,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// One message would hold more frames than `Limits::max_frames`.
-    TooManyFrames { limit: usize },
+    TooManyFrames {
+        /// The most frames one message may hold.
+        limit: usize,
+    },
     /// A command frame declared more bytes than `Limits::max_command_size` (during the
     /// handshake: more than a READY with the most metadata allowed).
-    CommandTooLarge { declared: u64, limit: usize },
+    CommandTooLarge {
+        /// The command frame's size.
+        declared: u64,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// A data frame arrived before the handshake completed (only READY or ERROR may).
-    MessageBeforeHandshake { declared: u64 },
+    MessageBeforeHandshake {
+        /// The size the data frame's header declared.
+        declared: u64,
+    },
 }
 
 /// A command body could not be parsed.
@@ -48,19 +82,47 @@ pub enum CommandError {
     /// The command frame was empty: no name-length byte.
     Empty,
     /// The name length byte points past the end of the frame.
-    TruncatedName { name_len: usize, available: usize },
+    TruncatedName {
+        /// The name length the command declared.
+        name_len: usize,
+        /// Bytes left after the length byte.
+        available: usize,
+    },
     /// A READY property name ran past the end of the command.
-    TruncatedPropertyName { name_len: usize, available: usize },
+    TruncatedPropertyName {
+        /// The name length the property declared.
+        name_len: usize,
+        /// Bytes left after the length byte.
+        available: usize,
+    },
     /// A READY property value length was missing or ran past the end of the command.
-    TruncatedPropertyValue { value_len: u64, available: usize },
+    TruncatedPropertyValue {
+        /// The value length the property declared (0 when the 4-byte length itself was cut short).
+        value_len: u64,
+        /// Bytes left where the length, or the value after it, should be.
+        available: usize,
+    },
     /// A READY property had an empty name (RFC 23: name is 1..255 octets).
     EmptyPropertyName,
     /// The READY metadata as a whole was larger than `Limits::max_metadata_size`.
-    MetadataTooLarge { size: usize, limit: usize },
+    MetadataTooLarge {
+        /// The metadata's size in bytes.
+        size: usize,
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// PING without its 2-byte TTL.
-    TruncatedPing { available: usize },
+    TruncatedPing {
+        /// Bytes of data the PING had (fewer than 2).
+        available: usize,
+    },
     /// ERROR whose reason length points past the end of the command.
-    TruncatedError { reason_len: usize, available: usize },
+    TruncatedError {
+        /// The reason length the ERROR declared (0 when the length byte is missing).
+        reason_len: usize,
+        /// Bytes left after the length byte.
+        available: usize,
+    },
 }
 
 /// A CURVE (RFC 26) command was refused. The connection closes; for `Unauthorized` the server
@@ -69,21 +131,38 @@ pub enum CommandError {
 #[non_exhaustive]
 pub enum CurveError {
     /// A command of the wrong name or size for this point of the handshake.
-    Malformed { command: &'static str },
+    Malformed {
+        /// The command, or what about it was wrong (such as "HELLO version").
+        command: &'static str,
+    },
     /// A box that does not open: other keys, altered bytes, or another nonce.
-    BadBox { command: &'static str },
+    BadBox {
+        /// The command whose box did not open.
+        command: &'static str,
+    },
     /// A short nonce that did not increase (a replay, or a reordering).
-    NonceNotIncreasing { got: u64, last: u64 },
+    NonceNotIncreasing {
+        /// The short nonce received.
+        got: u64,
+        /// The peer's previous short nonce.
+        last: u64,
+    },
     /// The INITIATE's cookie is not the one this connection's WELCOME gave.
     BadCookie,
     /// The INITIATE's vouch does not name this connection's transient key and this server.
     BadVouch,
     /// The client's permanent key is not allowed.
-    Unauthorized { key: [u8; 32] },
+    Unauthorized {
+        /// The client's permanent public key.
+        key: [u8; 32],
+    },
     /// After the handshake, a frame that is not a MESSAGE command.
     NotAMessage,
     /// MESSAGE flags with reserved bits set.
-    BadFlags { flags: u8 },
+    BadFlags {
+        /// The flags octet as received.
+        flags: u8,
+    },
     /// The operating system's random source failed, so no transient key or nonce could be made.
     NoRandomness,
 }
@@ -92,26 +171,34 @@ pub enum CurveError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
+    /// The peer's greeting was refused.
     Greeting(GreetingError),
+    /// A frame header broke a rule or a configured limit.
     Frame(FrameError),
+    /// A command body could not be parsed.
     Command(CommandError),
     /// The first frame after the greeting was not a READY (or ERROR) command.
     ExpectedReady {
+        /// What arrived instead.
         got: UnexpectedFrame,
     },
     /// READY carried a `Socket-Type` value that no ZMTP socket type has.
     UnknownSocketType {
+        /// The value as received.
         value: Bytes,
     },
     /// READY carried no `Socket-Type` (RFC 23: the sender SHALL specify it).
     MissingSocketType,
     /// The peer's socket type cannot talk to ours (RFC 23 "socket type pairs").
     IncompatibleSocketType {
+        /// Our socket type.
         ours: SocketType,
+        /// The peer's socket type.
         theirs: SocketType,
     },
     /// The peer sent an ERROR command; `reason` is what it said.
     PeerError {
+        /// The ERROR's reason, as sent.
         reason: Bytes,
     },
     /// The handshake did not complete in time.

@@ -11,8 +11,11 @@ use crate::error::FrameError;
 
 /// Frame flag bits.
 pub mod flags {
+    /// More frames of this message follow.
     pub const MORE: u8 = 0x01;
+    /// The size is 8 bytes, big-endian, instead of 1.
     pub const LONG: u8 = 0x02;
+    /// The frame is a command, not message data.
     pub const COMMAND: u8 = 0x04;
 }
 
@@ -42,10 +45,15 @@ pub const CURVE_HANDSHAKE_OVERHEAD: usize = 257;
 /// Limits applied to what a peer declares, before anything is allocated for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest data frame body, in bytes.
     pub max_frame_size: usize,
+    /// Largest sum of the data frame bodies of one message, in bytes.
     pub max_message_size: usize,
+    /// Most data frames in one message.
     pub max_frames: usize,
+    /// Largest command frame body, in bytes.
     pub max_command_size: usize,
+    /// Largest READY metadata (the summed properties), in bytes.
     pub max_metadata_size: usize,
 }
 
@@ -66,10 +74,12 @@ impl Default for Limits {
 pub struct Frame {
     /// The flags octet as received (reserved bits included).
     pub flags: u8,
+    /// The frame's body, without its header.
     pub body: Bytes,
 }
 
 impl Frame {
+    /// True when the COMMAND flag is set.
     pub fn is_command(&self) -> bool {
         self.flags & flags::COMMAND != 0
     }

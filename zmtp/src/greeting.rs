@@ -14,6 +14,7 @@ pub const GREETING_LEN: usize = 64;
 
 /// The version we advertise: 3.1 (RFC 37), so libzmq >= 4.3.3 sends subscriptions as commands.
 pub const OUR_MAJOR: u8 = 3;
+/// The minor version we advertise (see `OUR_MAJOR`).
 pub const OUR_MINOR: u8 = 1;
 
 /// Byte positions inside the greeting.
@@ -25,10 +26,13 @@ pub mod field {
     pub const PADDING: Range<usize> = 1..9;
     /// `%x7F`; a peer with the low bit clear speaks ZMTP 1.0.
     pub const SIGNATURE_TAIL: usize = 9;
+    /// The major version.
     pub const MAJOR: usize = 10;
+    /// The minor version.
     pub const MINOR: usize = 11;
     /// Mechanism name, NUL padded to 20 bytes.
     pub const MECHANISM: Range<usize> = 12..32;
+    /// The as-server octet: 1 from a server, 0 from a client.
     pub const AS_SERVER: usize = 32;
     /// 31 bytes of filler; never checked (libzmq accepts junk here).
     pub const FILLER: Range<usize> = 33..64;
@@ -37,8 +41,11 @@ pub mod field {
 /// A security mechanism name from the greeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mechanism {
+    /// NULL: no security.
     Null,
+    /// PLAIN: recognised in a peer's greeting, never spoken here.
     Plain,
+    /// CURVE (RFC 26), spoken with the `curve` feature.
     Curve,
     /// Any other 20-byte name, kept verbatim for the error message.
     Other([u8; 20]),
@@ -92,9 +99,13 @@ impl fmt::Display for Mechanism {
 /// A parsed greeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Greeting {
+    /// The sender's major version.
     pub major: u8,
+    /// The sender's minor version.
     pub minor: u8,
+    /// The security mechanism the sender speaks.
     pub mechanism: Mechanism,
+    /// The as-server octet (any value but 0 reads as true).
     pub as_server: bool,
 }
 
@@ -104,6 +115,7 @@ impl Greeting {
         Self { major: OUR_MAJOR, minor: OUR_MINOR, mechanism, as_server }
     }
 
+    /// The 64 bytes on the wire: signature, version, mechanism and as-server; the rest zero.
     pub fn encode(&self) -> [u8; GREETING_LEN] {
         let mut out = [0u8; GREETING_LEN];
         out[field::SIGNATURE_HEAD] = 0xFF;

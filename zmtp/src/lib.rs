@@ -17,6 +17,7 @@
 //! every failure is a typed `Error` that closes only the offending connection.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod command;
 #[cfg(feature = "curve")]

@@ -8,7 +8,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::CommandError;
 
+/// The property naming the sender's socket type.
 pub const SOCKET_TYPE: &str = "Socket-Type";
+/// The property carrying the sender's identity (sent by REQ, DEALER and ROUTER).
 pub const IDENTITY: &str = "Identity";
 
 /// Properties in the order received. On duplicates the last one wins, as in libzmq.
@@ -18,6 +20,7 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// An empty property list.
     pub fn new() -> Self {
         Self::default()
     }
@@ -32,14 +35,17 @@ impl Metadata {
         self.properties.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 
+    /// Every property as (name, value), in order, duplicates included.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.properties.iter().map(|(n, v)| (n, v))
     }
 
+    /// How many properties there are, duplicates included.
     pub fn len(&self) -> usize {
         self.properties.len()
     }
 
+    /// True when there are no properties.
     pub fn is_empty(&self) -> bool {
         self.properties.is_empty()
     }
@@ -76,10 +82,12 @@ impl Metadata {
         Ok(Self { properties })
     }
 
+    /// How many bytes `encode` writes.
     pub fn encoded_len(&self) -> usize {
         self.properties.iter().map(|(n, v)| 1 + n.len().min(255) + 4 + v.len()).sum()
     }
 
+    /// Appends the properties in wire form to `out`, names cut to 255 bytes.
     pub fn encode(&self, out: &mut BytesMut) {
         for (name, value) in &self.properties {
             let name = &name[..name.len().min(255)];

@@ -40,15 +40,20 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How this end of the connection presents itself.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Our socket type, sent as `Socket-Type` in READY.
     pub socket_type: SocketType,
     /// Sent as `Identity` by DEALER, ROUTER and REQ (empty means "let the ROUTER pick one").
     pub identity: Bytes,
     /// Extra READY properties, such as `X-*` application metadata.
     pub metadata: Metadata,
-    /// The greeting's as-server bit (informational under NULL).
+    /// The greeting's as-server bit under NULL, where it is informational (under CURVE the
+    /// `Curve` variant sets it).
     pub as_server: bool,
+    /// Caps on what the peer may declare.
     pub limits: Limits,
+    /// How long the greeting and handshake may take before `Error::HandshakeTimeout`.
     pub handshake_timeout: Duration,
+    /// When to send PINGs, and when silence closes the connection.
     pub heartbeat: Heartbeat,
     /// CURVE instead of NULL: our keys, and the server's key or who may connect.
     #[cfg(feature = "curve")]
@@ -56,6 +61,8 @@ pub struct Config {
 }
 
 impl Config {
+    /// A NULL configuration for `socket_type`: no identity or extra metadata, the default
+    /// limits and handshake timeout, heartbeats off.
     pub fn new(socket_type: SocketType) -> Self {
         Self {
             socket_type,
@@ -74,12 +81,15 @@ impl Config {
 /// What the handshake learned about the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
+    /// The peer's socket type (one that can talk to ours).
     pub socket_type: SocketType,
     /// The peer's `Identity` property; empty when it sent none.
     pub identity: Bytes,
     /// Every property of the peer's READY, `Socket-Type` and `Identity` included.
     pub metadata: Metadata,
+    /// The major version from the peer's greeting.
     pub major: u8,
+    /// The minor version from the peer's greeting.
     pub minor: u8,
     /// Under CURVE, the peer's permanent public key (a client's is what an allowlist checks).
     pub curve_key: Option<[u8; 32]>,
@@ -90,6 +100,7 @@ pub struct PeerInfo {
 pub enum Event {
     /// READY exchanged; the connection may now carry messages.
     HandshakeComplete(PeerInfo),
+    /// A complete message from the peer.
     Message(Message),
     /// A subscription, from a SUBSCRIBE command or (publisher side) a `\x01topic` message.
     Subscribe(Bytes),
@@ -98,10 +109,14 @@ pub enum Event {
     /// The peer pinged us. Its PONG is queued, unless more than `MAX_PENDING_FOR_PONG` bytes
     /// already wait to be written (a peer that pings but never reads).
     Ping {
+        /// The TTL the peer asked for; zero when none.
         ttl: Duration,
+        /// The PING's context (at most 16 bytes).
         context: Bytes,
     },
+    /// The peer answered one of our PINGs.
     Pong {
+        /// The context it echoed.
         context: Bytes,
     },
 }
@@ -115,6 +130,7 @@ enum Phase {
     Closed(Error),
 }
 
+/// One ZMTP connection: handshake, framing and heartbeats, and CURVE when configured.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
@@ -206,6 +222,7 @@ impl Session {
         self.partial.iter().map(|frame| frame.len()).sum()
     }
 
+    /// The oldest event not yet taken, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -5,16 +5,27 @@ use core::fmt;
 /// Every socket type RFC 23/28/29/30 name, so a peer of any type can be identified and refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketType {
+    /// PAIR: one peer, messages both ways.
     Pair,
+    /// PUB: sends each message to the subscribers of its topic.
     Pub,
+    /// SUB: subscribes to topics and receives what publishers send on them.
     Sub,
+    /// REQ: sends a request, then receives its reply.
     Req,
+    /// REP: receives a request, then sends its reply.
     Rep,
+    /// DEALER: sends and receives freely.
     Dealer,
+    /// ROUTER: addresses each peer by its identity.
     Router,
+    /// PULL: receives from PUSH peers.
     Pull,
+    /// PUSH: sends to PULL peers.
     Push,
+    /// XPUB: PUB that also hands the subscriptions it receives to the application.
     XPub,
+    /// XSUB: SUB whose subscriptions the application sends itself.
     XSub,
 }
 

@@ -89,6 +89,7 @@ pub struct Established {
     pub metadata: Metadata,
     /// The peer's permanent public key (the client's, for a server; the server's, for a client).
     pub peer_key: [u8; 32],
+    /// The MESSAGE channel, its short nonces continuing from the handshake's.
     pub channel: Channel,
 }
 
@@ -98,7 +99,12 @@ pub enum Step {
     /// Send this command body and wait for the next.
     Send(Vec<u8>),
     /// Done: send `reply` first if there is one (the server's READY).
-    Done { reply: Option<Vec<u8>>, established: Box<Established> },
+    Done {
+        /// A command body to send first (the server's READY).
+        reply: Option<Vec<u8>>,
+        /// What the handshake produced.
+        established: Box<Established>,
+    },
 }
 
 /// The client's side.
@@ -220,6 +226,8 @@ enum ServerState {
 }
 
 impl ServerHandshake {
+    /// A server side awaiting HELLO: our permanent keys, who may connect, and the cap on the
+    /// client's metadata.
     pub fn new(keys: KeyPair, authorizer: Authorizer, max_metadata: usize) -> Self {
         Self { keys, authorizer, state: ServerState::AwaitHello, max_metadata }
     }

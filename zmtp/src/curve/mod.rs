@@ -3,9 +3,10 @@
 //! Built only with the `curve` feature.
 //!
 //! Keys: each side has a permanent key pair (C, S); each connection makes transient ones (C',
-//! S'). The server keeps nothing for a client until its INITIATE proves it holds the transient
-//! key: what the server needs then comes back in the cookie, sealed under a key that changes
-//! every minute. Short nonces are counters that must increase on every command, both ways.
+//! S'). The server's WELCOME carries a cookie (C' and s', sealed under a key made for this
+//! connection) that INITIATE must return; the server also keeps C', s' and that key until then
+//! and checks the cookie against them. Short nonces are counters that must increase on every
+//! command, both ways.
 
 pub mod channel;
 pub(crate) mod crypto;
@@ -66,6 +67,7 @@ impl KeyPair {
         Self { secret, public }
     }
 
+    /// The public key.
     pub fn public(&self) -> &[u8; 32] {
         &self.public
     }
@@ -84,6 +86,7 @@ type KeyCheck = dyn Fn(&[u8; 32]) -> bool + Send + Sync;
 pub struct Authorizer(Arc<KeyCheck>);
 
 impl Authorizer {
+    /// An authorizer that lets a key connect when `check` returns true for it.
     pub fn new(check: impl Fn(&[u8; 32]) -> bool + Send + Sync + 'static) -> Self {
         Self(Arc::new(check))
     }
@@ -93,6 +96,7 @@ impl Authorizer {
         Self::new(|_| true)
     }
 
+    /// Whether `key` may connect.
     pub fn allows(&self, key: &[u8; 32]) -> bool {
         (self.0)(key)
     }
@@ -108,7 +112,17 @@ impl std::fmt::Debug for Authorizer {
 #[derive(Debug, Clone)]
 pub enum Curve {
     /// We are the CURVE server: our permanent keys, and who may connect.
-    Server { keys: KeyPair, authorizer: Authorizer },
+    Server {
+        /// Our permanent key pair.
+        keys: KeyPair,
+        /// Which client keys may connect.
+        authorizer: Authorizer,
+    },
     /// We are the CURVE client: our permanent keys and the server's public key.
-    Client { keys: KeyPair, server: [u8; 32] },
+    Client {
+        /// Our permanent key pair.
+        keys: KeyPair,
+        /// The server's permanent public key.
+        server: [u8; 32],
+    },
 }
