@@ -48,3 +48,24 @@ impl Jitter {
         x
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_maximum_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let delays: Vec<Duration> = (0..8).map(|i| backoff.next_delay(i * 7919)).collect();
+        let bases = [100u64, 200, 400, 800, 1600, 2000, 2000, 2000];
+        for (delay, base) in delays.iter().zip(bases) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *delay >= base && *delay <= (base + base / 2).min(Duration::from_secs(2)),
+                "{delay:?} vs {base:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next_delay(0) < Duration::from_millis(150));
+    }
+}

@@ -11,7 +11,7 @@ use zmtp::{Event, Session};
 use super::connection::{Connection, ReadOutcome};
 use super::timers::TimerOwner;
 use super::{session_config, CloseReason, Io, PeerEvent, Reactor, Readiness, SocketId, Transport};
-use crate::socket::{Attach, Inbound, Socket};
+use crate::socket::{Attach, Inbound, TopicChange};
 
 /// Bytes one connection may read in one turn before the others get theirs.
 const READ_PER_TURN: usize = 1 << 20;
@@ -168,13 +168,13 @@ impl Reactor {
                     None => entry.socket.stats_mut().dropped_ignored_peer += 1,
                 },
                 Event::Subscribe(topic) => {
-                    if let (Some(peer), Socket::Pub(publisher)) = (conn.peer, &mut entry.socket) {
-                        publisher.subscribe(peer, &topic);
+                    if let Some(peer) = conn.peer {
+                        entry.socket.peer_subscription(peer, &topic, TopicChange::Subscribe);
                     }
                 }
                 Event::Cancel(topic) => {
-                    if let (Some(peer), Socket::Pub(publisher)) = (conn.peer, &mut entry.socket) {
-                        publisher.cancel(peer, &topic);
+                    if let Some(peer) = conn.peer {
+                        entry.socket.peer_subscription(peer, &topic, TopicChange::Cancel);
                     }
                 }
                 Event::Ping { .. } | Event::Pong { .. } => {}
@@ -192,13 +192,7 @@ impl Reactor {
             c.peer
         });
         let attach = match persistent {
-            Some(peer) => {
-                if let Some(p) = entry.socket.peers_mut().get_mut(peer) {
-                    p.connected = true;
-                    p.identity = identity;
-                }
-                Attach::Attached(peer)
-            }
+            Some(peer) => entry.socket.reconnected(peer, identity),
             None => entry.socket.attach(identity),
         };
         let (peer, evicted) = match attach {
@@ -218,10 +212,8 @@ impl Reactor {
         entry.metadata.insert(peer, info.metadata);
         entry.socket.peers_mut().mark_dirty(peer);
         self.pump_everything = true;
-        if let Socket::Sub(subscriber) = &entry.socket {
-            for topic in subscriber.topics() {
-                let _ = conn.session.subscribe(topic);
-            }
+        for topic in entry.socket.subscriptions() {
+            let _ = conn.session.subscribe(topic);
         }
         let identity = entry.socket.peers().get(peer).map(|p| p.identity.clone()).unwrap_or_default();
         let socket = SocketId(conn.socket);
@@ -275,14 +267,12 @@ impl Reactor {
         }
         if let Some(peer) = conn.peer {
             let identity = entry.socket.peers().get(peer).map(|p| p.identity.clone()).unwrap_or_default();
-            let keep = connector.as_ref().is_some_and(|(_, c)| c.peer == Some(peer));
-            if keep {
+            if entry.socket.detach(peer) {
                 entry.transports.insert(peer, Transport::Waiting);
             } else {
                 entry.transports.remove(&peer);
             }
             entry.metadata.remove(&peer);
-            entry.socket.detach(peer, keep);
             self.pump_everything = true;
             let socket = SocketId(conn.socket);
             self.peer_events.push_back(PeerEvent::Disconnected { socket, identity, reason: reason.clone() });

@@ -14,7 +14,7 @@
 //! `transfer` the moving of queued messages to transports, `connection` one TCP connection's
 //! reads and writes.
 
-pub mod backoff;
+mod backoff;
 mod budget;
 mod close_reason;
 mod connection;
@@ -48,7 +48,9 @@ pub use self::plain::{PlainId, PlainLimits, PlainStats};
 use self::read_pool::ReadPool;
 use self::timers::Timers;
 use crate::logging::Throttled;
-use crate::socket::{Attach, Message, PeerKey, SendError, Socket, SocketOptions, SocketStats, SocketType};
+use crate::socket::{
+    Attach, Message, PeerKey, SendError, Socket, SocketOptions, SocketStats, SocketType, TopicChange,
+};
 
 /// A socket created on a reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -357,10 +359,7 @@ impl Reactor {
         let addr = endpoint::resolve(endpoint)?;
         let entry = self.entry_mut(id)?;
         let backoff = Backoff::new(entry.options.reconnect_ivl, entry.options.reconnect_ivl_max);
-        let peer = match &mut entry.socket {
-            Socket::Dealer(dealer) => Some(dealer.attach_persistent()),
-            _ => None,
-        };
+        let peer = entry.socket.connecting();
         if let Some(peer) = peer {
             entry.transports.insert(peer, Transport::Waiting);
         }
@@ -442,12 +441,12 @@ impl Reactor {
 
     /// SUB: subscribes to messages whose first frame starts with `topic` ("" for all).
     pub fn subscribe(&mut self, id: SocketId, topic: &[u8]) -> Result<(), Error> {
-        self.change_subscription(id, topic, true)
+        self.change_subscription(id, topic, TopicChange::Subscribe)
     }
 
     /// SUB: drops one subscription to `topic`.
     pub fn unsubscribe(&mut self, id: SocketId, topic: &[u8]) -> Result<(), Error> {
-        self.change_subscription(id, topic, false)
+        self.change_subscription(id, topic, TopicChange::Cancel)
     }
 
     pub fn stats(&self, id: SocketId) -> Option<SocketStats> {
@@ -465,10 +464,7 @@ impl Reactor {
 
     /// PUB: distinct (peer, topic) subscriptions held; 0 for other types.
     pub fn subscription_count(&self, id: SocketId) -> usize {
-        match self.sockets.get(id.0).map(|e| &e.socket) {
-            Some(Socket::Pub(publisher)) => publisher.subscription_count(),
-            _ => 0,
-        }
+        self.sockets.get(id.0).map_or(0, |e| e.socket.subscription_count())
     }
 
     /// Whether a message is waiting to be received (`recv` would return one).
@@ -511,11 +507,7 @@ impl Reactor {
     /// announcing that identity (other types).
     pub fn peer_metadata(&self, id: SocketId, identity: &[u8], name: &str) -> Option<Bytes> {
         let entry = self.sockets.get(id.0)?;
-        let peers = entry.socket.peers();
-        let peer = match &entry.socket {
-            Socket::Router(router) => router.peer(identity)?,
-            _ => peers.keys().find(|&k| peers.get(k).is_some_and(|p| p.identity == identity))?,
-        };
+        let peer = entry.socket.find_peer(identity)?;
         entry.metadata.get(&peer)?.get(name).cloned()
     }
 
@@ -523,8 +515,7 @@ impl Reactor {
     /// side being the CURVE server); `None` for NULL or in-process peers.
     pub fn peer_curve_key(&self, id: SocketId, identity: &[u8]) -> Option<[u8; 32]> {
         let entry = self.sockets.get(id.0)?;
-        let Socket::Router(router) = &entry.socket else { return None };
-        let peer = router.peer(identity)?;
+        let peer = entry.socket.find_peer(identity)?;
         match entry.transports.get(&peer)? {
             Transport::Tcp(key) => match self.io.get(*key)? {
                 Io::Conn(conn) => conn.session.curve_client_key(),
@@ -604,7 +595,7 @@ impl Reactor {
         for (other, peer) in inproc {
             if let Some(entry) = self.sockets.get_mut(other) {
                 entry.transports.remove(&peer);
-                entry.socket.detach(peer, false);
+                entry.socket.detach(peer);
             }
         }
         self.pump_everything = true;
@@ -707,14 +698,13 @@ impl Reactor {
         self.sockets.get_mut(id.0).ok_or(Error::UnknownSocket)
     }
 
-    fn change_subscription(&mut self, id: SocketId, topic: &[u8], subscribe: bool) -> Result<(), Error> {
+    /// Counts a SUB's subscription change and, when every peer must be told, tells each: TCP
+    /// peers by command, in-process peers by recording it on their socket.
+    fn change_subscription(&mut self, id: SocketId, topic: &[u8], change: TopicChange) -> Result<(), Error> {
         let topic = Bytes::copy_from_slice(topic);
         let entry = self.sockets.get_mut(id.0).ok_or(Error::UnknownSocket)?;
-        let Socket::Sub(subscriber) = &mut entry.socket else {
-            return Err(Error::WrongSocketType(entry.socket.socket_type()));
-        };
-        let changed = if subscribe { subscriber.subscribe(topic.clone()) } else { subscriber.cancel(&topic) };
-        if !changed {
+        let socket_type = entry.socket.socket_type();
+        if !entry.socket.change_subscription(&topic, change).ok_or(Error::WrongSocketType(socket_type))? {
             return Ok(());
         }
         let transports: Vec<Transport> = entry.transports.values().copied().collect();
@@ -722,22 +712,16 @@ impl Reactor {
             match transport {
                 Transport::Tcp(key) => {
                     if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
-                        let _ = if subscribe {
-                            conn.session.subscribe(&topic)
-                        } else {
-                            conn.session.cancel(&topic)
+                        let _ = match change {
+                            TopicChange::Subscribe => conn.session.subscribe(&topic),
+                            TopicChange::Cancel => conn.session.cancel(&topic),
                         };
                         self.to_flush.push(key);
                     }
                 }
                 Transport::Inproc { socket, peer } => {
-                    if let Some(Socket::Pub(publisher)) = self.sockets.get_mut(socket).map(|e| &mut e.socket)
-                    {
-                        if subscribe {
-                            publisher.subscribe(peer, &topic);
-                        } else {
-                            publisher.cancel(peer, &topic);
-                        }
+                    if let Some(other) = self.sockets.get_mut(socket) {
+                        other.socket.peer_subscription(peer, &topic, change);
                     }
                 }
                 Transport::Waiting => {}
@@ -755,12 +739,10 @@ fn attach_inproc(entry: &mut SocketEntry, identity: Bytes) -> Result<PeerKey, Er
     }
 }
 
-/// A SUB's topics go to a PUB peer that just joined in memory.
+/// A socket's subscriptions go to a peer that just joined in memory (`peer_at_to` at its end).
 fn share_subscriptions(from: &SocketEntry, to: &mut SocketEntry, peer_at_to: PeerKey) {
-    if let (Socket::Sub(subscriber), Socket::Pub(publisher)) = (&from.socket, &mut to.socket) {
-        for topic in subscriber.topics() {
-            publisher.subscribe(peer_at_to, topic);
-        }
+    for topic in from.socket.subscriptions() {
+        to.socket.peer_subscription(peer_at_to, topic, TopicChange::Subscribe);
     }
 }
 

@@ -26,7 +26,6 @@ pub use publisher::{
 };
 pub use router::{Attach, Router};
 pub use subscriber::Subscriber;
-pub use trie::Trie;
 pub use zmtp::SocketType;
 use zmtp::{Heartbeat, Limits, Metadata};
 
@@ -117,9 +116,20 @@ pub fn describe(error: &SendError) -> &'static str {
     }
 }
 
+/// A subscription made or dropped, by a SUB or by a peer of a PUB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicChange {
+    /// SUBSCRIBE: messages whose first frame starts with the topic are wanted.
+    Subscribe,
+    /// CANCEL: one subscription to the topic is dropped.
+    Cancel,
+}
+
 /// Counters a socket keeps; all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SocketStats {
+    /// Messages queued for a peer (for at least one, PUB). Sends dropped are counted below, not
+    /// here.
     pub sent: u64,
     pub received: u64,
     /// ROUTER sends to an identity no peer has.
@@ -233,15 +243,87 @@ impl Socket {
         }
     }
 
-    /// A peer left. `keep_queue` keeps a connecting side's peer and its queue for the reconnect.
-    pub fn detach(&mut self, key: PeerKey, keep_queue: bool) {
+    /// A connect to an endpoint began. DEALER: returns a peer that stands for that endpoint
+    /// across reconnects, so what is queued on it is delivered after the next handshake; each
+    /// connection then attaches with `reconnected`. Other types: `None`, a peer per connection
+    /// (`attach`).
+    pub fn connecting(&mut self) -> Option<PeerKey> {
+        match self {
+            Socket::Dealer(s) => Some(s.attach_persistent()),
+            _ => None,
+        }
+    }
+
+    /// A connection for `key` (from `connecting`) completed its handshake with `identity`.
+    pub fn reconnected(&mut self, key: PeerKey, identity: Bytes) -> Attach {
+        match self.peers_mut().reconnect(key, identity.clone()) {
+            true => Attach::Attached(key),
+            false => self.attach(identity),
+        }
+    }
+
+    /// A peer's connection went away. Returns true when the peer stays to wait for a reconnect
+    /// (from `connecting`), its queue kept; otherwise the peer and its queue are gone.
+    pub fn detach(&mut self, key: PeerKey) -> bool {
         match self {
             Socket::Router(s) => s.detach(key),
-            Socket::Dealer(s) => s.detach(key, keep_queue),
+            Socket::Dealer(s) => return s.detach(key),
             Socket::Pub(s) => s.detach(key),
             Socket::Sub(s) => {
                 s.peers.remove(key);
             }
+        }
+        false
+    }
+
+    /// The peer announcing `identity`: the ROUTER's routing table, or any peer with that
+    /// identity for other types.
+    pub fn find_peer(&self, identity: &[u8]) -> Option<PeerKey> {
+        match self {
+            Socket::Router(router) => router.peer(identity),
+            _ => {
+                let peers = self.peers();
+                peers.keys().find(|&k| peers.get(k).is_some_and(|p| p.identity == identity))
+            }
+        }
+    }
+
+    /// The topics this socket asks every peer for (SUB), to tell a peer that just attached;
+    /// none for other types.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Bytes> {
+        let topics = match self {
+            Socket::Sub(s) => Some(s.topics()),
+            _ => None,
+        };
+        topics.into_iter().flatten()
+    }
+
+    /// SUB: counts a subscription made or dropped by the application. Returns whether every
+    /// peer must be told (the first subscription to a topic, or the last one dropped); `None`
+    /// when this is not a SUB.
+    pub fn change_subscription(&mut self, topic: &Bytes, change: TopicChange) -> Option<bool> {
+        let Socket::Sub(subscriber) = self else { return None };
+        Some(match change {
+            TopicChange::Subscribe => subscriber.subscribe(topic.clone()),
+            TopicChange::Cancel => subscriber.cancel(topic),
+        })
+    }
+
+    /// Peer `key` subscribed or cancelled: a PUB records it; other types ignore it (RFC 29).
+    pub fn peer_subscription(&mut self, key: PeerKey, topic: &[u8], change: TopicChange) {
+        if let Socket::Pub(publisher) = self {
+            match change {
+                TopicChange::Subscribe => publisher.subscribe(key, topic),
+                TopicChange::Cancel => publisher.cancel(key, topic),
+            }
+        }
+    }
+
+    /// PUB: distinct (peer, topic) subscriptions held; 0 for other types.
+    pub fn subscription_count(&self) -> usize {
+        match self {
+            Socket::Pub(publisher) => publisher.subscription_count(),
+            _ => 0,
         }
     }
 
@@ -267,16 +349,15 @@ impl Socket {
     /// DEALER: queues `message` for the peer of `key` only; other types do not support it.
     pub fn send_to(&mut self, key: PeerKey, message: Message) -> Result<(), SendError> {
         let Socket::Dealer(dealer) = self else { return Err(SendError::NotSupported(message)) };
-        dealer.send_to(key, message)?;
-        dealer.stats.sent += 1;
-        Ok(())
+        dealer.send_to(key, message)
     }
 
+    /// Queues `message` by the socket type's rule (see the module doc).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if message.is_empty() {
             return Err(SendError::NotSupported(message));
         }
-        let result = match self {
+        match self {
             Socket::Router(s) => s.send(message),
             Socket::Dealer(s) => s.send(message),
             Socket::Pub(s) => {
@@ -284,10 +365,129 @@ impl Socket {
                 Ok(())
             }
             Socket::Sub(_) => Err(SendError::NotSupported(message)),
-        };
-        if result.is_ok() {
-            self.stats_mut().sent += 1;
         }
-        result
+    }
+}
+
+/// Helpers for the socket modules' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Attach, PeerKey};
+    use bytes::Bytes;
+
+    /// A frame from a string.
+    pub fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// The key of a peer that attached; panics on `Ignored` or `TookOver`.
+    pub fn attached(attach: Attach) -> PeerKey {
+        match attach {
+            Attach::Attached(key) => key,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{attached, b};
+    use super::*;
+
+    fn socket(socket_type: SocketType) -> Socket {
+        Socket::new(socket_type, &SocketOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_connecting_dealers_peer_and_its_queue_outlive_each_connection() {
+        let mut dealer = socket(SocketType::Dealer);
+        let peer = dealer.connecting().unwrap();
+        dealer.send(vec![b("before the first connection")]).unwrap();
+        assert_eq!(attached(dealer.reconnected(peer, b("server"))), peer);
+        assert!(dealer.detach(peer), "the peer waits for the reconnect");
+        dealer.send(vec![b("during the outage")]).unwrap();
+        assert_eq!(attached(dealer.reconnected(peer, b("server"))), peer);
+        let queued: Vec<_> = std::iter::from_fn(|| dealer.peers_mut().pop_outbound(peer)).collect();
+        assert_eq!(queued, vec![vec![b("before the first connection")], vec![b("during the outage")]]);
+    }
+
+    #[test]
+    fn other_types_attach_a_peer_per_connection_and_drop_it_with_the_connection() {
+        for socket_type in [SocketType::Router, SocketType::Pub, SocketType::Sub] {
+            let mut socket = socket(socket_type);
+            assert_eq!(socket.connecting(), None, "{socket_type}");
+            let peer = attached(socket.attach(b("peer")));
+            assert!(!socket.detach(peer), "{socket_type}");
+            assert!(socket.peers().get(peer).is_none(), "{socket_type}");
+        }
+        let mut dealer = socket(SocketType::Dealer);
+        let bound = attached(dealer.attach(b("peer")));
+        assert!(!dealer.detach(bound), "a binding DEALER's peer goes with its connection");
+    }
+
+    #[test]
+    fn a_sub_tells_new_peers_each_distinct_topic_and_a_pub_records_what_peers_ask() {
+        let mut sub = socket(SocketType::Sub);
+        assert_eq!(sub.change_subscription(&b("news"), TopicChange::Subscribe), Some(true));
+        assert_eq!(sub.change_subscription(&b("news"), TopicChange::Subscribe), Some(false), "counted");
+        assert_eq!(sub.subscriptions().collect::<Vec<_>>(), vec![&b("news")]);
+        assert_eq!(sub.change_subscription(&b("news"), TopicChange::Cancel), Some(false));
+        assert_eq!(sub.change_subscription(&b("news"), TopicChange::Cancel), Some(true), "last one");
+        assert_eq!(sub.subscriptions().count(), 0);
+
+        let mut publisher = socket(SocketType::Pub);
+        assert_eq!(publisher.change_subscription(&b("news"), TopicChange::Subscribe), None);
+        assert_eq!(publisher.subscriptions().count(), 0);
+        let peer = attached(publisher.attach(Bytes::new()));
+        publisher.peer_subscription(peer, b"news", TopicChange::Subscribe);
+        assert_eq!(publisher.subscription_count(), 1);
+        publisher.send(vec![b("news"), b("today")]).unwrap();
+        publisher.send(vec![b("sports")]).unwrap();
+        assert_eq!(publisher.peers_mut().pop_outbound(peer), Some(vec![b("news"), b("today")]));
+        assert_eq!(publisher.peers_mut().pop_outbound(peer), None);
+        publisher.peer_subscription(peer, b"news", TopicChange::Cancel);
+        assert_eq!(publisher.subscription_count(), 0);
+
+        let mut router = socket(SocketType::Router);
+        let peer = attached(router.attach(b("peer")));
+        router.peer_subscription(peer, b"news", TopicChange::Subscribe); // ignored, RFC 29
+        assert_eq!(router.subscription_count(), 0);
+    }
+
+    #[test]
+    fn sent_counts_only_messages_queued_for_a_peer() {
+        let options = SocketOptions { send_hwm: 1, ..SocketOptions::default() };
+        let mut router = Socket::new(SocketType::Router, &options).unwrap();
+        attached(router.attach(b("peer")));
+        router.send(vec![b("peer"), b("1")]).unwrap();
+        router.send(vec![b("peer"), b("2")]).unwrap(); // at its high-water mark: dropped
+        router.send(vec![b("nobody"), b("3")]).unwrap(); // unroutable: dropped
+        let stats = *router.stats();
+        assert_eq!((stats.sent, stats.dropped_hwm, stats.dropped_unroutable), (1, 1, 1));
+
+        let mut publisher = Socket::new(SocketType::Pub, &options).unwrap();
+        let peer = attached(publisher.attach(Bytes::new()));
+        publisher.peer_subscription(peer, b"", TopicChange::Subscribe);
+        publisher.send(vec![b("1")]).unwrap();
+        publisher.send(vec![b("2")]).unwrap(); // its only subscriber is full
+        let stats = *publisher.stats();
+        assert_eq!((stats.sent, stats.dropped_hwm), (1, 1));
+
+        let mut dealer = Socket::new(SocketType::Dealer, &options).unwrap();
+        let peer = attached(dealer.attach(Bytes::new()));
+        dealer.send_to(peer, vec![b("1")]).unwrap();
+        assert!(dealer.send(vec![b("2")]).is_err());
+        assert_eq!(dealer.stats().sent, 1);
+    }
+
+    #[test]
+    fn find_peer_uses_the_routing_table_on_a_router_and_announced_identities_elsewhere() {
+        let mut router = socket(SocketType::Router);
+        let alice = attached(router.attach(b("alice")));
+        assert_eq!(router.find_peer(b"alice"), Some(alice));
+        assert_eq!(router.find_peer(b"bob"), None);
+        let mut dealer = socket(SocketType::Dealer);
+        let broker = attached(dealer.attach(b("broker-1")));
+        assert_eq!(dealer.find_peer(b"broker-1"), Some(broker));
     }
 }

@@ -112,8 +112,10 @@ pub struct Peer {
     inbound: Queue,
     /// Messages for the peer, waiting for its transport to take them.
     outbound: Queue,
-    /// False while a persistent (connecting-side) peer has no live connection.
-    pub connected: bool,
+    /// False while a persistent peer has no live connection.
+    pub(crate) connected: bool,
+    /// A connecting side's peer that outlives its connections (see `Dealer::attach_persistent`).
+    persistent: bool,
     /// Whether this peer is queued in the fair-queue ring.
     in_ring: bool,
     /// Whether this peer is listed in `dirty`.
@@ -199,6 +201,28 @@ impl Peers {
 
     pub fn insert(&mut self, identity: Bytes, connected: bool) -> PeerKey {
         PeerKey(self.peers.insert(Peer { identity, connected, ..Peer::default() }))
+    }
+
+    /// A peer that outlives its connections: it starts disconnected, and `disconnect` keeps it
+    /// and its queues.
+    pub fn insert_persistent(&mut self) -> PeerKey {
+        PeerKey(self.peers.insert(Peer { persistent: true, ..Peer::default() }))
+    }
+
+    /// A persistent peer's new connection completed its handshake; false for any other key.
+    pub fn reconnect(&mut self, key: PeerKey, identity: Bytes) -> bool {
+        let Some(peer) = self.peers.get_mut(key.0).filter(|p| p.persistent) else { return false };
+        peer.connected = true;
+        peer.identity = identity;
+        true
+    }
+
+    /// A peer's connection went away. A persistent peer stays, with its queues, marked
+    /// disconnected (returns true); any other peer is left for the socket to remove.
+    pub fn disconnect(&mut self, key: PeerKey) -> bool {
+        let Some(peer) = self.peers.get_mut(key.0).filter(|p| p.persistent) else { return false };
+        peer.connected = false;
+        true
     }
 
     /// Removes a peer and whatever it still queued.
@@ -343,5 +367,37 @@ impl Peers {
     /// Whether `key`'s inbound queue is at its high-water mark or byte budget.
     pub fn inbound_full(&self, key: PeerKey) -> bool {
         self.peers.get(key.0).is_some_and(|p| p.inbound.is_full(self.recv_hwm, self.queue_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::testing::{attached, b};
+    use crate::socket::{Dealer, Router, SendError};
+
+    #[test]
+    fn queues_are_bounded_in_bytes_as_well_as_messages() {
+        let options = SocketOptions { queue_bytes: 1 << 20, ..SocketOptions::default() };
+        let big = Bytes::from(vec![0u8; 400 << 10]);
+        let mut router = Router::new(&options);
+        let peer = attached(router.attach(b("p")));
+        assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
+        assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::More);
+        assert_eq!(router.deliver(peer, vec![big.clone()]), Inbound::Full, "1.2 MiB queued: stop reading");
+        let (_, _, resumed) = router.peers.pop_inbound().unwrap();
+        assert!(resumed, "back under the byte budget: resume reading");
+
+        let mut dealer = Dealer::new(&options);
+        for _ in 0..3 {
+            dealer.send(vec![big.clone()]).unwrap(); // no peer yet: waits, within 1 MiB
+        }
+        assert!(matches!(dealer.send(vec![big.clone()]), Err(SendError::WouldBlock(_))));
+        let key = dealer.attach(Bytes::new());
+        assert_eq!(dealer.peers.outbound_len(key), 3);
+        assert!(
+            matches!(dealer.send(vec![big]), Err(SendError::WouldBlock(_))),
+            "the peer's queue is full in bytes"
+        );
     }
 }

@@ -121,22 +121,94 @@ impl Publisher {
         self.cost
     }
 
+    /// Queues `message` for every peer subscribed to a prefix of its first frame; a peer at its
+    /// high-water mark misses it (`dropped_hwm`). Counted as sent when some peer got it.
     pub fn send(&mut self, message: Message) {
         let Some(first) = message.first() else { return };
         self.trie.matches(first, &mut self.matched);
         let Some((&last, rest)) = self.matched.split_last() else { return };
+        let mut queued = false;
         for &key in rest {
-            if self.peers.push_outbound(key, message.clone()).is_err() {
-                self.stats.dropped_hwm += 1;
+            match self.peers.push_outbound(key, message.clone()) {
+                Ok(()) => queued = true,
+                Err(_) => self.stats.dropped_hwm += 1,
             }
         }
-        if self.peers.push_outbound(last, message).is_err() {
-            self.stats.dropped_hwm += 1;
+        match self.peers.push_outbound(last, message) {
+            Ok(()) => queued = true,
+            Err(_) => self.stats.dropped_hwm += 1,
         }
+        self.stats.sent += u64::from(queued);
     }
 
     /// Distinct (peer, topic) subscriptions held.
     pub fn subscription_count(&self) -> usize {
         self.topics.values().map(|t| t.counts.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::testing::b;
+
+    #[test]
+    fn publisher_matches_prefixes_counts_subscriptions_and_drops_at_hwm() {
+        let mut publisher = Publisher::new(&SocketOptions { send_hwm: 1, ..SocketOptions::default() });
+        let a = publisher.peers.insert(Bytes::new(), true);
+        let all = publisher.peers.insert(Bytes::new(), true);
+        publisher.subscribe(a, b"A");
+        publisher.subscribe(a, b"A");
+        publisher.subscribe(all, b"");
+        publisher.cancel(a, b"A");
+        publisher.send(vec![b("AB"), b("part")]);
+        publisher.send(vec![b("BA")]);
+        assert_eq!(publisher.peers.pop_outbound(a), Some(vec![b("AB"), b("part")]));
+        assert_eq!(publisher.peers.pop_outbound(a), None);
+        assert_eq!(publisher.peers.pop_outbound(all), Some(vec![b("AB"), b("part")]));
+        assert_eq!(publisher.stats.dropped_hwm, 1, "BA hit the full pipe of the subscribe-all peer");
+        publisher.cancel(a, b"A");
+        publisher.send(vec![b("A")]);
+        assert_eq!(publisher.peers.pop_outbound(a), None, "two cancels end two subscriptions");
+    }
+
+    #[test]
+    fn one_peer_cannot_hold_more_than_a_mebibyte_of_subscriptions() {
+        let mut publisher = Publisher::new(&SocketOptions::default());
+        let peer = publisher.peers.insert(Bytes::new(), true);
+        let topic = |i: u8| {
+            let mut topic = vec![i; 64 << 10];
+            topic[0] = i;
+            topic
+        };
+        for i in 0..20u8 {
+            publisher.subscribe(peer, &topic(i));
+        }
+        // Each 64 KiB topic costs 2 x 64 KiB + overhead: 7 fit in the 1 MiB allowance.
+        assert_eq!(publisher.subscription_count(), 7);
+        assert_eq!(publisher.stats.subscriptions_refused, 13);
+        publisher.subscribe(peer, &topic(0)); // a repeat is only a count
+        publisher.cancel(peer, &topic(1));
+        publisher.subscribe(peer, &topic(19));
+        assert_eq!(publisher.subscription_count(), 7, "a cancel frees room for another topic");
+        assert!(publisher.subscription_cost() <= MAX_SUBSCRIPTION_COST_PER_PEER);
+        publisher.detach(peer);
+        assert_eq!((publisher.subscription_count(), publisher.subscription_cost()), (0, 0));
+    }
+
+    #[test]
+    fn all_peers_of_a_socket_together_are_bounded_too() {
+        let mut publisher = Publisher::new(&SocketOptions::default());
+        let peers: Vec<PeerKey> = (0..40).map(|_| publisher.peers.insert(Bytes::new(), true)).collect();
+        for (n, &peer) in peers.iter().enumerate() {
+            for i in 0..7u32 {
+                let mut topic = vec![b'x'; 64 << 10];
+                topic[..8].copy_from_slice(&((n as u32) << 8 | i).to_be_bytes().repeat(2));
+                publisher.subscribe(peer, &topic);
+            }
+        }
+        assert!(publisher.subscription_cost() <= MAX_SUBSCRIPTION_COST_PER_SOCKET);
+        assert!(publisher.subscription_count() < 40 * 7, "{}", publisher.subscription_count());
+        assert!(publisher.stats.subscriptions_refused > 0);
     }
 }

@@ -97,6 +97,7 @@ impl Router {
         message.remove(0);
         // has_room was checked just above, so this cannot hand the message back.
         let _ = self.peers.push_outbound(key, message);
+        self.stats.sent += 1;
         Ok(())
     }
 
@@ -127,4 +128,87 @@ fn seed() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::testing::{attached, b};
+
+    #[test]
+    fn router_prepends_identities_routes_by_them_and_drops_unroutable() {
+        let mut router = Router::new(&SocketOptions::default());
+        let alice = attached(router.attach(b("alice")));
+        let anon = attached(router.attach(Bytes::new()));
+        let anon_id = router.peers.get(anon).unwrap().identity.clone();
+        assert_eq!(anon_id.len(), 5);
+        assert_eq!(anon_id[0], 0);
+        router.deliver(alice, vec![b("hi")]);
+        assert_eq!(router.peers.pop_inbound().unwrap().1, vec![b("alice"), b("hi")]);
+        router.send(vec![b("alice"), b("back")]).unwrap();
+        assert_eq!(router.peers.pop_outbound(alice), Some(vec![b("back")]));
+        router.send(vec![b("nobody"), b("x")]).unwrap();
+        assert_eq!(router.stats.dropped_unroutable, 1);
+    }
+
+    #[test]
+    fn router_accepts_identities_with_a_leading_zero_byte() {
+        let mut router = Router::new(&SocketOptions::default());
+        let id = Bytes::from_static(b"\x00\x01\x02\x03\x04\x05\x06\x07");
+        let key = attached(router.attach(id.clone()));
+        assert_eq!(router.peer(&id), Some(key));
+    }
+
+    #[test]
+    fn router_mandatory_refuses_unroutable_and_full() {
+        let options = SocketOptions { router_mandatory: true, send_hwm: 2, ..SocketOptions::default() };
+        let mut router = Router::new(&options);
+        router.attach(b("peer"));
+        assert!(matches!(router.send(vec![b("nobody"), b("x")]), Err(SendError::Unroutable(_))));
+        router.send(vec![b("peer"), b("1")]).unwrap();
+        router.send(vec![b("peer"), b("2")]).unwrap();
+        assert!(matches!(router.send(vec![b("peer"), b("3")]), Err(SendError::WouldBlock(_))));
+    }
+
+    #[test]
+    fn router_duplicate_identity_policy() {
+        let mut keep_first = Router::new(&SocketOptions::default());
+        let first = attached(keep_first.attach(b("twin")));
+        assert_eq!(keep_first.attach(b("twin")), Attach::Ignored);
+        assert_eq!(keep_first.peer(b"twin"), Some(first));
+
+        let mut handover = Router::new(&SocketOptions { router_handover: true, ..SocketOptions::default() });
+        let old = attached(handover.attach(b("twin")));
+        let Attach::TookOver { key, evicted } = handover.attach(b("twin")) else { panic!() };
+        assert_eq!(evicted, old);
+        assert_eq!(handover.peer(b"twin"), Some(key));
+    }
+
+    #[test]
+    fn router_fair_queues_whole_messages_across_peers() {
+        let mut router = Router::new(&SocketOptions::default());
+        let peers: Vec<PeerKey> = ["a", "b", "c"].iter().map(|id| attached(router.attach(b(id)))).collect();
+        for round in 0..3 {
+            for &peer in &peers {
+                router.deliver(peer, vec![b(&format!("m{round}")), b("tail")]);
+            }
+        }
+        let order: Vec<(Bytes, Bytes)> = std::iter::from_fn(|| router.peers.pop_inbound())
+            .map(|(_, m, _)| (m[0].clone(), m[1].clone()))
+            .collect();
+        let expected: Vec<(Bytes, Bytes)> =
+            (0..3).flat_map(|r| ["a", "b", "c"].map(|id| (b(id), b(&format!("m{r}"))))).collect();
+        assert_eq!(order, expected);
+    }
+
+    #[test]
+    fn inbound_hwm_pauses_and_resumes_reading() {
+        let options = SocketOptions { recv_hwm: 2, ..SocketOptions::default() };
+        let mut router = Router::new(&options);
+        let peer = attached(router.attach(b("p")));
+        assert_eq!(router.deliver(peer, vec![b("1")]), Inbound::More);
+        assert_eq!(router.deliver(peer, vec![b("2")]), Inbound::Full);
+        let (_, _, resumed) = router.peers.pop_inbound().unwrap();
+        assert!(resumed, "dropping below the HWM must resume reading");
+    }
 }

@@ -101,11 +101,13 @@ impl<K: Copy + Ord> Trie<K> {
     }
 
     /// Nodes in use (the root included); for memory checks.
+    #[cfg(test)]
     pub fn node_count(&self) -> usize {
         self.nodes.len() - self.free.len()
     }
 
     /// Label bytes held by the nodes in use: at most the bytes of the distinct topics.
+    #[cfg(test)]
     pub fn label_bytes(&self) -> usize {
         self.nodes.iter().map(|n| n.label.len()).sum()
     }
@@ -340,5 +342,29 @@ mod tests {
         }
         assert_eq!(trie.node_count(), 17);
         assert_eq!(trie.label_bytes(), 16 * (64 << 10));
+    }
+
+    #[test]
+    fn a_hundred_thousand_subscriptions_and_a_64_kib_topic_come_and_go_without_recursion() {
+        let mut trie: Trie<u32> = Trie::new();
+        let long_topic = vec![b'x'; 64 << 10];
+        assert!(trie.add(&long_topic, 1));
+        for i in 0..100_000u32 {
+            trie.add(format!("topic/{i}").as_bytes(), 2);
+        }
+        let mut out = Vec::new();
+        let mut message = long_topic.clone();
+        message.extend_from_slice(b"more");
+        trie.matches(&message, &mut out);
+        assert_eq!(out, vec![1]);
+        trie.matches(b"topic/99999/x", &mut out);
+        assert_eq!(out, vec![2]);
+        assert!(trie.node_count() > 100_000);
+        for i in 0..100_000u32 {
+            assert!(trie.remove(format!("topic/{i}").as_bytes(), 2));
+        }
+        assert!(trie.remove(&long_topic, 1));
+        assert_eq!(trie.node_count(), 1, "every node was freed");
+        drop(trie); // dropping a deep trie must not recurse either
     }
 }
