@@ -16,7 +16,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CloseReason, Io, Reactor};
+use super::ids::ConnId;
+use super::{CloseReason, Reactor};
 use crate::socket::PRESSURE_RESERVE;
 
 /// Default cap on connections per reactor (`MAX_CONNECTIONS`).
@@ -75,8 +76,8 @@ impl Reactor {
     }
 
     /// Counts connection `key`'s holdings into the total again after they changed.
-    pub(super) fn account(&mut self, key: usize) {
-        if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+    pub(super) fn account(&mut self, key: ConnId) {
+        if let Some(conn) = self.io.conn_mut(key) {
             let held = conn.held();
             self.held = self.held - conn.accounted + held;
             conn.accounted = held;
@@ -84,19 +85,19 @@ impl Reactor {
     }
 
     /// How many bytes connection `key` may read now; `None` when it must wait for the budget.
-    pub(super) fn read_allowance(&self, key: usize) -> Option<usize> {
+    pub(super) fn read_allowance(&self, key: ConnId) -> Option<usize> {
         let used = self.memory_used();
         if used < self.limits.memory_budget {
             return Some(self.limits.memory_budget - used);
         }
-        let Some(Io::Conn(conn)) = self.io.get(key) else { return None };
+        let conn = self.io.conn(key)?;
         let own = self.footprint(conn);
         (own < PRESSURE_RESERVE).then(|| PRESSURE_RESERVE - own)
     }
 
     /// Stops reading `key` until the total is back under the budget.
-    pub(super) fn pause_for_budget(&mut self, key: usize, now: Instant) {
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+    pub(super) fn pause_for_budget(&mut self, key: ConnId, now: Instant) {
+        let Some(conn) = self.io.conn_mut(key) else { return };
         if std::mem::replace(&mut conn.budget_paused, true) {
             return;
         }
@@ -125,7 +126,7 @@ impl Reactor {
             return;
         }
         for key in std::mem::take(&mut self.budget_waiters) {
-            if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            if let Some(conn) = self.io.conn_mut(key) {
                 conn.budget_paused = false;
                 self.read_conn(key, now);
             }
@@ -158,16 +159,10 @@ impl Reactor {
             return;
         }
         self.over_budget_since = Some(now);
-        let largest = self
-            .io
-            .iter()
-            .filter_map(|(key, io)| match io {
-                Io::Conn(conn) => Some((key, self.footprint(conn))),
-                Io::Listener { .. } => None,
-            })
-            .max_by_key(|&(_, held)| held);
+        let largest =
+            self.io.conns().map(|(key, conn)| (key, self.footprint(conn))).max_by_key(|&(_, held)| held);
         let Some((key, held)) = largest else { return };
-        if let Some(Io::Conn(conn)) = self.io.get(key) {
+        if let Some(conn) = self.io.conn(key) {
             log::warn!(
                 "closing {}: it held {} KiB, the most, while the node stayed over its {} MiB memory \
                  budget for {:?}",
@@ -185,7 +180,7 @@ impl Reactor {
     fn footprint(&self, conn: &super::connection::Connection) -> usize {
         let queued = conn
             .peer
-            .zip(self.sockets.get(conn.socket))
+            .zip(self.sockets.get(conn.socket.0))
             .map_or(0, |(peer, entry)| entry.socket.peers().holdings(peer));
         conn.held() + queued
     }

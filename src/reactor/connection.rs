@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use zmtp::Session;
 
+use super::ids::{ConnectorId, SocketId};
 use super::read_pool::{ReadPool, LARGE_READ};
 use super::CloseReason;
 use crate::socket::PeerKey;
@@ -50,10 +51,10 @@ pub struct Connection {
     pub stream: TcpStream,
     pub session: Session,
     pub peer_addr: Option<SocketAddr>,
-    /// The socket (reactor slab key) this connection belongs to.
-    pub socket: usize,
+    /// The socket this connection belongs to.
+    pub socket: SocketId,
     /// The connector that made it, for connecting sides.
-    pub connector: Option<usize>,
+    pub connector: Option<ConnectorId>,
     /// The peer it feeds, once the handshake completed and the socket accepted the peer.
     pub peer: Option<PeerKey>,
     /// A ROUTER peer with a duplicate identity: connected, but its input is dropped.
@@ -79,7 +80,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, session: Session, socket: usize, connector: Option<usize>) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        session: Session,
+        socket: SocketId,
+        connector: Option<ConnectorId>,
+    ) -> Self {
         Self {
             peer_addr: stream.peer_addr().ok(),
             stream,

@@ -9,8 +9,10 @@ use mio::{Interest, Token};
 use zmtp::{Event, Session};
 
 use super::connection::{Connection, ReadOutcome};
+use super::ids::{ConnId, ConnectorId, ListenerId, SocketId};
+use super::io_table::Entry;
 use super::timers::TimerOwner;
-use super::{session_config, CloseReason, Io, PeerEvent, Reactor, Readiness, SocketId, Transport};
+use super::{session_config, CloseReason, PeerEvent, Reactor, Readiness, Transport};
 use crate::socket::{Attach, Inbound, TopicChange};
 
 /// Bytes one connection may read in one turn before the others get theirs.
@@ -18,15 +20,14 @@ const READ_PER_TURN: usize = 1 << 20;
 
 impl Reactor {
     pub(super) fn on_ready(&mut self, event: Readiness, now: Instant) {
-        let key = event.key;
-        match self.io.get(key) {
-            Some(Io::Listener { .. }) => self.accept_all(key, now),
-            // Paused for the memory budget, it would not read to see the end of the stream: a
-            // peer that left must not keep holding what it sent.
-            Some(Io::Conn(conn)) if event.hung_up && conn.budget_paused => {
-                self.close_conn(key, CloseReason::PeerClosed)
-            }
-            Some(Io::Conn(_)) => {
+        match self.io.kind(event.key) {
+            Some(Entry::Listener(key)) => self.accept_all(key, now),
+            Some(Entry::Conn(key)) => {
+                // Paused for the memory budget, it would not read to see the end of the stream:
+                // a peer that left must not keep holding what it sent.
+                if event.hung_up && self.io.conn(key).is_some_and(|c| c.budget_paused) {
+                    return self.close_conn(key, CloseReason::PeerClosed);
+                }
                 if event.writable {
                     self.flush_conn(key);
                 }
@@ -38,10 +39,9 @@ impl Reactor {
         }
     }
 
-    pub(super) fn accept_all(&mut self, key: usize, now: Instant) {
+    pub(super) fn accept_all(&mut self, key: ListenerId, now: Instant) {
         loop {
-            let Some(Io::Listener { listener, socket }) = self.io.get(key) else { return };
-            let socket = *socket;
+            let Some((listener, socket)) = self.io.listener(key) else { return };
             match listener.accept() {
                 Ok((stream, addr)) => {
                     if self.refuse_connection(now) {
@@ -64,25 +64,25 @@ impl Reactor {
     pub(super) fn add_conn(
         &mut self,
         mut stream: TcpStream,
-        socket: usize,
-        connector: Option<usize>,
+        socket: SocketId,
+        connector: Option<ConnectorId>,
         now: Instant,
     ) {
-        let Some(entry) = self.sockets.get(socket) else { return };
+        let Some(entry) = self.sockets.get(socket.0) else { return };
         let _ = stream.set_nodelay(true);
         let config = session_config(entry.socket.socket_type(), &entry.options, connector.is_none());
-        let key = self.io.vacant_key();
+        let token = Token(self.io.next_token());
         if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
         {
             log::warn!("cannot register a connection: {e}");
             return;
         }
         let session = Session::new(config, now);
-        self.io.insert(Io::Conn(Box::new(Connection::new(stream, session, socket, connector))));
+        let key = self.io.insert_conn(Connection::new(stream, session, socket, connector));
         self.conn_count += 1;
         if let Some(ck) = connector {
-            if let Some(c) = self.connectors.get_mut(ck) {
+            if let Some(c) = self.connectors.get_mut(ck.0) {
                 c.conn = Some(key);
             }
         }
@@ -91,8 +91,8 @@ impl Reactor {
         self.rearm_timer(key);
     }
 
-    pub(super) fn start_connect(&mut self, ck: usize, now: Instant) {
-        let Some(connector) = self.connectors.get(ck) else { return };
+    pub(super) fn start_connect(&mut self, ck: ConnectorId, now: Instant) {
+        let Some(connector) = self.connectors.get(ck.0) else { return };
         let (addr, socket) = (connector.addr, connector.socket);
         match TcpStream::connect(addr) {
             Ok(stream) => self.add_conn(stream, socket, Some(ck), now),
@@ -103,9 +103,9 @@ impl Reactor {
         }
     }
 
-    pub(super) fn schedule_reconnect(&mut self, ck: usize, now: Instant) {
+    pub(super) fn schedule_reconnect(&mut self, ck: ConnectorId, now: Instant) {
         let random = self.jitter.next_u64();
-        let Some(connector) = self.connectors.get_mut(ck) else { return };
+        let Some(connector) = self.connectors.get_mut(ck.0) else { return };
         let delay = connector.backoff.next_delay(random);
         log::debug!("reconnecting to {} in {delay:?}", connector.addr);
         self.timers.set(TimerOwner::Reconnect(ck), Some(crate::time::after(now, delay)));
@@ -114,10 +114,10 @@ impl Reactor {
     /// Reads connection `key` until its socket is drained, its queue or the memory budget says
     /// stop, or it has had `READ_PER_TURN` bytes this turn: then it goes on next turn, after
     /// the others, so one peer that never stops sending cannot starve the rest.
-    pub(super) fn read_conn(&mut self, key: usize, now: Instant) {
+    pub(super) fn read_conn(&mut self, key: ConnId, now: Instant) {
         let mut read_this_turn = 0;
         loop {
-            let Some(Io::Conn(conn)) = self.io.get(key) else { return };
+            let Some(conn) = self.io.conn(key) else { return };
             if conn.read_paused || conn.budget_paused {
                 break;
             }
@@ -125,7 +125,7 @@ impl Reactor {
                 self.pause_for_budget(key, now);
                 break;
             };
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+            let Some(conn) = self.io.conn_mut(key) else { return };
             match conn.read_once(now, limit, &mut self.read_pool) {
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Progress { read, drained }) => {
@@ -152,10 +152,10 @@ impl Reactor {
     }
 
     /// Hands a session's events to its socket.
-    pub(super) fn drain_session_events(&mut self, key: usize) {
-        while let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+    pub(super) fn drain_session_events(&mut self, key: ConnId) {
+        while let Some(conn) = self.io.conn_mut(key) {
             let Some(event) = conn.session.poll_event() else { return };
-            let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+            let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
             match event {
                 Event::HandshakeComplete(info) => self.on_handshake(key, info),
                 Event::Message(message) => match conn.peer {
@@ -182,11 +182,11 @@ impl Reactor {
         }
     }
 
-    pub(super) fn on_handshake(&mut self, key: usize, info: zmtp::PeerInfo) {
+    pub(super) fn on_handshake(&mut self, key: ConnId, info: zmtp::PeerInfo) {
         let identity = info.identity;
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
-        let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck)).and_then(|c| {
+        let Some(conn) = self.io.conn_mut(key) else { return };
+        let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
+        let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck.0)).and_then(|c| {
             c.backoff.reset();
             c.curve_failures = 0;
             c.peer
@@ -216,9 +216,9 @@ impl Reactor {
             let _ = conn.session.subscribe(topic);
         }
         let identity = entry.socket.peers().get(peer).map(|p| p.identity.clone()).unwrap_or_default();
-        let socket = SocketId(conn.socket);
+        let socket = conn.socket;
         if let Some(Transport::Tcp(old)) = evicted {
-            if let Some(Io::Conn(old_conn)) = self.io.get_mut(old) {
+            if let Some(old_conn) = self.io.conn_mut(old) {
                 old_conn.peer = None; // its peer is gone already; the newcomer holds the identity
             }
             self.peer_events.push_back(PeerEvent::Disconnected {
@@ -231,8 +231,8 @@ impl Reactor {
         self.peer_events.push_back(PeerEvent::Connected { socket, identity });
     }
 
-    pub(super) fn close_conn(&mut self, key: usize, reason: CloseReason) {
-        let Some(Io::Conn(mut conn)) = self.io.try_remove(key) else { return };
+    pub(super) fn close_conn(&mut self, key: ConnId, reason: CloseReason) {
+        let Some(mut conn) = self.io.remove_conn(key) else { return };
         self.timers.set(TimerOwner::Connection(key), None);
         self.conn_count -= 1;
         self.held -= conn.accounted;
@@ -243,14 +243,14 @@ impl Reactor {
         if let CloseReason::Protocol(zmtp::Error::Curve(zmtp::CurveError::Unauthorized { .. })) = &reason {
             self.stats.curve_refused += 1;
         }
-        let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+        let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
         if reason.is_failure() {
             entry.socket.stats_mut().peers_failed += 1;
             log::info!("closing connection {addr}: {reason}");
         } else {
             log::debug!("connection {addr} closed: {reason}");
         }
-        let mut connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck).map(|c| (ck, c)));
+        let mut connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck.0).map(|c| (ck, c)));
         let curve_client = matches!(entry.options.curve, Some(zmtp::curve::Curve::Client { .. }));
         let unfinished = curve_client && !conn.session.is_ready() && !reason.is_failure();
         if let Some((_, c)) = connector.as_mut().filter(|_| unfinished) {
@@ -274,7 +274,7 @@ impl Reactor {
             }
             entry.metadata.remove(&peer);
             self.pump_everything = true;
-            let socket = SocketId(conn.socket);
+            let socket = conn.socket;
             self.peer_events.push_back(PeerEvent::Disconnected { socket, identity, reason: reason.clone() });
         }
         if let Some((ck, c)) = connector {
@@ -284,8 +284,8 @@ impl Reactor {
     }
 
     /// After reading or firing timers: queue a write if bytes wait, and re-arm the timer.
-    pub(super) fn after_activity(&mut self, key: usize) {
-        if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+    pub(super) fn after_activity(&mut self, key: ConnId) {
+        if let Some(conn) = self.io.conn_mut(key) {
             if conn.pending_output() > 0 {
                 self.to_flush.push(key);
             }
@@ -294,8 +294,8 @@ impl Reactor {
         self.rearm_timer(key);
     }
 
-    pub(super) fn rearm_timer(&mut self, key: usize) {
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+    pub(super) fn rearm_timer(&mut self, key: ConnId) {
+        let Some(conn) = self.io.conn_mut(key) else { return };
         let deadline = conn.session.poll_timeout();
         if deadline != conn.deadline {
             conn.deadline = deadline;
@@ -307,7 +307,7 @@ impl Reactor {
         while let Some(owner) = self.timers.pop_due(now) {
             match owner {
                 TimerOwner::Connection(key) => {
-                    let Some(Io::Conn(conn)) = self.io.get_mut(key) else { continue };
+                    let Some(conn) = self.io.conn_mut(key) else { continue };
                     conn.deadline = None;
                     match conn.session.handle_timeout(now) {
                         Ok(()) => self.after_activity(key),
@@ -315,7 +315,7 @@ impl Reactor {
                     }
                 }
                 TimerOwner::Reconnect(ck) => {
-                    if self.connectors.get(ck).is_some_and(|c| c.conn.is_none()) {
+                    if self.connectors.get(ck.0).is_some_and(|c| c.conn.is_none()) {
                         self.start_connect(ck, now);
                     }
                 }

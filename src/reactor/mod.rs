@@ -20,6 +20,8 @@ mod close_reason;
 mod connection;
 pub mod endpoint;
 pub mod fd_limit;
+mod ids;
+mod io_table;
 mod lifecycle;
 mod plain;
 pub mod read_pool;
@@ -41,8 +43,10 @@ use slab::Slab;
 use self::backoff::{Backoff, Jitter};
 pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET};
 pub use self::close_reason::CloseReason;
-use self::connection::Connection;
 pub use self::endpoint::EndpointError;
+pub use self::ids::SocketId;
+use self::ids::{ConnId, ConnectorId, ListenerId};
+use self::io_table::IoTable;
 use self::plain::PlainStreams;
 pub use self::plain::{PlainId, PlainLimits, PlainStats};
 use self::read_pool::ReadPool;
@@ -51,10 +55,6 @@ use crate::logging::Throttled;
 use crate::socket::{
     Attach, Message, PeerKey, SendError, Socket, SocketOptions, SocketStats, SocketType, TopicChange,
 };
-
-/// A socket created on a reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SocketId(usize);
 
 /// Peer arrivals and departures, for monitoring and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,19 +129,20 @@ impl From<EndpointError> for Error {
 /// How the messages queued for a peer reach it.
 #[derive(Debug, Clone, Copy)]
 enum Transport {
-    Tcp(usize),
+    Tcp(ConnId),
     /// Another socket on this reactor, and the peer that stands for us there.
     Inproc {
-        socket: usize,
+        socket: SocketId,
         peer: PeerKey,
     },
     /// A connecting side's peer between connections: messages wait in its queue.
     Waiting,
 }
 
-/// What one readiness event says about one I/O slab entry.
+/// What one readiness event says about one I/O table entry or plain stream.
 #[derive(Debug, Clone, Copy)]
 struct Readiness {
+    /// The mio token: an `IoTable` key, or a plain stream's at `plain::TOKEN_BASE` and above.
     key: usize,
     readable: bool,
     writable: bool,
@@ -156,24 +157,18 @@ struct SocketEntry {
     transports: HashMap<PeerKey, Transport>,
     /// Each TCP peer's READY properties.
     metadata: HashMap<PeerKey, zmtp::Metadata>,
-    listeners: Vec<usize>,
-    connectors: Vec<usize>,
+    listeners: Vec<ListenerId>,
+    connectors: Vec<ConnectorId>,
     /// Listed in the reactor's `touched`.
     touched: bool,
 }
 
 #[derive(Debug)]
-enum Io {
-    Listener { listener: TcpListener, socket: usize },
-    Conn(Box<Connection>),
-}
-
-#[derive(Debug)]
 struct Connector {
-    socket: usize,
+    socket: SocketId,
     addr: SocketAddr,
     backoff: Backoff,
-    conn: Option<usize>,
+    conn: Option<ConnId>,
     /// DEALER: the peer that outlives connections so queued messages survive a reconnect.
     peer: Option<PeerKey>,
     /// Connections in a row the server closed before our CURVE handshake completed.
@@ -183,22 +178,22 @@ struct Connector {
 pub struct Reactor {
     poll: Poll,
     events: Events,
-    io: Slab<Io>,
+    io: IoTable,
     sockets: Slab<SocketEntry>,
     connectors: Slab<Connector>,
     timers: Timers,
     jitter: Jitter,
     /// Connections with bytes to write.
-    to_flush: Vec<usize>,
+    to_flush: Vec<ConnId>,
     /// Sockets sent on since the last pump (see `transfer`).
-    touched: Vec<usize>,
+    touched: Vec<SocketId>,
     /// Something other than a send may have queued messages (a peer attached or left): the next
     /// pump looks at every socket.
     pump_everything: bool,
     /// Connections whose reading was paused at the high-water mark and may resume.
-    to_resume: Vec<usize>,
+    to_resume: Vec<ConnId>,
     /// Connections that had their share of reading in a turn and have more to read.
-    to_continue: Vec<usize>,
+    to_continue: Vec<ConnId>,
     peer_events: VecDeque<PeerEvent>,
     ready: Vec<Readiness>,
     dirty: Vec<PeerKey>,
@@ -212,9 +207,9 @@ pub struct Reactor {
     /// Since when it has been over the budget.
     over_budget_since: Option<Instant>,
     /// Connections whose reading paused for the memory budget, in the order they paused.
-    budget_waiters: Vec<usize>,
+    budget_waiters: Vec<ConnId>,
     /// Connections that left messages waiting, to check for compaction (see `stall`).
-    stalled: Vec<usize>,
+    stalled: Vec<ConnId>,
     last_stall_check: Instant,
     /// When the current turn's wait ended: the time stamp for notes made during the turn.
     turn_started: Instant,
@@ -240,7 +235,7 @@ impl Reactor {
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
-            io: Slab::new(),
+            io: IoTable::default(),
             sockets: Slab::new(),
             connectors: Slab::new(),
             timers: Timers::default(),
@@ -305,9 +300,9 @@ impl Reactor {
         let std_listener = listen(addr)?;
         let local = std_listener.local_addr()?;
         let mut listener = TcpListener::from_std(std_listener);
-        let key = self.io.vacant_key();
-        self.poll.registry().register(&mut listener, Token(key), Interest::READABLE)?;
-        self.io.insert(Io::Listener { listener, socket: id.0 });
+        let token = Token(self.io.next_token());
+        self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
+        let key = self.io.insert_listener(listener, id);
         self.sockets[id.0].listeners.push(key);
         log::debug!("{} socket listening on tcp://{local}", self.sockets[id.0].socket.socket_type());
         Ok(local)
@@ -363,14 +358,14 @@ impl Reactor {
         if let Some(peer) = peer {
             entry.transports.insert(peer, Transport::Waiting);
         }
-        let key = self.connectors.insert(Connector {
-            socket: id.0,
+        let key = ConnectorId(self.connectors.insert(Connector {
+            socket: id,
             addr,
             backoff,
             conn: None,
             peer,
             curve_failures: 0,
-        });
+        }));
         self.sockets[id.0].connectors.push(key);
         self.start_connect(key, Instant::now());
         Ok(())
@@ -386,8 +381,8 @@ impl Reactor {
         }
         let pa = attach_inproc(ea, eb.options.identity.clone())?;
         let pb = attach_inproc(eb, ea.options.identity.clone())?;
-        ea.transports.insert(pa, Transport::Inproc { socket: b.0, peer: pb });
-        eb.transports.insert(pb, Transport::Inproc { socket: a.0, peer: pa });
+        ea.transports.insert(pa, Transport::Inproc { socket: b, peer: pb });
+        eb.transports.insert(pb, Transport::Inproc { socket: a, peer: pa });
         share_subscriptions(ea, eb, pb);
         share_subscriptions(eb, ea, pa);
         self.pump_everything = true;
@@ -403,7 +398,7 @@ impl Reactor {
     pub fn send(&mut self, id: SocketId, message: Message) -> Result<(), SendError> {
         let Some(entry) = self.sockets.get_mut(id.0) else { return Err(SendError::NotSupported(message)) };
         entry.socket.send(message)?;
-        self.touch(id.0);
+        self.touch(id);
         Ok(())
     }
 
@@ -420,7 +415,7 @@ impl Reactor {
             match entry.transports.get(&peer) {
                 Some(&Transport::Tcp(conn)) => self.to_resume.push(conn),
                 Some(&Transport::Inproc { socket, peer }) => {
-                    if let Some(other) = self.sockets.get_mut(socket) {
+                    if let Some(other) = self.sockets.get_mut(socket.0) {
                         other.socket.peers_mut().mark_dirty(peer);
                         self.touch(socket);
                     }
@@ -435,7 +430,7 @@ impl Reactor {
     pub fn send_to(&mut self, id: SocketId, peer: PeerKey, message: Message) -> Result<(), SendError> {
         let Some(entry) = self.sockets.get_mut(id.0) else { return Err(SendError::NotSupported(message)) };
         entry.socket.send_to(peer, message)?;
-        self.touch(id.0);
+        self.touch(id);
         Ok(())
     }
 
@@ -496,10 +491,7 @@ impl Reactor {
             .sockets
             .iter()
             .any(|(_, e)| e.socket.peers().keys().any(|k| e.socket.peers().outbound_len(k) > 0));
-        let unwritten = self.io.iter().any(|(_, io)| match io {
-            Io::Conn(c) => c.session.pending_output() > 0,
-            Io::Listener { .. } => false,
-        });
+        let unwritten = self.io.conns().any(|(_, c)| c.session.pending_output() > 0);
         queued || unwritten || self.plain.pending_output() > 0
     }
 
@@ -517,10 +509,7 @@ impl Reactor {
         let entry = self.sockets.get(id.0)?;
         let peer = entry.socket.find_peer(identity)?;
         match entry.transports.get(&peer)? {
-            Transport::Tcp(key) => match self.io.get(*key)? {
-                Io::Conn(conn) => conn.session.curve_client_key(),
-                Io::Listener { .. } => None,
-            },
+            Transport::Tcp(key) => self.io.conn(*key)?.session.curve_client_key(),
             _ => None,
         }
     }
@@ -528,13 +517,10 @@ impl Reactor {
     /// Closes every connection whose CURVE peer key `keep` refuses (an allowlist reloaded);
     /// returns how many closed. Connections of keys still allowed, and NULL ones, stay.
     pub fn close_curve_peers(&mut self, keep: impl Fn(&[u8; 32]) -> bool) -> usize {
-        let revoked: Vec<usize> = self
+        let revoked: Vec<ConnId> = self
             .io
-            .iter()
-            .filter_map(|(k, io)| match io {
-                Io::Conn(c) => c.session.curve_client_key().filter(|key| !keep(key)).map(|_| k),
-                Io::Listener { .. } => None,
-            })
+            .conns()
+            .filter_map(|(k, c)| c.session.curve_client_key().filter(|key| !keep(key)).map(|_| k))
             .collect();
         for &key in &revoked {
             self.close_conn(key, CloseReason::KeyRevoked);
@@ -544,12 +530,11 @@ impl Reactor {
 
     /// Closes every listener: no new connections; existing ones carry on (graceful shutdown).
     pub fn stop_listening(&mut self) {
-        let listeners: Vec<usize> =
-            self.io.iter().filter(|(_, io)| matches!(io, Io::Listener { .. })).map(|(k, _)| k).collect();
+        let listeners: Vec<ListenerId> = self.io.listeners().collect();
         for key in listeners {
-            if let Some(Io::Listener { mut listener, socket }) = self.io.try_remove(key) {
+            if let Some((mut listener, socket)) = self.io.remove_listener(key) {
                 let _ = self.poll.registry().deregister(&mut listener);
-                if let Some(entry) = self.sockets.get_mut(socket) {
+                if let Some(entry) = self.sockets.get_mut(socket.0) {
                     entry.listeners.retain(|&k| k != key);
                 }
             }
@@ -563,7 +548,7 @@ impl Reactor {
     /// Closes a socket: its connections, listeners and connectors go; in-process peers detach.
     pub fn close(&mut self, id: SocketId) {
         let Some(entry) = self.sockets.get(id.0) else { return };
-        let inproc: Vec<(usize, PeerKey)> = entry
+        let inproc: Vec<(SocketId, PeerKey)> = entry
             .transports
             .values()
             .filter_map(|t| match t {
@@ -572,28 +557,24 @@ impl Reactor {
             })
             .collect();
         // Every connection of this socket, attached or still handshaking.
-        let conns: Vec<usize> = self
-            .io
-            .iter()
-            .filter_map(|(k, io)| matches!(io, Io::Conn(c) if c.socket == id.0).then_some(k))
-            .collect();
+        let conns: Vec<ConnId> = self.io.conns().filter(|(_, c)| c.socket == id).map(|(k, _)| k).collect();
         for key in self.sockets[id.0].connectors.clone() {
-            self.connectors.try_remove(key);
+            self.connectors.try_remove(key.0);
             self.timers.set(timers::TimerOwner::Reconnect(key), None);
         }
         for key in conns {
-            if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            if let Some(conn) = self.io.conn_mut(key) {
                 conn.connector = None;
             }
             self.close_conn(key, CloseReason::Local);
         }
         for key in self.sockets[id.0].listeners.clone() {
-            if let Some(Io::Listener { mut listener, .. }) = self.io.try_remove(key) {
+            if let Some((mut listener, _)) = self.io.remove_listener(key) {
                 let _ = self.poll.registry().deregister(&mut listener);
             }
         }
         for (other, peer) in inproc {
-            if let Some(entry) = self.sockets.get_mut(other) {
+            if let Some(entry) = self.sockets.get_mut(other.0) {
                 entry.transports.remove(&peer);
                 entry.socket.detach(peer);
             }
@@ -650,7 +631,7 @@ impl Reactor {
         ready.clear();
         self.ready = ready;
         for key in std::mem::take(&mut self.to_resume) {
-            if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+            if let Some(conn) = self.io.conn_mut(key) {
                 conn.read_paused = false;
                 self.read_conn(key, now);
             }
@@ -711,7 +692,7 @@ impl Reactor {
         for transport in transports {
             match transport {
                 Transport::Tcp(key) => {
-                    if let Some(Io::Conn(conn)) = self.io.get_mut(key) {
+                    if let Some(conn) = self.io.conn_mut(key) {
                         let _ = match change {
                             TopicChange::Subscribe => conn.session.subscribe(&topic),
                             TopicChange::Cancel => conn.session.cancel(&topic),
@@ -720,7 +701,7 @@ impl Reactor {
                     }
                 }
                 Transport::Inproc { socket, peer } => {
-                    if let Some(other) = self.sockets.get_mut(socket) {
+                    if let Some(other) = self.sockets.get_mut(socket.0) {
                         other.socket.peer_subscription(peer, &topic, change);
                     }
                 }

@@ -10,16 +10,17 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Io, Reactor};
+use super::ids::ConnId;
+use super::Reactor;
 
 /// How long a queue must have waited before its messages are compacted.
 pub const STALL_AGE: Duration = Duration::from_millis(100);
 
 impl Reactor {
     /// Notes that connection `key` left messages waiting (unwritten or unreceived).
-    pub(super) fn note_stall(&mut self, key: usize) {
+    pub(super) fn note_stall(&mut self, key: ConnId) {
         let now = self.turn_started;
-        let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
+        let Some(conn) = self.io.conn_mut(key) else { return };
         if conn.stalled_since.is_none() {
             conn.stalled_since = Some(now);
             self.stalled.push(key);
@@ -40,12 +41,12 @@ impl Reactor {
         let mut stalled = std::mem::take(&mut self.stalled);
         let mut resume = Vec::new();
         stalled.retain(|&key| {
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return false };
+            let Some(conn) = self.io.conn_mut(key) else { return false };
             let (Some(peer), Some(since)) = (conn.peer, conn.stalled_since) else {
                 conn.stalled_since = None;
                 return false;
             };
-            let Some(entry) = self.sockets.get_mut(conn.socket) else { return false };
+            let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return false };
             let peers = entry.socket.peers_mut();
             if !conn.read_paused && peers.outbound_len(peer) == 0 {
                 conn.stalled_since = None;

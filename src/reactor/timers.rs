@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use hashbrown::HashMap;
 
+use super::ids::{ConnId, ConnectorId};
+
 /// What a deadline belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimerOwner {
     /// A connection's session timers (handshake, heartbeat), by I/O slab key.
-    Connection(usize),
+    Connection(ConnId),
     /// A connector's reconnect attempt, by connector slab key.
-    Reconnect(usize),
+    Reconnect(ConnectorId),
 }
 
 #[derive(Debug, Default)]
@@ -73,18 +75,21 @@ mod tests {
     fn re_arming_moves_the_one_entry_an_owner_has() {
         let start = Instant::now();
         let mut timers = Timers::default();
-        let conn = TimerOwner::Connection(7);
+        let conn = TimerOwner::Connection(ConnId(7));
         // A PING flood: every PING re-arms the connection's TTL, later and earlier by turns.
         for i in 0..5_000u64 {
             let ttl = Duration::from_secs(6_553 - (i % 3_000));
             timers.set(conn, Some(start + Duration::from_millis(i) + ttl));
         }
         assert_eq!(timers.len(), 1);
-        timers.set(TimerOwner::Reconnect(7), Some(start + Duration::from_millis(5)));
+        timers.set(TimerOwner::Reconnect(ConnectorId(7)), Some(start + Duration::from_millis(5)));
         assert_eq!(timers.len(), 2);
         assert_eq!(timers.next(), Some(start + Duration::from_millis(5)));
         assert_eq!(timers.pop_due(start), None);
-        assert_eq!(timers.pop_due(start + Duration::from_millis(5)), Some(TimerOwner::Reconnect(7)));
+        assert_eq!(
+            timers.pop_due(start + Duration::from_millis(5)),
+            Some(TimerOwner::Reconnect(ConnectorId(7)))
+        );
         timers.set(conn, None);
         assert_eq!((timers.len(), timers.next()), (0, None));
     }
@@ -94,8 +99,8 @@ mod tests {
         let at = Instant::now();
         let mut timers = Timers::default();
         for key in 0..3 {
-            timers.set(TimerOwner::Connection(key), Some(at));
-            timers.set(TimerOwner::Connection(key), Some(at)); // the same deadline again: no-op
+            timers.set(TimerOwner::Connection(ConnId(key)), Some(at));
+            timers.set(TimerOwner::Connection(ConnId(key)), Some(at)); // the same deadline again: no-op
         }
         let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(at)).collect();
         assert_eq!(fired.len(), 3);

@@ -1,7 +1,8 @@
 //! Moving queued messages to their transports: in-process peers get them in their inbound
 //! queues, TCP peers get them encoded (up to the write budget) and written.
 
-use super::{Io, Reactor, Transport};
+use super::ids::{ConnId, SocketId};
+use super::{Reactor, Transport};
 use crate::socket::{PeerKey, PRESSURE_RESERVE};
 
 impl Reactor {
@@ -19,8 +20,8 @@ impl Reactor {
     }
 
     /// Lists socket `socket` for the next `transfer`.
-    pub(super) fn touch(&mut self, socket: usize) {
-        if let Some(entry) = self.sockets.get_mut(socket) {
+    pub(super) fn touch(&mut self, socket: SocketId) {
+        if let Some(entry) = self.sockets.get_mut(socket.0) {
             if !entry.touched {
                 entry.touched = true;
                 self.touched.push(socket);
@@ -29,10 +30,10 @@ impl Reactor {
     }
 
     /// Takes the list of touched sockets, unmarking them.
-    fn take_touched(&mut self) -> Vec<usize> {
+    fn take_touched(&mut self) -> Vec<SocketId> {
         let touched = std::mem::take(&mut self.touched);
         for &socket in &touched {
-            if let Some(entry) = self.sockets.get_mut(socket) {
+            if let Some(entry) = self.sockets.get_mut(socket.0) {
                 entry.touched = false;
             }
         }
@@ -40,7 +41,7 @@ impl Reactor {
     }
 
     /// Gives a taken list's allocation back, keeping any socket touched meanwhile.
-    fn reuse_touched(&mut self, mut touched: Vec<usize>) {
+    fn reuse_touched(&mut self, mut touched: Vec<SocketId>) {
         touched.clear();
         touched.append(&mut self.touched);
         self.touched = touched;
@@ -61,12 +62,12 @@ impl Reactor {
         self.reuse_touched(touched);
         // Walks socket keys by index: pumping may mark peers of later sockets dirty (in-process
         // delivery), and those are picked up in the same pass.
-        (0..self.sockets.capacity()).map(|socket| self.pump_socket(socket)).sum()
+        (0..self.sockets.capacity()).map(|socket| self.pump_socket(SocketId(socket))).sum()
     }
 
     /// Pumps the peers of `socket` that have queued messages.
-    fn pump_socket(&mut self, socket: usize) -> usize {
-        let Some(entry) = self.sockets.get_mut(socket) else { return 0 };
+    fn pump_socket(&mut self, socket: SocketId) -> usize {
+        let Some(entry) = self.sockets.get_mut(socket.0) else { return 0 };
         if !entry.socket.peers().has_dirty() {
             return 0;
         }
@@ -80,8 +81,8 @@ impl Reactor {
     }
 
     /// Returns how many messages reached an in-process peer.
-    pub(super) fn pump_peer(&mut self, socket: usize, peer: PeerKey) -> usize {
-        let Some(entry) = self.sockets.get(socket) else { return 0 };
+    pub(super) fn pump_peer(&mut self, socket: SocketId, peer: PeerKey) -> usize {
+        let Some(entry) = self.sockets.get(socket.0) else { return 0 };
         match entry.transports.get(&peer).copied() {
             Some(Transport::Tcp(key)) => {
                 self.flush_conn(key);
@@ -98,13 +99,13 @@ impl Reactor {
     /// many moved.
     pub(super) fn pump_inproc(
         &mut self,
-        socket: usize,
+        socket: SocketId,
         peer: PeerKey,
-        other: usize,
+        other: SocketId,
         theirs: PeerKey,
     ) -> usize {
         let mut moved = 0;
-        let Some((ours, other)) = self.sockets.get2_mut(socket, other) else { return 0 };
+        let Some((ours, other)) = self.sockets.get2_mut(socket.0, other.0) else { return 0 };
         while !other.socket.peers().inbound_full(theirs) {
             let Some(message) = ours.socket.peers_mut().pop_outbound(peer) else { return moved };
             other.socket.deliver(theirs, message);
@@ -116,12 +117,12 @@ impl Reactor {
     /// Moves queued messages into the connection's encoder (up to its write budget; under
     /// memory pressure, up to the pressure reserve) and writes. A connection that leaves
     /// messages queued is noted as possibly stalled (see `stall`).
-    pub(super) fn flush_conn(&mut self, key: usize) {
+    pub(super) fn flush_conn(&mut self, key: ConnId) {
         self.write_conn(key);
-        let Some(Io::Conn(conn)) = self.io.get(key) else { return };
+        let Some(conn) = self.io.conn(key) else { return };
         let queued = conn
             .peer
-            .zip(self.sockets.get(conn.socket))
+            .zip(self.sockets.get(conn.socket.0))
             .is_some_and(|(peer, entry)| entry.socket.peers().outbound_len(peer) > 0);
         if queued {
             self.note_stall(key);
@@ -129,10 +130,10 @@ impl Reactor {
         self.account(key);
     }
 
-    fn write_conn(&mut self, key: usize) {
+    fn write_conn(&mut self, key: ConnId) {
         loop {
-            let Some(Io::Conn(conn)) = self.io.get_mut(key) else { return };
-            let Some(entry) = self.sockets.get_mut(conn.socket) else { return };
+            let Some(conn) = self.io.conn_mut(key) else { return };
+            let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
             if let Some(peer) = conn.peer {
                 let budget = match self.pressure {
                     true => entry.options.write_budget.min(PRESSURE_RESERVE),
