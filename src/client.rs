@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broker::wire;
 use crate::reactor::{self, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
@@ -95,7 +96,7 @@ impl Client {
     /// (e.g. `["OK", ...]`, or `["EZ_ERR", "NO_SERVICE"]`).
     pub fn call(&mut self, service: &[u8], body: &[Bytes]) -> Result<Vec<Bytes>, CallError> {
         let req_id = Bytes::from(crate::random::uuid());
-        let mut request = vec![Bytes::new(), Bytes::from_static(b"\x02"), req_id.clone()];
+        let mut request = vec![Bytes::new(), Bytes::from_static(wire::CLIENT), req_id.clone()];
         request.push(Bytes::copy_from_slice(service));
         request.extend_from_slice(body);
         for attempt in 1..=self.options.attempts {

@@ -1,5 +1,6 @@
-//! Non-cryptographic randomness for identities, request ids and jitter: a per-thread xorshift
-//! seeded from the clock, the process id and a stack address. Not for secrets.
+//! Non-cryptographic randomness for identities, request ids, reconnect jitter and the start of
+//! ROUTER identity counters: the one xorshift in ezarch, per thread, seeded from the clock, the
+//! process id and a stack address. Not for secrets.
 
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ fn seed() -> u64 {
     (clock ^ (u64::from(std::process::id()) << 32) ^ address.rotate_left(17)) | 1
 }
 
+/// The next 64 random bits of this thread's generator.
 pub fn next_u64() -> u64 {
     STATE.with(|s| {
         let mut x = s.get();

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broker::wire;
 use crate::reactor::{self, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
@@ -80,8 +81,12 @@ impl Worker {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now >= next_heartbeat {
-                let one = Bytes::from_static(b"\x01");
-                let heartbeat = vec![Bytes::new(), one.clone(), one, self.service.clone()];
+                let heartbeat = vec![
+                    Bytes::new(),
+                    Bytes::from_static(wire::WORKER),
+                    Bytes::from_static(wire::HEARTBEAT),
+                    self.service.clone(),
+                ];
                 let _ = self.reactor.send(self.dealer, heartbeat);
                 next_heartbeat = crate::time::after(now, self.options.interval);
             }
@@ -119,8 +124,8 @@ impl Worker {
             let reply = handler(&request[3..]);
             let mut out = vec![
                 Bytes::new(),
-                Bytes::from_static(b"\x01"),
-                Bytes::from_static(b"\x02"),
+                Bytes::from_static(wire::WORKER),
+                Bytes::from_static(wire::REPLY),
                 request[1].clone(),
                 Bytes::new(),
                 request[2].clone(),
@@ -145,7 +150,7 @@ pub fn demo_handler(served: &mut u64, body: &[Bytes]) -> Vec<Bytes> {
         _ => {
             let mut message = path.to_vec();
             message.extend_from_slice(b" not found");
-            vec![Bytes::from_static(b"ERR"), Bytes::from(message)]
+            vec![Bytes::from_static(wire::ERR), Bytes::from(message)]
         }
     }
 }

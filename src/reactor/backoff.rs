@@ -16,7 +16,7 @@ impl Backoff {
         Self { ivl, max: max.max(ivl), current: ivl }
     }
 
-    /// The delay before the next attempt; `random` supplies the jitter.
+    /// The delay before the next attempt; `random` (from `crate::random`) supplies the jitter.
     pub fn next_delay(&mut self, random: u64) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
@@ -27,25 +27,6 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.current = self.ivl;
-    }
-}
-
-/// A small xorshift generator for jitter; not for anything that needs unpredictability.
-#[derive(Debug, Clone)]
-pub struct Jitter(u64);
-
-impl Jitter {
-    pub fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
     }
 }
 

@@ -104,7 +104,7 @@ impl Reactor {
     }
 
     pub(super) fn schedule_reconnect(&mut self, ck: ConnectorId, now: Instant) {
-        let random = self.jitter.next_u64();
+        let random = crate::random::next_u64();
         let Some(connector) = self.connectors.get_mut(ck.0) else { return };
         let delay = connector.backoff.next_delay(random);
         log::debug!("reconnecting to {} in {delay:?}", connector.addr);

@@ -40,7 +40,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use self::backoff::{Backoff, Jitter};
+use self::backoff::Backoff;
 pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET};
 pub use self::close_reason::CloseReason;
 pub use self::endpoint::EndpointError;
@@ -182,7 +182,6 @@ pub struct Reactor {
     sockets: Slab<SocketEntry>,
     connectors: Slab<Connector>,
     timers: Timers,
-    jitter: Jitter,
     /// Connections with bytes to write.
     to_flush: Vec<ConnId>,
     /// Sockets sent on since the last pump (see `transfer`).
@@ -230,8 +229,6 @@ impl Reactor {
 
     /// A reactor with the given connection limit and memory budget.
     pub fn with_limits(limits: Limits) -> io::Result<Self> {
-        let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let seed = clock.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
@@ -239,7 +236,6 @@ impl Reactor {
             sockets: Slab::new(),
             connectors: Slab::new(),
             timers: Timers::default(),
-            jitter: Jitter::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             to_flush: Vec::new(),
             touched: Vec::new(),
             pump_everything: false,

@@ -40,7 +40,8 @@ impl Router {
         Self {
             peers: Peers::new(options),
             by_identity: HashMap::new(),
-            next_generated: seed(),
+            // A start that differs between processes, as libzmq's.
+            next_generated: crate::random::next_u64() as u32,
             mandatory: options.router_mandatory,
             handover: options.router_handover,
             stats: SocketStats::default(),
@@ -120,14 +121,6 @@ impl Router {
             }
         }
     }
-}
-
-/// A start for the generated-identity counter that differs between processes.
-fn seed() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish() as u32
 }
 
 #[cfg(test)]
