@@ -1,5 +1,6 @@
-//! The connection lifecycle: readiness events, accepting, connecting and reconnecting, reading
-//! into sessions, attaching peers after their handshake, closing, and the timers.
+//! A connection's life (entry point: `on_ready`, plus the turn's timers): accepting, connecting
+//! and reconnecting, reading into sessions, attaching peers after their handshake, writing what
+//! their sockets queued (`flush_conn`), closing, and the timers.
 
 use std::io;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use super::ids::{ConnId, ConnectorId, ListenerId, SocketId};
 use super::io_table::Entry;
 use super::timers::TimerOwner;
 use super::{session_config, CloseReason, PeerEvent, Reactor, Readiness, Transport};
-use crate::socket::{Attach, Inbound, TopicChange};
+use crate::socket::{Attach, Inbound, TopicChange, PRESSURE_RESERVE};
 
 /// Bytes one connection may read in one turn before the others get theirs.
 const READ_PER_TURN: usize = 1 << 20;
@@ -320,6 +321,57 @@ impl Reactor {
                     }
                 }
             }
+        }
+    }
+
+    /// Moves queued messages into the connection's encoder (up to its write budget; under
+    /// memory pressure, up to the pressure reserve) and writes. A connection that leaves
+    /// messages queued is noted as possibly stalled (see `stall`).
+    pub(super) fn flush_conn(&mut self, key: ConnId) {
+        self.write_conn(key);
+        let Some(conn) = self.io.conn(key) else { return };
+        let queued = conn
+            .peer
+            .zip(self.sockets.get(conn.socket.0))
+            .is_some_and(|(peer, entry)| entry.socket.peers().outbound_len(peer) > 0);
+        if queued {
+            self.note_stall(key);
+        }
+        self.account(key);
+    }
+
+    fn write_conn(&mut self, key: ConnId) {
+        loop {
+            let Some(conn) = self.io.conn_mut(key) else { return };
+            let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
+            if let Some(peer) = conn.peer {
+                let budget = match self.pressure {
+                    true => entry.options.write_budget.min(PRESSURE_RESERVE),
+                    false => entry.options.write_budget,
+                };
+                let peers = entry.socket.peers_mut();
+                while conn.pending_output() < budget {
+                    let Some(message) = peers.pop_outbound(peer) else { break };
+                    if conn.session.send(&message).is_err() {
+                        peers.unpop_outbound(peer, message);
+                        break;
+                    }
+                }
+            }
+            let more_queued = conn.peer.is_some_and(|p| entry.socket.peers().outbound_len(p) > 0);
+            let flushed = conn.flush();
+            self.stats.bytes_written += std::mem::take(&mut conn.written);
+            match flushed {
+                Ok(true) if more_queued => continue,
+                Ok(_) => return,
+                Err(reason) => return self.close_conn(key, reason),
+            }
+        }
+    }
+
+    pub(super) fn flush_pending(&mut self) {
+        for key in std::mem::take(&mut self.to_flush) {
+            self.flush_conn(key);
         }
     }
 }

@@ -10,9 +10,12 @@
 //! no routing slot and cannot delay anyone (the CVE-2020-15166 class); the handshake timeout
 //! closes them.
 //!
-//! This file holds the public API and the turn; `lifecycle` the connection events and timers,
-//! `transfer` the moving of queued messages to transports, `connection` one TCP connection's
-//! reads and writes.
+//! One concern per file, each with its entry point: this file the public API; `turn` the event
+//! loop's turn (`poll`); `lifecycle` a connection's life from accept or connect through reads,
+//! writes, handshake and timers to close; `transfer` moving queued messages to transports
+//! (`transfer`); `budget` the node-wide memory budget; `stall` compacting messages that wait;
+//! `connection` one TCP connection's reads and writes; `io_table` and `ids` the tables and their
+//! typed keys.
 
 mod backoff;
 mod budget;
@@ -28,11 +31,12 @@ pub mod read_pool;
 mod stall;
 mod timers;
 mod transfer;
+mod turn;
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -577,92 +581,6 @@ impl Reactor {
         }
         self.pump_everything = true;
         self.sockets.remove(id.0);
-    }
-
-    // ---- the event loop ----
-
-    /// One turn: write, wait up to `timeout` (None: until something happens), read, fire timers,
-    /// write again.
-    pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let delivered = self.pump();
-        self.flush_pending();
-        self.update_pressure(Instant::now());
-        let now = Instant::now();
-        let mut wait = timeout;
-        let deadlines =
-            [self.timers.next(), self.next_stall_check(), self.next_eviction(), self.plain.next_deadline()];
-        for next in deadlines.into_iter().flatten() {
-            let until = next.saturating_duration_since(now);
-            wait = Some(wait.map_or(until, |w| w.min(until)));
-        }
-        let busy = delivered > 0
-            || !self.to_resume.is_empty()
-            || !self.to_continue.is_empty()
-            || self.budget_has_room();
-        if busy || self.sockets.iter().any(|(_, e)| e.socket.peers().has_dirty()) {
-            // Dirty peers no pump saw (their socket was not listed): the next pump sees them.
-            self.pump_everything = true;
-            wait = Some(Duration::ZERO);
-        }
-        match self.poll.poll(&mut self.events, wait) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            other => other?,
-        }
-        let now = Instant::now();
-        self.turn_started = now;
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.extend(self.events.iter().map(|e| Readiness {
-            key: e.token().0,
-            readable: e.is_readable() || e.is_read_closed() || e.is_error(),
-            writable: e.is_writable(),
-            hung_up: e.is_read_closed() || e.is_error(),
-        }));
-        for &event in &ready {
-            if event.key >= plain::TOKEN_BASE {
-                self.plain.on_ready(self.poll.registry(), event.key, event.writable, now);
-            } else {
-                self.on_ready(event, now);
-            }
-        }
-        ready.clear();
-        self.ready = ready;
-        for key in std::mem::take(&mut self.to_resume) {
-            if let Some(conn) = self.io.conn_mut(key) {
-                conn.read_paused = false;
-                self.read_conn(key, now);
-            }
-        }
-        for key in std::mem::take(&mut self.to_continue) {
-            self.read_conn(key, now);
-        }
-        self.resume_budget_waiters(now);
-        self.fire_timers(now);
-        self.plain.expire(self.poll.registry(), now);
-        self.check_stalls(now);
-        self.evict_if_stuck(now);
-        self.pump();
-        self.flush_pending();
-        self.update_pressure(now);
-        Ok(())
-    }
-
-    /// Polls until `done` says so or `timeout` passes; returns whether `done` said so.
-    pub fn run_until(
-        &mut self,
-        timeout: Duration,
-        mut done: impl FnMut(&mut Self) -> bool,
-    ) -> io::Result<bool> {
-        let deadline = crate::time::after(Instant::now(), timeout);
-        loop {
-            if done(self) {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            self.poll(Some((deadline - now).min(Duration::from_millis(50))))?;
-        }
     }
 
     // ---- helpers ----
