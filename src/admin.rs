@@ -13,6 +13,7 @@ use crate::node::json::{self, Value};
 /// Why an operator command failed.
 #[derive(Debug)]
 pub enum AdminError {
+    /// The call got no answer: it timed out, failed on I/O or was interrupted.
     Call(CallError),
     /// The node answered something other than `["OK", JSON]`.
     Unexpected(String),

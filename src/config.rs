@@ -19,7 +19,14 @@ pub enum Kind {
     /// A log level, in Rust's or Python's words (see `parse_log_level`).
     LogLevel,
     /// A whole number in `min..=max`, in `unit`.
-    Number { min: u64, max: u64, unit: &'static str },
+    Number {
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+        /// What the number counts (`ms`, `MiB`, ...), for messages and `ezarch settings`.
+        unit: &'static str,
+    },
     /// Free text, empty when unset (a key or a path; checked where it is used).
     Text,
     /// A secret: like `Text`, but never printed.
@@ -29,9 +36,13 @@ pub enum Kind {
 /// One setting: its name, default, meaning and range.
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
+    /// The name, as flags, the environment and the env file spell it.
     pub name: &'static str,
+    /// The value when nothing sets it.
     pub default: &'static str,
+    /// What it does, in one line.
     pub about: &'static str,
+    /// What values it takes.
     pub kind: Kind,
 }
 
@@ -161,9 +172,13 @@ pub const PORT_SETTINGS: [&str; 6] = [
 /// Where a value came from, for the startup log and error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// A command-line flag.
     Flag,
+    /// An environment variable.
     Environment,
+    /// The `env` file.
     EnvFile,
+    /// The built-in default.
     Default,
 }
 
@@ -225,6 +240,7 @@ impl Config {
         Ok(config)
     }
 
+    /// The value of `name`; empty for an unknown name.
     pub fn get(&self, name: &str) -> &str {
         self.values.get(name).map_or("", |(v, _)| v.as_str())
     }
@@ -243,6 +259,7 @@ impl Config {
         self.values.get(name).map_or(Source::Default, |(_, source)| *source)
     }
 
+    /// The value of `name` as a port; 0 when it is not one.
     pub fn port(&self, name: &str) -> u16 {
         self.get(name).parse().unwrap_or(0)
     }
@@ -252,14 +269,17 @@ impl Config {
         self.get(name).parse().unwrap_or(0)
     }
 
+    /// A `Kind::Number` setting in milliseconds, as a `Duration`.
     pub fn millis(&self, name: &str) -> Duration {
         Duration::from_millis(self.number(name))
     }
 
+    /// A `Kind::Number` setting in seconds, as a `Duration`.
     pub fn seconds(&self, name: &str) -> Duration {
         Duration::from_secs(self.number(name))
     }
 
+    /// `LOG_LEVEL` as a `log` filter (info if it does not parse).
     pub fn log_level(&self) -> log::LevelFilter {
         parse_log_level(self.get("LOG_LEVEL")).unwrap_or(log::LevelFilter::Info)
     }

@@ -1,10 +1,11 @@
-//! Checked time arithmetic: a deadline further away than `Instant` can hold saturates to the
-//! furthest one it can, instead of panicking (a setting or an API caller may ask for any wait).
+//! Checked time arithmetic: a deadline further away than `Instant` can hold is brought within
+//! reach (the wait halved until it fits), instead of panicking (a setting or an API caller may ask
+//! for any wait).
 //! And wall-clock time stamps for log lines (RFC 3339, UTC, milliseconds), with no time crate.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// `now + wait`, or the latest instant that fits when that overflows.
+/// `now + wait`; when that overflows, `now` plus `wait` halved as often as it takes to fit.
 pub fn after(now: Instant, mut wait: Duration) -> Instant {
     loop {
         if let Some(at) = now.checked_add(wait) {

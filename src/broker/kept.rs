@@ -23,6 +23,7 @@ enum Data {
     Heap(Vec<u8>),
 }
 
+/// A taken request's client, request id, service and body (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     /// Per frame: a little-endian u32 length (or `LARGE | index`), then the frame's bytes.
@@ -66,14 +67,17 @@ impl Kept {
         })
     }
 
+    /// The client's routing id.
     pub fn client(&self) -> &[u8] {
         self.frames().next().unwrap_or_default()
     }
 
+    /// The request id the client chose.
     pub fn req_id(&self) -> &[u8] {
         self.frames().nth(1).unwrap_or_default()
     }
 
+    /// The service the request is for.
     pub fn service(&self) -> &[u8] {
         self.frames().nth(2).unwrap_or_default()
     }

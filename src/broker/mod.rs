@@ -39,27 +39,43 @@ use crate::time::after;
 
 /// Frame values of the protocol.
 pub mod wire {
+    /// Marks a worker's message: `["", 0x01, COMMAND, ...]`.
     pub const WORKER: &[u8] = b"\x01";
+    /// Marks a client's request: `["", 0x02, REQ_ID, SERVICE, BODY...]`.
     pub const CLIENT: &[u8] = b"\x02";
+    /// Worker command: a heartbeat for the service that follows.
     pub const HEARTBEAT: &[u8] = b"\x01";
+    /// Worker command: a reply to the request named after it.
     pub const REPLY: &[u8] = b"\x02";
+    /// Broadcast state: a worker's heartbeat, `[0x01, SERVICE, WORKER]`.
     pub const STATE_HEARTBEAT: &[u8] = b"\x01";
+    /// Broadcast state: a broker gave a worker one more task, `[0x02, WORKER]`.
     pub const STATE_ENGAGED: &[u8] = b"\x02";
+    /// Broadcast state: a worker replied, one task fewer, `[0x03, WORKER]`.
     pub const STATE_UNENGAGED: &[u8] = b"\x03";
+    /// Heads an answer given instead of a worker's reply: `["", REQ_ID, "EZ_ERR", REASON]`.
     pub const EZ_ERR: &[u8] = b"EZ_ERR";
+    /// No live worker of the service in time (or an `ez.` name the node does not answer).
     pub const NO_SERVICE: &[u8] = b"NO_SERVICE";
+    /// Too many requests were waiting for a worker, or the request's key collided.
     pub const BUSY: &[u8] = b"BUSY";
+    /// No reply within `task_timeout` of the request being taken.
     pub const TIMEOUT: &[u8] = b"TIMEOUT";
+    /// Its worker went away and the request is not sent again.
     pub const WORKER_LOST: &[u8] = b"WORKER_LOST";
+    /// The broker is stopping.
     pub const SHUTTING_DOWN: &[u8] = b"SHUTTING_DOWN";
     /// The client's CURVE key may not call this service (answered by the in pipe).
     pub const FORBIDDEN: &[u8] = b"FORBIDDEN";
     /// Generation 2: a worker's ACK, and its reply statuses and what clients get for them.
     pub const ACK: &[u8] = b"\x03";
+    /// A generation-2 worker's reply status for a failed request.
     pub const ERR: &[u8] = b"ERR";
+    /// What the client gets in place of a generation-2 worker's `ERR`.
     pub const SERVICE_ERR: &[u8] = b"SERVICE_ERR";
 }
 
+/// The broker's settings: its identity, timeouts and bounds.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Our state DEALER's identity, as the broker pipe's ROUTER puts it in front of our
@@ -118,12 +134,19 @@ pub enum Output {
 /// Counters, all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BrokerStats {
+    /// Client requests for worker services, duplicates and refused ones included (not `ez.*`).
     pub requests: u64,
+    /// Requests sent to a worker, each resend included.
     pub dispatched: u64,
+    /// Worker replies received, late ones and other brokers' included.
     pub replies: u64,
+    /// Requests answered `EZ_ERR NO_SERVICE`.
     pub no_service: u64,
+    /// Messages dropped as malformed, from any socket.
     pub malformed: u64,
+    /// Engaged tasks whose deadline passed with no reply to release them.
     pub tasks_timed_out: u64,
+    /// Workers dropped for want of a heartbeat.
     pub workers_expired: u64,
     /// Heartbeats of new workers ignored because the registry was full.
     pub workers_refused: u64,
@@ -168,6 +191,7 @@ impl BrokerStats {
 /// The prefix of management service names: requests for them never go to a worker.
 pub const MANAGEMENT_PREFIX: &[u8] = b"ez.";
 
+/// The broker state machine (see the module doc): messages and `now` in, `Output`s out.
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
@@ -182,6 +206,7 @@ pub struct Broker {
     /// No other broker shares the broker pipe: ENGAGED/UNENGAGED would reach only ourselves.
     alone: bool,
     outputs: VecDeque<Output>,
+    /// Its counters, all services together.
     pub stats: BrokerStats,
     /// Per-service counters and latencies, for operators.
     pub service_stats: ServiceStats,
@@ -190,6 +215,7 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker with no workers or requests yet; its startup grace runs from `now`.
     pub fn new(config: BrokerConfig, now: Instant) -> Self {
         Self {
             registry: Registry::new(config.worker_lifetime, config.task_timeout),
@@ -243,6 +269,7 @@ impl Broker {
         self.retry_waiting(now, None);
     }
 
+    /// The workers it knows.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -264,6 +291,7 @@ impl Broker {
         &self.requests
     }
 
+    /// The next message to send, in order; `None` when all are out.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }

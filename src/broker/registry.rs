@@ -47,6 +47,7 @@ struct Service {
     cursor: usize,
 }
 
+/// The known workers by service, with their expiries and task deadlines.
 #[derive(Debug)]
 pub struct Registry {
     lifetime: Duration,
@@ -73,6 +74,7 @@ pub enum Heartbeat {
 }
 
 impl Registry {
+    /// An empty registry: a worker lives `lifetime` past each heartbeat, a task `task_timeout`.
     pub fn new(lifetime: Duration, task_timeout: Duration) -> Self {
         Self {
             lifetime,

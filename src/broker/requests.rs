@@ -31,6 +31,7 @@ use super::service_stats::Slot;
 pub struct Taken {
     /// It is answered TIMEOUT `timeout` after this at the latest.
     pub since: Instant,
+    /// Where its service is counted.
     pub slot: Slot,
 }
 
@@ -63,6 +64,7 @@ impl RequestKey {
 pub struct KeyHasher(DefaultHashBuilder);
 
 impl KeyHasher {
+    /// The key of (client, request id).
     pub fn key(&self, client: &[u8], req_id: &[u8]) -> RequestKey {
         RequestKey(self.0.hash_one((client, req_id)))
     }
@@ -75,6 +77,7 @@ impl KeyHasher {
 /// What the books say of a request's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
+    /// No request with this key is taken.
     Absent,
     /// This very request (same client and request id) is taken: a retry.
     Taken,
@@ -105,6 +108,7 @@ pub struct Tracked {
     pub state: State,
 }
 
+/// The books: every request taken and not answered yet, and recently answered keys.
 #[derive(Debug, Default)]
 pub struct Requests {
     hasher: KeyHasher,
@@ -294,6 +298,7 @@ impl Requests {
         }
     }
 
+    /// Whether `key` is among the last `RECENT_ANSWERS` answered keys remembered.
     pub fn was_answered(&self, key: &RequestKey) -> bool {
         self.answered.contains(key)
     }

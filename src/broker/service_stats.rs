@@ -26,10 +26,15 @@ pub const LATENCY_BUCKETS: [f64; 14] =
 /// Why the broker answered `EZ_ERR` instead of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
+    /// `NO_SERVICE`: no live worker in time.
     NoService,
+    /// `BUSY`: too many requests waiting, or a key collision.
     Busy,
+    /// `TIMEOUT`: no reply within the task timeout.
     Timeout,
+    /// `WORKER_LOST`: its worker went away and it was not sent again.
     WorkerLost,
+    /// `SHUTTING_DOWN`: the broker is stopping.
     ShuttingDown,
 }
 
@@ -67,6 +72,7 @@ impl Reason {
 pub struct Histogram {
     /// Count per bucket; the last one is +Inf.
     pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Observations in all.
     pub count: u64,
     /// Sum of every observation, in seconds.
     pub sum: f64,
@@ -91,6 +97,7 @@ const BUCKET_NANOS: [u64; LATENCY_BUCKETS.len()] = [
 ];
 
 impl Histogram {
+    /// Counts one latency: in its bucket, the count and the sum.
     pub fn observe(&mut self, latency: Duration) {
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKET_NANOS.iter().position(|&le| nanos <= le).unwrap_or(BUCKET_NANOS.len());
@@ -109,10 +116,12 @@ pub struct ServiceCounters {
     pub replies: u64,
     /// `EZ_ERR` answers, by `Reason::ALL` order.
     pub errors: [u64; Reason::ALL.len()],
+    /// Time from request taken to worker reply, for each reply.
     pub latency: Histogram,
 }
 
 impl ServiceCounters {
+    /// `EZ_ERR reason` answers so far.
     pub fn error(&self, reason: Reason) -> u64 {
         self.errors[reason as usize]
     }
@@ -209,14 +218,17 @@ impl ServiceStats {
         self.index.keys().map(|name| &name[..])
     }
 
+    /// The counters of `service`, if it has its own.
     pub fn get(&self, service: &[u8]) -> Option<&ServiceCounters> {
         self.index.get(service).map(|&i| &self.counters[i])
     }
 
+    /// The counters of everything counted under `OTHER`.
     pub fn other(&self) -> &ServiceCounters {
         &self.other
     }
 
+    /// How many services have counters of their own.
     pub fn tracked(&self) -> usize {
         self.counters.len()
     }

@@ -11,7 +11,12 @@ pub enum Parsed {
     /// The head has not ended yet.
     Partial,
     /// A complete head: the method and the path without its query string.
-    Request { method: String, path: String },
+    Request {
+        /// The method as sent (`GET`, `HEAD`, ...).
+        method: String,
+        /// The request target up to its first `?` or `#`.
+        path: String,
+    },
     /// Not HTTP: answered 400 and closed.
     Malformed,
     /// Too many headers, or the head does not end within the input limit: answered 431.

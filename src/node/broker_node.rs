@@ -31,6 +31,7 @@ fn options(silence: Duration, curve: &Option<Curve>) -> SocketOptions {
 
 /// A broker with its sockets.
 pub struct BrokerNode {
+    /// The state machine these sockets feed.
     pub broker: Broker,
     /// Where generation-2 workers connect straight to this broker (`ezarch up` only).
     pub gen2_router: Option<SocketId>,
@@ -38,8 +39,11 @@ pub struct BrokerNode {
     pub in_router: Option<SocketId>,
     /// Where a remote broker's in-ROUTER connects; `None` in `ezarch up`.
     in_endpoint: Option<String>,
+    /// The worker-ROUTER, attached to the worker pipe's DEALER.
     pub worker_router: SocketId,
+    /// The state DEALER: broadcasts go out through the broker pipe's ROUTER.
     pub state_dealer: SocketId,
+    /// The broadcast SUB: every broker's state messages, from the broker pipe's PUB.
     pub state_sub: SocketId,
     worker_attached: bool,
     broadcast_attached: bool,

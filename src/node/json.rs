@@ -1,7 +1,7 @@
-//! A small JSON writer for the management answers (`ez.services`, `ez.stats`): objects,
-//! numbers and strings, nothing parsed. Names on the wire are bytes; they are written as
+//! A small JSON writer for the management answers (`ez.services`, `ez.stats`): objects, arrays,
+//! numbers, booleans and strings. Names on the wire are bytes; they are written as
 //! strings with invalid UTF-8 replaced and control characters escaped, so the output is always
-//! valid JSON.
+//! valid JSON. And a small parser (`parse`, `Value`) the command line reads those answers with.
 
 use std::fmt::Write;
 
@@ -14,10 +14,12 @@ pub struct Json {
 }
 
 impl Json {
+    /// An empty writer.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The JSON written.
     pub fn finish(self) -> String {
         self.out
     }
@@ -37,6 +39,7 @@ impl Json {
         self.out.push(':');
     }
 
+    /// Starts the top-level object (members use `object`, array elements `element`).
     pub fn begin_object(&mut self) -> &mut Self {
         self.out.push('{');
         self.has_member.push(false);
@@ -49,6 +52,7 @@ impl Json {
         self.begin_object()
     }
 
+    /// Closes the current object.
     pub fn end_object(&mut self) -> &mut Self {
         self.has_member.pop();
         self.out.push('}');
@@ -63,6 +67,7 @@ impl Json {
         self
     }
 
+    /// Closes the current array.
     pub fn end_array(&mut self) -> &mut Self {
         self.has_member.pop();
         self.out.push(']');
@@ -75,6 +80,7 @@ impl Json {
         self.begin_object()
     }
 
+    /// A whole number, as the value of `key`.
     pub fn number(&mut self, key: &str, value: u64) -> &mut Self {
         self.key(key);
         let _ = write!(self.out, "{value}");
@@ -89,12 +95,14 @@ impl Json {
         self
     }
 
+    /// A boolean, as the value of `key`.
     pub fn boolean(&mut self, key: &str, value: bool) -> &mut Self {
         self.key(key);
         self.out.push_str(if value { "true" } else { "false" });
         self
     }
 
+    /// Bytes as a string (see `write_string`), as the value of `key`.
     pub fn string(&mut self, key: &str, value: &[u8]) -> &mut Self {
         self.key(key);
         write_string(&mut self.out, value);
@@ -143,10 +151,15 @@ mod tests {
 /// A parsed JSON value, for the command line's tables (`ezarch services`, `ezarch stats`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number; every one is read as a float.
     Number(f64),
+    /// A string, its escapes resolved.
     String(String),
+    /// Elements in the order written.
     Array(Vec<Value>),
     /// Members in the order written.
     Object(Vec<(String, Value)>),

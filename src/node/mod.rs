@@ -27,10 +27,13 @@ pub const FLUSH_TIME: Duration = Duration::from_secs(2);
 /// `SHUTDOWN_GRACE_MS` says otherwise.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// An EZ Arch node: its reactor, its pipes and broker, and the loop that runs them.
 pub struct Node {
+    /// Owns every socket and connection of the node.
     pub reactor: Reactor,
     /// The pipes this node runs (three for `up`, one for `pipe`, none for `broker`).
     pub forwarders: Vec<Forwarder>,
+    /// The broker, for `up` and `broker`; `None` for `pipe`.
     pub broker: Option<BrokerNode>,
     /// The worker pipe's ROUTER when it shares the process with the broker (`ezarch up`): a
     /// worker's connection closing there tells the broker at once.

@@ -16,6 +16,7 @@ use crate::socket::SocketStats;
 /// One service as the broker sees it.
 #[derive(Debug, Clone)]
 pub struct ServiceSnapshot {
+    /// The service name as it came on the wire.
     pub name: Bytes,
     /// Workers whose last heartbeat is recent enough.
     pub live_workers: usize,
@@ -23,17 +24,22 @@ pub struct ServiceSnapshot {
     pub in_flight: usize,
     /// Requests waiting for one of its workers.
     pub waiting: usize,
+    /// Its counters; zeros when it has none of its own (it is counted under `other`).
     pub counters: ServiceCounters,
 }
 
 /// The broker's part of a snapshot.
 #[derive(Debug, Clone)]
 pub struct BrokerSnapshot {
+    /// The broker's counters.
     pub stats: BrokerStats,
     /// Whether it can take requests (in pipe, worker pipe and broadcast attached).
     pub attached: bool,
+    /// Workers known, across services.
     pub workers: usize,
+    /// Requests waiting for a worker.
     pub requests_waiting: usize,
+    /// Requests dispatched and not answered yet.
     pub requests_in_flight: usize,
     /// Every service with a worker now or counters of its own, by name.
     pub services: Vec<ServiceSnapshot>,
@@ -46,23 +52,34 @@ pub struct BrokerSnapshot {
 /// A pipe's counters, with its name (`in`, `worker`, `broker`, or `pipe`).
 #[derive(Debug, Clone)]
 pub struct PipeSnapshot {
+    /// Which pipe.
     pub name: &'static str,
+    /// Its counters.
     pub stats: PipeStats,
 }
 
 /// Everything at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// This build's version (`CARGO_PKG_VERSION`).
     pub version: &'static str,
+    /// Time since the node started.
     pub uptime: Duration,
     /// Stopping: new requests are answered SHUTTING_DOWN.
     pub draining: bool,
+    /// The broker's part; `None` on a node without a broker (`ezarch pipe`).
     pub broker: Option<BrokerSnapshot>,
+    /// Each pipe's counters, in the order the node added them.
     pub pipes: Vec<PipeSnapshot>,
+    /// The reactor-wide counters (`Reactor::reactor_stats`).
     pub reactor: ReactorStats,
+    /// ZMTP connections open now, handshaking ones included.
     pub connections: usize,
+    /// `MAX_CONNECTIONS`, as lowered to fit the open-file limit.
     pub max_connections: usize,
+    /// Bytes held now against the inbound budget.
     pub memory_used: usize,
+    /// The inbound budget in bytes (`INBOUND_BUDGET_MB`).
     pub memory_budget: usize,
     /// Every socket's counters added up.
     pub messages: SocketStats,

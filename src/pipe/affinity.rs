@@ -21,6 +21,7 @@ use crate::socket::{Message, PeerKey};
 /// Dispatches remembered at most.
 pub const MAX_ENTRIES: usize = 100_000;
 
+/// Which broker dispatched each request through the worker pipe, for its reply.
 #[derive(Debug, Default)]
 pub struct Affinity {
     hasher: KeyHasher,
@@ -76,6 +77,7 @@ impl Affinity {
         self.senders.len()
     }
 
+    /// Whether no dispatch is remembered.
     pub fn is_empty(&self) -> bool {
         self.senders.is_empty()
     }

@@ -26,6 +26,7 @@ pub enum Door {
 
 /// What the gate decided for one message.
 pub enum Verdict {
+    /// Let through, unchanged.
     Pass(Message),
     /// Refused; for a client, the answer to send back on the front socket.
     Refuse(Option<Message>),
@@ -34,7 +35,9 @@ pub enum Verdict {
 /// The permission check of one pipe.
 #[derive(Debug, Clone)]
 pub struct Gate {
+    /// Whose messages it checks.
     pub door: Door,
+    /// The rules of `CURVE_PERMISSIONS`.
     pub permissions: Arc<Permissions>,
     /// Requests answered FORBIDDEN, or heartbeats dropped.
     pub refused: u64,

@@ -23,7 +23,9 @@ use crate::socket::{Message, PeerKey, SendError, SocketOptions, SocketType};
 /// Which forwarder to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PipeMode {
+    /// Front ROUTER, back DEALER: the in and worker pipes.
     RouterDealer,
+    /// Front ROUTER, back PUB: the broker pipe.
     RouterPub,
 }
 
@@ -56,15 +58,20 @@ pub fn broker_facing_options(silence: std::time::Duration) -> SocketOptions {
 /// Counters for one pipe.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PipeStats {
+    /// Messages the front ROUTER read and the back socket took.
     pub forwarded_in: u64,
+    /// Messages the back DEALER read and the front ROUTER took.
     pub forwarded_out: u64,
     /// Messages the far side refused (e.g. a reply for a client that is gone).
     pub dropped: u64,
 }
 
+/// One pipe: a front ROUTER, a back DEALER or PUB, and what moves between them.
 #[derive(Debug)]
 pub struct Forwarder {
+    /// The ROUTER that clients, workers or brokers' state DEALERs connect to.
     pub front: SocketId,
+    /// The DEALER or PUB that brokers connect to.
     pub back: SocketId,
     mode: PipeMode,
     /// A front message the back socket could not take yet, and the peer it must go to.
@@ -73,6 +80,7 @@ pub struct Forwarder {
     affinity: Option<Affinity>,
     /// Per-key permissions at the front door (CURVE with `CURVE_PERMISSIONS`).
     pub gate: Option<Gate>,
+    /// Its counters.
     pub stats: PipeStats,
 }
 
