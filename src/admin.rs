@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broker::wire;
 use crate::client::{CallError, Client};
 use crate::node::json::{self, Value};
 
@@ -34,7 +35,7 @@ impl std::error::Error for AdminError {}
 pub fn query(client: &mut Client, service: &str) -> Result<String, AdminError> {
     let reply = client.call(service.as_bytes(), &[]).map_err(AdminError::Call)?;
     match &reply[..] {
-        [ok, body] if &ok[..] == b"OK" => Ok(String::from_utf8_lossy(body).into_owned()),
+        [ok, body] if ok == wire::OK => Ok(String::from_utf8_lossy(body).into_owned()),
         other => Err(AdminError::Unexpected(describe(other))),
     }
 }
@@ -132,7 +133,7 @@ pub fn ping(
     for i in 1..=count {
         let start = Instant::now();
         let reply = client.call(b"ez.ping", &[]).map_err(AdminError::Call)?;
-        if reply.first().map(|f| &f[..]) != Some(b"OK") {
+        if reply.first().is_none_or(|status| status != wire::OK) {
             return Err(AdminError::Unexpected(describe(&reply)));
         }
         let rtt = start.elapsed();

@@ -145,8 +145,8 @@ pub fn demo_handler(served: &mut u64, body: &[Bytes]) -> Vec<Bytes> {
     *served += 1;
     let path = body.first().cloned().unwrap_or_default();
     match &path[..] {
-        b"/echo" => std::iter::once(Bytes::from_static(b"OK")).chain(body[1..].iter().cloned()).collect(),
-        b"/req_count" => vec![Bytes::from_static(b"OK"), Bytes::from(served.to_string())],
+        b"/echo" => std::iter::once(Bytes::from_static(wire::OK)).chain(body[1..].iter().cloned()).collect(),
+        b"/req_count" => vec![Bytes::from_static(wire::OK), Bytes::from(served.to_string())],
         _ => {
             let mut message = path.to_vec();
             message.extend_from_slice(b" not found");

@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 
+use crate::broker::wire;
 use crate::socket::{Message, COMPACT_FRAME_MAX};
 
 /// A length word's top bit: the frame is `large[index]`, not in `data`.
@@ -93,7 +94,7 @@ impl Kept {
         let mut request = vec![in_pipe_identity];
         for (i, frame) in self.frames().enumerate() {
             if i == 1 {
-                request.extend([Bytes::new(), Bytes::from_static(b"\x02")]);
+                request.extend([Bytes::new(), Bytes::from_static(wire::CLIENT)]);
             }
             request.push(Bytes::copy_from_slice(frame));
         }

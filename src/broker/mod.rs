@@ -67,9 +67,11 @@ pub mod wire {
     pub const SHUTTING_DOWN: &[u8] = b"SHUTTING_DOWN";
     /// The client's CURVE key may not call this service (answered by the in pipe).
     pub const FORBIDDEN: &[u8] = b"FORBIDDEN";
-    /// Generation 2: a worker's ACK, and its reply statuses and what clients get for them.
+    /// Generation 2, worker command: the worker took the request named after it.
     pub const ACK: &[u8] = b"\x03";
-    /// A generation-2 worker's reply status for a failed request.
+    /// A worker's reply status for a request it served (`["OK", RESULT...]`).
+    pub const OK: &[u8] = b"OK";
+    /// A worker's reply status for a failed request (`["ERR", MESSAGE]`).
     pub const ERR: &[u8] = b"ERR";
     /// What the client gets in place of a generation-2 worker's `ERR`.
     pub const SERVICE_ERR: &[u8] = b"SERVICE_ERR";

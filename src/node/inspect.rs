@@ -97,9 +97,13 @@ impl Node {
                 });
                 vec![text(if live { "200" } else { "404" })]
             }
-            b"ez.services" => vec![text("OK"), Bytes::from(self.cached(snapshot).services_json())],
-            b"ez.stats" => vec![text("OK"), Bytes::from(self.cached(snapshot).stats_json())],
-            b"ez.ping" => vec![text("OK")],
+            b"ez.services" => {
+                vec![Bytes::from_static(wire::OK), Bytes::from(self.cached(snapshot).services_json())]
+            }
+            b"ez.stats" => {
+                vec![Bytes::from_static(wire::OK), Bytes::from(self.cached(snapshot).stats_json())]
+            }
+            b"ez.ping" => vec![Bytes::from_static(wire::OK)],
             _ => vec![Bytes::from_static(wire::EZ_ERR), Bytes::from_static(wire::NO_SERVICE)],
         }
     }

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
-use crate::broker::{KeyHasher, RequestKey};
+use crate::broker::{wire, KeyHasher, RequestKey};
 use crate::socket::{Message, PeerKey};
 
 /// Dispatches remembered at most.
@@ -58,8 +58,8 @@ impl Affinity {
     pub fn reply_to(&mut self, message: &Message) -> Option<PeerKey> {
         let is_reply = message.len() >= 7
             && message[1].is_empty()
-            && &message[2][..] == b"\x01"
-            && &message[3][..] == b"\x02"
+            && message[2] == wire::WORKER
+            && message[3] == wire::REPLY
             && message[5].is_empty();
         if !is_reply {
             return None;
