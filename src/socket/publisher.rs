@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(publisher.peers.pop_outbound(a), Some(vec![b("AB"), b("part")]));
         assert_eq!(publisher.peers.pop_outbound(a), None);
         assert_eq!(publisher.peers.pop_outbound(all), Some(vec![b("AB"), b("part")]));
-        assert_eq!(publisher.stats.dropped_hwm, 1, "BA hit the full pipe of the subscribe-all peer");
+        assert_eq!(publisher.stats.dropped_hwm, 1, "BA hit the full queue of the subscribe-all peer");
         publisher.cancel(a, b"A");
         publisher.send(vec![b("A")]);
         assert_eq!(publisher.peers.pop_outbound(a), None, "two cancels end two subscriptions");
