@@ -23,6 +23,7 @@ use crate::broker::wire;
 use crate::reactor::{self, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 
+/// How a `Client` calls: the reply timeout, the attempts, and CURVE.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// How long one attempt waits for its reply (the original: 5000 ms).
@@ -39,13 +40,17 @@ impl Default for ClientOptions {
     }
 }
 
+/// Why a call failed.
 #[derive(Debug)]
 pub enum CallError {
     /// No reply within `attempts` x `timeout`.
     Timeout {
+        /// Attempts made.
         attempts: u32,
+        /// How long each attempt waited.
         timeout: Duration,
     },
+    /// Polling the reactor failed.
     Io(std::io::Error),
     /// The stop flag was set (Ctrl-C) before a reply came.
     Interrupted,
@@ -65,6 +70,7 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// A client of EZ Arch services: one DEALER on its own reactor, connected to the in pipe.
 pub struct Client {
     reactor: Reactor,
     dealer: SocketId,

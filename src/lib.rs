@@ -8,6 +8,7 @@
 // Two audited exceptions: `reactor::connection::read_into_spare` reads into uninitialized
 // buffer capacity, and `signals::install` registers the SIGINT/SIGTERM handlers. Everything else is safe code, and the `zmtp` crate forbids unsafe outright.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub use zmtp;
 

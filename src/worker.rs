@@ -33,6 +33,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How long a stopping worker waits for its replies to be written.
 const FLUSH_TIME: Duration = Duration::from_secs(2);
 
+/// How a `Worker` heartbeats, and CURVE.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// Heartbeat interval (POLL_INTERVAL_MS; the original: 3000 ms).
@@ -47,6 +48,7 @@ impl Default for WorkerOptions {
     }
 }
 
+/// A worker for one service: one DEALER on its own reactor, connected to the worker pipe.
 pub struct Worker {
     reactor: Reactor,
     dealer: SocketId,

@@ -62,8 +62,9 @@ pub struct ReactorStats {
     pub budget_evictions: u64,
     /// Peers refused during the CURVE handshake because their key is not allowed.
     pub curve_refused: u64,
-    /// Bytes read from and written to ZMTP connections.
+    /// Bytes read from ZMTP connections.
     pub bytes_read: u64,
+    /// Bytes written to ZMTP connections.
     pub bytes_written: u64,
     /// What the pool of large read buffers did (see `read_pool`).
     pub read_pool: super::read_pool::ReadPoolStats,

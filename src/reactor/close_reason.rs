@@ -23,7 +23,8 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Whether this counts as a failed peer (bad input or timeout) rather than a normal close.
+    /// Whether this counts as a failed peer (bad input, a timeout, the memory budget or a revoked
+    /// key) rather than a normal close.
     pub fn is_failure(&self) -> bool {
         matches!(self, CloseReason::Protocol(_) | CloseReason::MemoryBudget | CloseReason::KeyRevoked)
     }

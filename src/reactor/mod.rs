@@ -64,16 +64,31 @@ use crate::socket::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
     /// A peer completed its handshake and holds a routing slot; `identity` is the routing id.
-    Connected { socket: SocketId, identity: Bytes },
+    Connected {
+        /// The socket it attached to.
+        socket: SocketId,
+        /// Its routing identity.
+        identity: Bytes,
+    },
     /// A peer with a routing slot went away.
-    Disconnected { socket: SocketId, identity: Bytes, reason: CloseReason },
+    Disconnected {
+        /// The socket it was attached to.
+        socket: SocketId,
+        /// Its routing identity.
+        identity: Bytes,
+        /// Why its connection ended.
+        reason: CloseReason,
+    },
 }
 
 /// Errors from reactor calls (not from peers: those close one connection and are counted).
 #[derive(Debug)]
 pub enum Error {
+    /// An endpoint string was refused.
     Endpoint(EndpointError),
+    /// A system call failed (creating the poll, binding, listening), or an in-process identity is in use.
     Io(io::Error),
+    /// No socket has that id (never created, or closed).
     UnknownSocket,
     /// The socket type is not one of ROUTER, DEALER, PUB, SUB, or the call does not apply to it.
     WrongSocketType(SocketType),
@@ -81,7 +96,9 @@ pub enum Error {
     Incompatible(SocketType, SocketType),
     /// An error while binding or connecting something named: a setting and its endpoint.
     Named {
+        /// The setting and its endpoint.
         name: String,
+        /// What went wrong.
         error: Box<Error>,
     },
 }
@@ -179,6 +196,8 @@ struct Connector {
     curve_failures: u32,
 }
 
+/// The event loop: every socket with its listeners, connections and connectors, the timers and the
+/// plain streams, on one mio `Poll`.
 pub struct Reactor {
     poll: Poll,
     events: Events,
@@ -444,6 +463,7 @@ impl Reactor {
         self.change_subscription(id, topic, TopicChange::Cancel)
     }
 
+    /// Socket `id`'s counters; `None` for an unknown socket.
     pub fn stats(&self, id: SocketId) -> Option<SocketStats> {
         self.sockets.get(id.0).map(|e| *e.socket.stats())
     }
@@ -541,6 +561,7 @@ impl Reactor {
         }
     }
 
+    /// The next peer arrival or departure, oldest first.
     pub fn poll_peer_event(&mut self) -> Option<PeerEvent> {
         self.peer_events.pop_front()
     }

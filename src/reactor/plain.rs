@@ -58,6 +58,7 @@ impl Default for PlainLimits {
 /// Counters, all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlainStats {
+    /// Connections accepted, those refused at once included.
     pub accepted: u64,
     /// Accepted and closed at once: `max_connections` were open, all writing responses.
     pub refused: u64,
@@ -66,6 +67,7 @@ pub struct PlainStats {
     /// Closed with no complete request in `head_timeout`, or a response unfinished in
     /// `lifetime`.
     pub timed_out: u64,
+    /// Responses the application gave (`Reactor::plain_respond`).
     pub responses: u64,
 }
 

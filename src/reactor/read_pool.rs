@@ -44,6 +44,7 @@ pub struct ReadPoolStats {
 pub struct ReadPool {
     buffers: Vec<(BytesMut, usize)>,
     bytes: usize,
+    /// What the pool did so far.
     pub stats: ReadPoolStats,
 }
 

@@ -11,8 +11,10 @@ use crate::socket::compact::compact;
 use crate::socket::peers::{PeerKey, Peers, Queue};
 use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 
+/// A DEALER socket: round-robin out over peers with room, fair-queued in.
 #[derive(Debug)]
 pub struct Dealer {
+    /// Its peers and their queues.
     pub peers: Peers,
     /// Peers in round-robin order.
     order: Vec<PeerKey>,
@@ -21,10 +23,12 @@ pub struct Dealer {
     waiting: Queue,
     /// Send a departed peer's unsent messages to the others (`SocketOptions::dealer_reroute`).
     reroute: bool,
+    /// Its counters.
     pub stats: SocketStats,
 }
 
 impl Dealer {
+    /// A DEALER with no peers yet.
     pub fn new(options: &SocketOptions) -> Self {
         Self {
             peers: Peers::new(options),

@@ -51,12 +51,15 @@ pub struct SocketOptions {
     /// ROUTER: a new peer with an identity in use takes it over (the old one is disconnected).
     /// Off by default: the first keeps it and the newcomer is ignored, as in libzmq.
     pub router_handover: bool,
+    /// When to send PINGs and when silence closes a connection (ZMTP 3.1); off by default.
     pub heartbeat: Heartbeat,
+    /// How long a connection's greeting and handshake may take before it is closed.
     pub handshake_timeout: Duration,
     /// First reconnect delay (libzmq `ZMQ_RECONNECT_IVL`).
     pub reconnect_ivl: Duration,
     /// Reconnect delays double, with jitter, up to this.
     pub reconnect_ivl_max: Duration,
+    /// Caps on what a peer may declare: frame, message, command and metadata sizes, frames per message.
     pub limits: Limits,
     /// Extra READY properties (`X-*`).
     pub metadata: Metadata,
@@ -131,6 +134,7 @@ pub struct SocketStats {
     /// Messages queued for a peer (for at least one, PUB). Sends dropped are counted below, not
     /// here.
     pub sent: u64,
+    /// Messages the application received (`recv`).
     pub received: u64,
     /// ROUTER sends to an identity no peer has.
     pub dropped_unroutable: u64,
@@ -140,7 +144,7 @@ pub struct SocketStats {
     pub dropped_malformed: u64,
     /// Messages from peers that hold no routing slot (duplicate identities).
     pub dropped_ignored_peer: u64,
-    /// Connections closed for bad input or timeouts.
+    /// Connections closed for bad input, timeouts, the memory budget or a revoked CURVE key.
     pub peers_failed: u64,
     /// PUB: subscriptions refused because a peer's or the socket's subscriptions cost too much.
     pub subscriptions_refused: u64,
@@ -162,13 +166,18 @@ impl std::ops::AddAssign for SocketStats {
 /// One socket of any of the four types.
 #[derive(Debug)]
 pub enum Socket {
+    /// A ROUTER.
     Router(Router),
+    /// A DEALER.
     Dealer(Dealer),
+    /// A PUB.
     Pub(Publisher),
+    /// A SUB.
     Sub(Subscriber),
 }
 
 impl Socket {
+    /// A socket of `socket_type` with no peers; `None` for a type other than ROUTER, DEALER, PUB and SUB.
     pub fn new(socket_type: SocketType, options: &SocketOptions) -> Option<Self> {
         Some(match socket_type {
             SocketType::Router => Socket::Router(Router::new(options)),
@@ -179,6 +188,7 @@ impl Socket {
         })
     }
 
+    /// Which of the four types this is.
     pub fn socket_type(&self) -> SocketType {
         match self {
             Socket::Router(_) => SocketType::Router,
@@ -188,6 +198,7 @@ impl Socket {
         }
     }
 
+    /// The socket's peers and their queues.
     pub fn peers(&self) -> &Peers {
         match self {
             Socket::Router(s) => &s.peers,
@@ -197,6 +208,7 @@ impl Socket {
         }
     }
 
+    /// The socket's peers and their queues, to change.
     pub fn peers_mut(&mut self) -> &mut Peers {
         match self {
             Socket::Router(s) => &mut s.peers,
@@ -215,6 +227,7 @@ impl Socket {
         self.peers().queued_bytes() + waiting
     }
 
+    /// The socket's counters.
     pub fn stats(&self) -> &SocketStats {
         match self {
             Socket::Router(s) => &s.stats,
@@ -224,6 +237,7 @@ impl Socket {
         }
     }
 
+    /// The socket's counters, to count into.
     pub fn stats_mut(&mut self) -> &mut SocketStats {
         match self {
             Socket::Router(s) => &mut s.stats,
@@ -338,6 +352,8 @@ impl Socket {
         }
     }
 
+    /// Takes the next inbound message with its peer and whether that peer just dropped below its
+    /// high-water mark (`Peers::pop_inbound`); counts it as received.
     pub fn recv(&mut self) -> Option<(PeerKey, Message, bool)> {
         let next = self.peers_mut().pop_inbound();
         if next.is_some() {

@@ -138,6 +138,8 @@ pub enum Inbound {
     Full,
 }
 
+/// A socket's peers: their queues, input fair-queued across them, and the peers with new
+/// outbound messages for the reactor.
 #[derive(Debug)]
 pub struct Peers {
     peers: Slab<Peer>,
@@ -156,6 +158,7 @@ pub struct Peers {
 }
 
 impl Peers {
+    /// No peers yet, with the high-water marks and queue byte budget of `options` (each at least 1).
     pub fn new(options: &SocketOptions) -> Self {
         Self {
             peers: Slab::new(),
@@ -199,6 +202,7 @@ impl Peers {
         }
     }
 
+    /// Adds a peer with `identity`; `connected` says whether it has a live connection.
     pub fn insert(&mut self, identity: Bytes, connected: bool) -> PeerKey {
         PeerKey(self.peers.insert(Peer { identity, connected, ..Peer::default() }))
     }
@@ -238,14 +242,17 @@ impl Peers {
         Some(peer)
     }
 
+    /// The peer of `key`, if it is still here.
     pub fn get(&self, key: PeerKey) -> Option<&Peer> {
         self.peers.get(key.0)
     }
 
+    /// The peer of `key`, if it is still here, to change.
     pub fn get_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
         self.peers.get_mut(key.0)
     }
 
+    /// Every peer's key.
     pub fn keys(&self) -> impl Iterator<Item = PeerKey> + '_ {
         self.peers.iter().map(|(k, _)| PeerKey(k))
     }
@@ -345,6 +352,7 @@ impl Peers {
         }
     }
 
+    /// How many messages wait for `key`'s peer; 0 when it is gone.
     pub fn outbound_len(&self, key: PeerKey) -> usize {
         self.peers.get(key.0).map_or(0, |p| p.outbound.len())
     }

@@ -36,8 +36,10 @@ struct PeerTopics {
     refusal_logged: bool,
 }
 
+/// A PUB socket: prefix-matched fan-out, its subscriptions' cost bounded per peer and per socket.
 #[derive(Debug)]
 pub struct Publisher {
+    /// Its peers and their queues.
     pub peers: Peers,
     trie: Trie<PeerKey>,
     /// Each peer's topics and counts, so a departing peer's subscriptions can be removed.
@@ -45,10 +47,12 @@ pub struct Publisher {
     matched: Vec<PeerKey>,
     /// Cost of every peer's subscriptions together.
     cost: usize,
+    /// Its counters.
     pub stats: SocketStats,
 }
 
 impl Publisher {
+    /// A PUB with no peers or subscriptions yet.
     pub fn new(options: &SocketOptions) -> Self {
         Self {
             peers: Peers::new(options),
@@ -107,6 +111,7 @@ impl Publisher {
         }
     }
 
+    /// Removes `key`'s peer with its subscriptions and queues.
     pub fn detach(&mut self, key: PeerKey) {
         let held = self.topics.remove(&key).unwrap_or_default();
         self.cost -= held.cost;

@@ -15,27 +15,34 @@ use crate::socket::{Message, SendError, SocketOptions, SocketStats};
 /// What became of a peer that completed its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attach {
+    /// It attached under this key (a ROUTER: with a routing slot).
     Attached(PeerKey),
     /// Its identity is taken: it stays connected but gets no routing slot; its input is dropped.
     Ignored,
     /// Handover: it took the identity from `evicted`, whose connection must be closed.
     TookOver {
+        /// The newcomer's key.
         key: PeerKey,
+        /// The peer that held the identity, already removed.
         evicted: PeerKey,
     },
 }
 
+/// A ROUTER socket: routes by identity frame, prepended on receive and stripped on send.
 #[derive(Debug)]
 pub struct Router {
+    /// Its peers and their queues.
     pub peers: Peers,
     by_identity: HashMap<Bytes, PeerKey>,
     next_generated: u32,
     mandatory: bool,
     handover: bool,
+    /// Its counters.
     pub stats: SocketStats,
 }
 
 impl Router {
+    /// A ROUTER with no peers yet; generated identities count from a random start.
     pub fn new(options: &SocketOptions) -> Self {
         Self {
             peers: Peers::new(options),
@@ -48,6 +55,8 @@ impl Router {
         }
     }
 
+    /// A peer completed its handshake with `identity` (empty: one is generated). A taken identity
+    /// leaves the newcomer `Ignored`, or with `router_handover` lets it take over.
     pub fn attach(&mut self, identity: Bytes) -> Attach {
         if identity.is_empty() {
             let identity = self.generate_identity();
@@ -63,6 +72,7 @@ impl Router {
         Attach::TookOver { key: self.insert(identity), evicted: existing }
     }
 
+    /// Removes `key`'s peer and its queues, and frees its identity if that peer still held it.
     pub fn detach(&mut self, key: PeerKey) {
         if let Some(peer) = self.peers.remove(key) {
             if self.by_identity.get(&peer.identity) == Some(&key) {
@@ -76,12 +86,16 @@ impl Router {
         self.by_identity.get(identity).copied()
     }
 
+    /// A message arrived from `key`'s peer: queued with the peer's identity frame in front.
     pub fn deliver(&mut self, key: PeerKey, mut message: Message) -> Inbound {
         let Some(peer) = self.peers.get(key) else { return Inbound::More };
         message.insert(0, peer.identity.clone());
         self.peers.push_inbound(key, message)
     }
 
+    /// Queues `message` for the peer its first frame names, that frame stripped. Fewer than two
+    /// frames: refused (counted). An unknown identity or a full queue: dropped (counted), or
+    /// refused with `router_mandatory`.
     pub fn send(&mut self, mut message: Message) -> Result<(), SendError> {
         if message.len() < 2 {
             self.stats.dropped_malformed += 1;

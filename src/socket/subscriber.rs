@@ -8,16 +8,20 @@ use crate::socket::peers::{Inbound, PeerKey, Peers};
 use crate::socket::trie::Trie;
 use crate::socket::{Message, SocketOptions, SocketStats};
 
+/// A SUB socket: counted subscriptions, and what arrives filtered by their prefixes.
 #[derive(Debug)]
 pub struct Subscriber {
+    /// Its peers and their queues.
     pub peers: Peers,
     topics: HashMap<Bytes, u32>,
     filter: Trie<()>,
     matched: Vec<()>,
+    /// Its counters.
     pub stats: SocketStats,
 }
 
 impl Subscriber {
+    /// A SUB with no peers or subscriptions yet.
     pub fn new(options: &SocketOptions) -> Self {
         Self {
             peers: Peers::new(options),
@@ -53,6 +57,8 @@ impl Subscriber {
         self.topics.keys()
     }
 
+    /// A message arrived from `key`'s peer: queued when its first frame starts with a subscribed
+    /// topic, otherwise dropped.
     pub fn deliver(&mut self, key: PeerKey, message: Message) -> Inbound {
         let first = message.first().map_or(&[][..], |f| &f[..]);
         self.filter.matches(first, &mut self.matched);
