@@ -6,7 +6,8 @@
 //! - `pipe`: the EZ Arch forwarders (ROUTER -> DEALER, ROUTER -> PUB).
 
 // Two audited exceptions: `reactor::connection::read_into_spare` reads into uninitialized
-// buffer capacity, and `signals::install` registers the SIGINT/SIGTERM handlers. Everything else is safe code, and the `zmtp` crate forbids unsafe outright.
+// buffer capacity, and `signals::install` registers the SIGINT/SIGTERM handlers. Everything
+// else is safe code, and the `zmtp` crate forbids unsafe outright.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -105,7 +105,11 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
             "Connections refused at MAX_CONNECTIONS.",
             r.connections_refused,
         ),
-        ("ezarch_peers_failed_total", "Connections closed for bad input or timeouts.", m.peers_failed),
+        (
+            "ezarch_peers_failed_total",
+            "Connections closed for bad input, timeouts, the memory budget or a revoked CURVE key.",
+            m.peers_failed,
+        ),
         (
             "ezarch_curve_refused_total",
             "Peers refused in the CURVE handshake: key not allowed.",

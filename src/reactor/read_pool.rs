@@ -14,9 +14,9 @@
 
 use bytes::BytesMut;
 
-/// Reads for a frame body of at least this many bytes take a pooled buffer (more than the
-/// largest plain read, so frames up to about 256 KiB keep the allocator's own reuse, which
-/// serves them without page faults).
+/// Reads for a frame body of at least this many bytes take a pooled buffer. It is twice the
+/// largest plain read (`connection::MAX_READ`, 256 KiB), so smaller frames keep the allocator's
+/// own reuse, which serves them without page faults.
 pub const LARGE_READ: usize = 512 << 10;
 /// Buffers kept at most.
 pub const MAX_BUFFERS: usize = 8;
@@ -24,8 +24,8 @@ pub const MAX_BUFFERS: usize = 8;
 pub const MAX_BYTES: usize = 16 << 20;
 /// Larger buffers are never kept (a 16 MiB frame's buffer would fill the pool alone).
 pub const MAX_BUFFER: usize = 4 << 20;
-/// Fresh large buffers are rounded up to this, so that frames of nearly the same size (a few
-/// header bytes apart) fit each other's buffers.
+/// Fresh large buffers are rounded up to a multiple of this, plus one more, so that frames of
+/// nearly the same size (a few header bytes apart) fit each other's buffers.
 const ROUND: usize = 64 << 10;
 
 /// What the pool did, all monotonic.

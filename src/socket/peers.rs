@@ -1,5 +1,5 @@
-//! Per-peer queues shared by every socket type: a `Peer` entry per attached peer with its inbound and outbound
-//! message queues (each bounded by a high-water mark in messages and a budget in bytes),
+//! Per-peer queues shared by every socket type: a `Peer` entry per attached peer with its inbound
+//! and outbound message queues (each bounded by a high-water mark in messages and a budget in bytes),
 //! fair-queued input across peers, and the list of peers with new outbound messages for the
 //! reactor to write.
 //!
