@@ -68,7 +68,7 @@ fn subscriptions_cost_at_most_what_the_publisher_counts() {
         let (publisher, real) = held_by(|| {
             let mut publisher = Publisher::new(&SocketOptions::default());
             for _ in 0..peers {
-                let peer = publisher.peers.insert(Bytes::new(), true);
+                let peer = publisher.peers.insert(Bytes::new());
                 for topic in &inputs {
                     publisher.subscribe(peer, topic);
                 }

@@ -138,7 +138,11 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
             r.read_pool.refused,
         ),
         ("ezarch_messages_received_total", "Messages received by every socket.", m.received),
-        ("ezarch_messages_sent_total", "Messages sent by every socket.", m.sent),
+        (
+            "ezarch_messages_sent_total",
+            "Messages every socket queued for a peer (drops are counted apart).",
+            m.sent,
+        ),
     ];
     w.singles("counter", &counters);
     w.family("ezarch_messages_dropped_total", "counter", "Messages dropped by sockets, by cause.");

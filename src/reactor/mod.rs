@@ -523,8 +523,9 @@ impl Reactor {
         entry.metadata.get(&peer)?.get(name).cloned()
     }
 
-    /// The CURVE key of the client connected to ROUTER `id` with routing `identity` (this
-    /// side being the CURVE server); `None` for NULL or in-process peers.
+    /// The CURVE key of the client connected to socket `id` with `identity` (a ROUTER's routing
+    /// identity, or the identity another type's peer announced), this side being the CURVE
+    /// server; `None` for NULL or in-process peers.
     pub fn peer_curve_key(&self, id: SocketId, identity: &[u8]) -> Option<[u8; 32]> {
         let entry = self.sockets.get(id.0)?;
         let peer = entry.socket.find_peer(identity)?;
@@ -584,9 +585,6 @@ impl Reactor {
             self.timers.set(timers::TimerOwner::Reconnect(key), None);
         }
         for key in conns {
-            if let Some(conn) = self.io.conn_mut(key) {
-                conn.connector = None;
-            }
             self.close_conn(key, CloseReason::Local);
         }
         for key in self.sockets[id.0].listeners.clone() {

@@ -47,7 +47,7 @@ impl Dealer {
 
     /// A new peer; whatever waited for a peer moves to it.
     pub fn attach(&mut self, identity: Bytes) -> PeerKey {
-        let key = self.peers.insert(identity, true);
+        let key = self.peers.insert(identity);
         self.take_waiting(key)
     }
 

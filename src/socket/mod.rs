@@ -132,7 +132,7 @@ pub enum TopicChange {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SocketStats {
     /// Messages queued for a peer (for at least one, PUB). Sends dropped are counted below, not
-    /// here.
+    /// here; a PUB message no peer subscribed to is neither (filtered out, as in libzmq).
     pub sent: u64,
     /// Messages the application received (`recv`).
     pub received: u64,
@@ -252,8 +252,8 @@ impl Socket {
         match self {
             Socket::Router(s) => s.attach(identity),
             Socket::Dealer(s) => Attach::Attached(s.attach(identity)),
-            Socket::Pub(s) => Attach::Attached(s.peers.insert(identity, true)),
-            Socket::Sub(s) => Attach::Attached(s.peers.insert(identity, true)),
+            Socket::Pub(s) => Attach::Attached(s.peers.insert(identity)),
+            Socket::Sub(s) => Attach::Attached(s.peers.insert(identity)),
         }
     }
 

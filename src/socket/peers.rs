@@ -202,9 +202,9 @@ impl Peers {
         }
     }
 
-    /// Adds a peer with `identity`; `connected` says whether it has a live connection.
-    pub fn insert(&mut self, identity: Bytes, connected: bool) -> PeerKey {
-        PeerKey(self.peers.insert(Peer { identity, connected, ..Peer::default() }))
+    /// Adds a peer with `identity` and a live connection; it goes when its connection does.
+    pub fn insert(&mut self, identity: Bytes) -> PeerKey {
+        PeerKey(self.peers.insert(Peer { identity, connected: true, ..Peer::default() }))
     }
 
     /// A peer that outlives its connections: it starts disconnected, and `disconnect` keeps it
@@ -245,11 +245,6 @@ impl Peers {
     /// The peer of `key`, if it is still here.
     pub fn get(&self, key: PeerKey) -> Option<&Peer> {
         self.peers.get(key.0)
-    }
-
-    /// The peer of `key`, if it is still here, to change.
-    pub fn get_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
-        self.peers.get_mut(key.0)
     }
 
     /// Every peer's key.

@@ -160,8 +160,8 @@ mod tests {
     #[test]
     fn publisher_matches_prefixes_counts_subscriptions_and_drops_at_hwm() {
         let mut publisher = Publisher::new(&SocketOptions { send_hwm: 1, ..SocketOptions::default() });
-        let a = publisher.peers.insert(Bytes::new(), true);
-        let all = publisher.peers.insert(Bytes::new(), true);
+        let a = publisher.peers.insert(Bytes::new());
+        let all = publisher.peers.insert(Bytes::new());
         publisher.subscribe(a, b"A");
         publisher.subscribe(a, b"A");
         publisher.subscribe(all, b"");
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn one_peer_cannot_hold_more_than_a_mebibyte_of_subscriptions() {
         let mut publisher = Publisher::new(&SocketOptions::default());
-        let peer = publisher.peers.insert(Bytes::new(), true);
+        let peer = publisher.peers.insert(Bytes::new());
         let topic = |i: u8| {
             let mut topic = vec![i; 64 << 10];
             topic[0] = i;
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn all_peers_of_a_socket_together_are_bounded_too() {
         let mut publisher = Publisher::new(&SocketOptions::default());
-        let peers: Vec<PeerKey> = (0..40).map(|_| publisher.peers.insert(Bytes::new(), true)).collect();
+        let peers: Vec<PeerKey> = (0..40).map(|_| publisher.peers.insert(Bytes::new())).collect();
         for (n, &peer) in peers.iter().enumerate() {
             for i in 0..7u32 {
                 let mut topic = vec![b'x'; 64 << 10];

@@ -117,7 +117,7 @@ impl Router {
     }
 
     fn insert(&mut self, identity: Bytes) -> PeerKey {
-        let key = self.peers.insert(identity.clone(), true);
+        let key = self.peers.insert(identity.clone());
         self.by_identity.insert(identity, key);
         key
     }
