@@ -121,6 +121,7 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         outdir = args.keep or scratch
+        os.makedirs(outdir, exist_ok=True)  # valgrind cannot write into a missing directory
         small = run_system(args.binary, args.small, args.in_flight, outdir)
         large = run_system(args.binary, args.large, args.in_flight, outdir)
     n = args.large - args.small
