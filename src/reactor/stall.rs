@@ -39,7 +39,6 @@ impl Reactor {
         }
         self.last_stall_check = now;
         let mut stalled = std::mem::take(&mut self.stalled);
-        let mut resume = Vec::new();
         stalled.retain(|&key| {
             let Some(conn) = self.io.conn_mut(key) else { return false };
             let (Some(peer), Some(since)) = (conn.peer, conn.stalled_since) else {
@@ -58,12 +57,11 @@ impl Reactor {
                 // Compacting can bring a queue full by bytes back under its limit with no
                 // message taken, and so no resume from `recv`: resume reading here.
                 if conn.read_paused && !peers.inbound_full(peer) {
-                    resume.push(key);
+                    self.to_resume.push(key);
                 }
             }
             true
         });
         self.stalled = stalled;
-        self.to_resume.extend(resume);
     }
 }
