@@ -51,7 +51,7 @@ fn snapshot(services: usize) -> Snapshot {
         memory_budget: 256 << 20,
         messages: Default::default(),
         monitor: (Default::default(), 1),
-        forbidden: (0, 0),
+        refusals: Default::default(),
     }
 }
 

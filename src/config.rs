@@ -100,7 +100,13 @@ pub const SETTINGS: &[Setting] = &[
         "MONITOR_PORT",
         "9010",
         number(0, 65_535, "(a port; 0 = off)"),
-        "HTTP /metrics and /healthz on BIND_ADDRESS (ezarch up; broker and pipe only when set)",
+        "HTTP /metrics and /healthz on MONITOR_BIND_ADDRESS (ezarch up; broker and pipe only when set)",
+    ),
+    setting(
+        "MONITOR_BIND_ADDRESS",
+        "127.0.0.1",
+        Kind::Host,
+        "the address the monitor binds; /metrics has no authentication, so loopback unless set",
     ),
     setting(
         "BROKER_SILENCE_MS",
@@ -299,6 +305,11 @@ impl Config {
         self.endpoint("BIND_ADDRESS", port)
     }
 
+    /// `tcp://MONITOR_BIND_ADDRESS:MONITOR_PORT`, for the HTTP monitor.
+    pub fn monitor_endpoint(&self) -> String {
+        self.endpoint("MONITOR_BIND_ADDRESS", "MONITOR_PORT")
+    }
+
     /// One line: every setting, with its source.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = SETTINGS
@@ -322,6 +333,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `host` is a loopback address (or `localhost`).
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `value` is a valid `kind`; otherwise what was expected.

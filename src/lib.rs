@@ -17,6 +17,7 @@ pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod door;
 pub mod logging;
 pub mod monitor;
 pub mod node;

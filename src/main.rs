@@ -9,7 +9,8 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ezarch::admin;
 use ezarch::client::{Client, ClientOptions};
-use ezarch::config::{read_env_file, Config, ConfigError, Kind, SETTINGS};
+use ezarch::config::{is_loopback, read_env_file, Config, ConfigError, Kind, SETTINGS};
+use ezarch::door::Door;
 use ezarch::node::Node;
 use ezarch::pipe::PipeMode;
 use ezarch::security::Security;
@@ -71,6 +72,11 @@ enum Command {
         /// A worker pipe: each worker reply goes to the broker that dispatched its request.
         #[arg(long)]
         reply_affinity: bool,
+        /// Who connects to the ROUTER (the CURVE_PERMISSIONS rule a key needs there): clients,
+        /// workers or brokers. Default: brokers for router-pub, workers with --reply-affinity,
+        /// else clients. The DEALER or PUB is always a broker door.
+        #[arg(long, value_enum)]
+        front_door: Option<FrontDoor>,
     },
     /// A broker that attaches to the three pipes by address (*_HOST and the ports).
     Broker {
@@ -143,6 +149,13 @@ impl CallFlags {
         let timeout = Duration::from_millis(self.timeout);
         ClientOptions { timeout, attempts: self.attempts, curve: security.client() }
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FrontDoor {
+    Clients,
+    Workers,
+    Brokers,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -229,12 +242,6 @@ type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// A reload flag nothing sets (commands that do not listen).
 static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether `host` is a loopback address (or `localhost`).
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// No open binds by accident: a listener on a non-loopback address without CURVE refuses to
 /// start unless `--insecure` says so, and then every start says it.
 fn check_binds(command: &Command, config: &Config, security: &Security) -> Result<(), String> {
@@ -251,9 +258,9 @@ fn check_binds(command: &Command, config: &Config, security: &Security) -> Resul
         }
         _ => return Ok(()),
     };
-    let monitor_set = config.source("MONITOR_PORT") != ezarch::config::Source::Default;
-    if matches!(command, Command::Broker { .. }) && !(monitor_set && config.port("MONITOR_PORT") > 0) {
-        return Ok(()); // a broker binds nothing but a monitoring port that was set
+    if matches!(command, Command::Broker { .. }) {
+        // A broker binds nothing on BIND_ADDRESS; its monitor (MONITOR_BIND_ADDRESS) warns itself.
+        return Ok(());
     }
     for (setting, host) in hosts {
         if is_loopback(&host) || security.is_on() && security.has_allowlist() {
@@ -292,12 +299,19 @@ fn run(command: Command, config: &Config, security: &Security) -> AnyResult<Exit
             log_start("broker", config, &node, security);
             node.run(stop)?;
         }
-        Command::Pipe { mode, front, back, reply_affinity, .. } => {
+        Command::Pipe { mode, front, back, reply_affinity, front_door, .. } => {
+            let door = match (front_door, mode, reply_affinity) {
+                (Some(FrontDoor::Clients), ..) => Door::Clients,
+                (Some(FrontDoor::Workers), ..) => Door::Workers,
+                (Some(FrontDoor::Brokers), ..) | (None, Mode::RouterPub, _) => Door::Brokers,
+                (None, Mode::RouterDealer, true) => Door::Workers,
+                (None, Mode::RouterDealer, false) => Door::Clients,
+            };
             let mode = match mode {
                 Mode::RouterDealer => PipeMode::RouterDealer,
                 Mode::RouterPub => PipeMode::RouterPub,
             };
-            let mut node = Node::pipe(mode, &front, &back, config, reply_affinity, security)?;
+            let mut node = Node::pipe(mode, (&front, door), &back, config, reply_affinity, security)?;
             node.reload_on(reload);
             log_start("pipe", config, &node, security);
             node.run(stop)?;

@@ -3,32 +3,38 @@
 //!   lists): this process's long-term key. On `up`, `pipe` and `broker`, every listener speaks
 //!   CURVE with it.
 //! - `CURVE_CLIENT_KEYS`: a file of allowed client public keys, one 40-character Z85 key per
-//!   line; blank lines, lines starting with `#` that are not a whole 40-character key (`#` is
-//!   a Z85 character) and a trailing ` # note` are comments. Unset, any key that completes the handshake
+//!   line; blank lines, lines starting with `# ` (whatever their length) or with `#` and
+//!   anything but a whole 40-character key (`#` is a Z85 character), and a trailing ` # note`
+//!   are comments. Unset, any key that completes the handshake
 //!   may connect. Reloaded on SIGHUP (`Security::reload`).
-//! - `CURVE_PERMISSIONS`: a file of per-key permissions, lines `KEY call SERVICE...` and
-//!   `KEY serve SERVICE...` (`*` for every service; comments as in the allowlist). With it, a
-//!   client may call only its services and a worker serve only its own; keys it does not name
-//!   may do neither (`pipe::Gate` enforces it at the in and worker pipes).
+//! - `CURVE_PERMISSIONS`: a file of per-key permissions, lines `KEY call SERVICE...`,
+//!   `KEY serve SERVICE...` (`*` for every service) and `KEY broker` (comments as in the
+//!   allowlist). With it, a key completes a handshake only at the doors its rules name
+//!   (`Permissions::may_enter`: `call` for the client door, `serve` for the worker doors,
+//!   `broker` for the four broker-side ports); once in, a client may call only its services and
+//!   a worker serve only its own (`pipe::Gate`). Keys it does not name may do nothing.
 //! - `CURVE_SERVER_KEY` (Z85): the node's public key. With it (and a secret key) `call`,
 //!   `worker`, `broker`'s connections and the Rust client and worker speak CURVE.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use zmtp::curve::{Authorizer, Curve, KeyPair};
 use zmtp::z85;
 
 use crate::config::{Config, ConfigError};
+use crate::door::Door;
 
 /// Allowed client keys, shared with every listener's `Authorizer`.
 type Allowlist = Arc<RwLock<HashSet<[u8; 32]>>>;
 
-/// What each key may call and serve (`CURVE_PERMISSIONS`).
+/// What each key may call and serve, and which keys are brokers (`CURVE_PERMISSIONS`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Permissions {
     call: HashMap<[u8; 32], Vec<Vec<u8>>>,
     serve: HashMap<[u8; 32], Vec<Vec<u8>>>,
+    brokers: HashSet<[u8; 32]>,
 }
 
 impl Permissions {
@@ -37,9 +43,7 @@ impl Permissions {
         let mut permissions = Self::default();
         for (number, line) in text.lines().enumerate() {
             let line = line.split(" #").next().unwrap_or_default().trim();
-            if line.is_empty()
-                || line.starts_with('#') && line.split_whitespace().next().is_some_and(|w| w.len() != 40)
-            {
+            if is_comment(line) {
                 continue;
             }
             let bad = |what: &str| format!("line {}: {what}", number + 1);
@@ -49,7 +53,12 @@ impl Permissions {
             let table = match words.next() {
                 Some("call") => &mut permissions.call,
                 Some("serve") => &mut permissions.serve,
-                _ => return Err(bad("expected KEY call SERVICE... or KEY serve SERVICE...")),
+                Some("broker") if words.next().is_none() => {
+                    permissions.brokers.insert(key);
+                    continue;
+                }
+                Some("broker") => return Err(bad("KEY broker takes no services")),
+                _ => return Err(bad("expected KEY call SERVICE..., KEY serve SERVICE... or KEY broker")),
             };
             table.entry(key).or_default().extend(words.map(|w| w.as_bytes().to_vec()));
         }
@@ -69,6 +78,43 @@ impl Permissions {
     pub fn may_serve(&self, key: &[u8; 32], service: &[u8]) -> bool {
         Self::grants(&self.serve, key, service)
     }
+
+    /// Whether `key` is a broker's (`KEY broker`).
+    pub fn is_broker(&self, key: &[u8; 32]) -> bool {
+        self.brokers.contains(key)
+    }
+
+    /// Whether `key` may complete a handshake at `door`: it has a `call` rule (clients), a
+    /// `serve` rule (workers) or the `broker` rule (brokers).
+    pub fn may_enter(&self, key: &[u8; 32], door: Door) -> bool {
+        match door {
+            Door::Clients => self.call.contains_key(key),
+            Door::Workers => self.serve.contains_key(key),
+            Door::Brokers => self.is_broker(key),
+        }
+    }
+}
+
+/// CURVE handshakes refused, by reason; shared with every listener's `Authorizer`.
+#[derive(Debug, Default)]
+pub struct HandshakeRefusals {
+    /// The key is not in `CURVE_CLIENT_KEYS`.
+    pub not_allowed: AtomicU64,
+    /// The key is allowed, but `CURVE_PERMISSIONS` gives it no rule for this door, per door
+    /// (`Door::index`).
+    pub wrong_door: [AtomicU64; 3],
+}
+
+impl HandshakeRefusals {
+    /// Keys refused at `door` for want of its rule.
+    pub fn at(&self, door: Door) -> u64 {
+        self.wrong_door[door.index()].load(Ordering::Relaxed)
+    }
+
+    /// Keys refused because they are not in the allowlist.
+    pub fn not_allowed(&self) -> u64 {
+        self.not_allowed.load(Ordering::Relaxed)
+    }
 }
 
 /// CURVE as the settings ask for it.
@@ -80,6 +126,8 @@ pub struct Security {
     allowlist: Option<(String, Allowlist)>,
     /// Per-key permissions, when `CURVE_PERMISSIONS` is set.
     permissions: Option<Arc<Permissions>>,
+    /// Handshakes refused, by reason.
+    refusals: Arc<HandshakeRefusals>,
 }
 
 impl Security {
@@ -131,20 +179,41 @@ impl Security {
                 "CURVE_PERMISSIONS needs CURVE_SECRET_KEY (or _FILE): CURVE is off".into(),
             ));
         }
-        Ok(Self { keys: secret.map(KeyPair::from_secret), server_key, allowlist, permissions })
+        let keys = secret.map(KeyPair::from_secret);
+        Ok(Self { keys, server_key, allowlist, permissions, refusals: Arc::default() })
     }
 
-    /// CURVE for listeners: this process's keys and the allowlist; `None` when CURVE is off.
-    pub fn server(&self) -> Option<Curve> {
+    /// CURVE for the listeners of `door`: this process's keys, and who may complete a handshake
+    /// there: a key in the allowlist (any key without one) that, with `CURVE_PERMISSIONS`, has
+    /// the door's rule (`Permissions::may_enter`). `None` when CURVE is off. A refused key gets
+    /// an ERROR, is counted (`refusals`) and logged.
+    pub fn server(&self, door: Door) -> Option<Curve> {
         let keys = self.keys.clone()?;
-        let authorizer = match &self.allowlist {
-            None => Authorizer::any(),
-            Some((_, allowed)) => {
-                let allowed = allowed.clone();
-                Authorizer::new(move |key| allowed.read().is_ok_and(|set| set.contains(key)))
+        let allowlist = self.allowlist.as_ref().map(|(_, allowed)| allowed.clone());
+        let permissions = self.permissions.clone();
+        let refusals = self.refusals.clone();
+        let authorizer = Authorizer::new(move |key| {
+            if allowlist.as_ref().is_some_and(|set| !set.read().is_ok_and(|set| set.contains(key))) {
+                refusals.not_allowed.fetch_add(1, Ordering::Relaxed);
+                return false;
             }
-        };
+            if permissions.as_ref().is_some_and(|rules| !rules.may_enter(key, door)) {
+                refusals.wrong_door[door.index()].fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "CURVE key {} refused at the {door}: CURVE_PERMISSIONS gives it no '{}' rule",
+                    z85::encode(key).unwrap_or_default(),
+                    door.rule()
+                );
+                return false;
+            }
+            true
+        });
         Some(Curve::Server { keys, authorizer })
+    }
+
+    /// Handshakes refused so far, by reason.
+    pub fn refusals(&self) -> &HandshakeRefusals {
+        &self.refusals
     }
 
     /// CURVE for connections to a node; `None` unless both our secret key and the node's public
@@ -212,15 +281,22 @@ fn read(setting: &str, path: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{setting} {path}: {e}")))
 }
 
+/// Whether a line of the allowlist or the rules file (a trailing ` # note` already cut off) says
+/// nothing: blank, or starting with a word that begins with `#` and is not a 40-character key:
+/// `# ` and anything after it whatever its length, and `#KEY` (41 characters), so a key commented out as `#KEY` is not allowed (rather than failing the
+/// whole file and leaving the old list in force). A 40-character key may itself start with `#`
+/// (a Z85 digit); `# ` cannot start one (space is not a Z85 digit).
+fn is_comment(line: &str) -> bool {
+    let first = line.split_whitespace().next().unwrap_or_default();
+    line.is_empty() || first.starts_with('#') && first.len() != 40
+}
+
 /// The keys of an allowlist file (see the module doc).
 pub fn parse_allowlist(text: &str) -> Result<HashSet<[u8; 32]>, String> {
     let mut keys = HashSet::new();
     for (number, line) in text.lines().enumerate() {
-        // A trailing ` # note` is a comment; a line starting with `#` is one too unless it is a
-        // whole 40-character key (Z85 has `#`), so a key commented out as `#KEY` is not
-        // allowed (rather than failing the whole file and leaving the old list in force).
         let line = line.split(" #").next().unwrap_or_default().trim();
-        if line.is_empty() || line.starts_with('#') && line.len() != 40 {
+        if is_comment(line) {
             continue;
         }
         let key = z85::decode_key(line).map_err(|e| format!("line {}: not a Z85 key ({e})", number + 1))?;
@@ -246,7 +322,12 @@ mod tests {
         let hashy = (0u8..=255).map(|b| [b; 32]).find(|k| z85::encode(k).unwrap().contains('#')).unwrap();
         let key_hash = z85::encode(&hashy).unwrap();
         let revoked = z85::encode(KeyPair::generate().public()).unwrap();
-        let text = format!("# allowed clients\n\n{key_a} # alice\n  {key_hash}  \n#\n#{revoked}\n");
+        // A comment of exactly 40 characters, and one of 41 (the length of `#KEY`).
+        let forty = format!("# {}", "x".repeat(38));
+        let forty_one = format!("# {}", "y".repeat(39));
+        let text = format!(
+            "# allowed clients\n\n{key_a} # alice\n  {key_hash}  \n#\n#{revoked}\n{forty}\n{forty_one}\n"
+        );
         let keys = parse_allowlist(&text).unwrap();
         assert!(keys.contains(a.public()) && keys.contains(&hashy));
         assert_eq!(keys.len(), 2, "a key commented out with '#' is not allowed");
@@ -271,5 +352,20 @@ mod tests {
         assert!(rules.may_call(c.public(), b"anything"));
         assert!(!rules.may_call(KeyPair::generate().public(), b"echo"), "an unnamed key may do nothing");
         assert!(Permissions::parse(&format!("{} read echo", z(&a))).unwrap_err().starts_with("line 1"));
+        assert!(Permissions::parse(&format!("{} broker echo", z(&a))).unwrap_err().contains("no services"));
+    }
+
+    #[test]
+    fn each_door_admits_only_keys_with_its_rule() {
+        let (client, worker, broker) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let z = |k: &KeyPair| z85::encode(k.public()).unwrap();
+        let text = format!("{} call echo\n{} serve echo\n{} broker\n", z(&client), z(&worker), z(&broker));
+        let rules = Permissions::parse(&text).unwrap();
+        let doors = |k: &KeyPair| Door::ALL.map(|door| rules.may_enter(k.public(), door));
+        assert_eq!(doors(&client), [true, false, false]);
+        assert_eq!(doors(&worker), [false, true, false]);
+        assert_eq!(doors(&broker), [false, false, true]);
+        assert_eq!(doors(&KeyPair::generate()), [false; 3], "an unnamed key enters nowhere");
+        assert!(rules.is_broker(broker.public()) && !rules.may_call(broker.public(), b"echo"));
     }
 }

@@ -211,12 +211,24 @@ fn malformed_input_of_any_shape_is_counted_and_dropped() {
 }
 
 #[test]
-fn replies_route_from_the_first_second_whoever_dispatched() {
+fn a_reply_is_taken_only_from_the_worker_holding_its_request_and_never_routed_otherwise() {
     let now = Instant::now();
     let mut broker = ready_broker(now);
-    // A reply for a request another broker dispatched, before this broker saw any request.
-    broker.handle_worker(now, reply("w", "c9", "r9", &["OK", "x"]));
-    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c9", "", "r9", "OK", "x"])]);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_worker(now, heartbeat("w2", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &["/x"]));
+    let holder = to_workers(&outputs(&mut broker))[0][1].clone();
+    let other = if holder == "w1" { "w2" } else { "w1" };
+    // Another worker answers it, and some worker answers a request nobody here took: dropped.
+    broker.handle_worker(now, reply(other, "c", "r1", &["OK", "forged"]));
+    broker.handle_worker(now, reply(other, "c9", "r9", &["OK", "x"]));
+    assert!(to_clients(&outputs(&mut broker)).is_empty(), "a stray reply is never routed");
+    assert_eq!((broker.stats.replies_refused, broker.stats.late_replies), (2, 0));
+    assert_eq!(broker.registry().tasks(&holder), 1, "a stray reply releases nothing");
+    // The worker that holds it answers: that is the one answer.
+    broker.handle_worker(now, reply(std::str::from_utf8(&holder).unwrap(), "c", "r1", &["OK", "real"]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "real"])]);
+    assert_eq!(broker.registry().tasks(&holder), 0);
 }
 
 #[test]
@@ -412,6 +424,7 @@ fn generation_2_workers_get_a_token_ack_and_reply_and_errors_become_service_err(
     assert_eq!(sent.len(), 2);
     assert_eq!((&sent[0][0], &sent[0][1], &sent[0][3..]), (&b("g1"), &b(""), &frames(&["/echo", "a"])[..]));
     assert_ne!(sent[0][2], sent[1][2], "tokens differ");
+    assert_eq!(sent[0][2].len(), 16, "a token is 128 bits");
     let (t1, t2) = (sent[0][2].clone(), sent[1][2].clone());
     let gen2_reply = |token: &Bytes, status: &str, result: &str| {
         let mut m = frames(&["g1", "", "\x01", "\x02"]);
@@ -521,4 +534,55 @@ fn per_service_counters_follow_requests_replies_and_errors() {
     let other = broker.service_stats.other();
     assert_eq!((other.requests, other.error(ezarch::broker::Reason::NoService)), (1, 1));
     assert!(broker.service_stats.get(b"nobody").is_none(), "a name no worker served gets no entry");
+}
+
+#[test]
+fn a_generation_2_ack_or_reply_with_another_workers_token_or_a_forged_one_is_dropped() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_gen2_worker(now, gen2_heartbeat("g1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &["/echo", "a"]));
+    let token = gen2_dispatches(&outputs(&mut broker))[0][2].clone();
+    broker.handle_gen2_worker(now, gen2_heartbeat("thief", "svc"));
+    let ack = |worker: &str, token: &Bytes| vec![b(worker), b(""), b("\x01"), b("\x03"), token.clone()];
+    let answer = |worker: &str, token: &Bytes| {
+        let mut m = frames(&[worker, "", "\x01", "\x02"]);
+        m.extend([token.clone(), b("OK"), b("stolen")]);
+        m
+    };
+    // The thief knows g1's token (it could not, but say it guessed): still not its request.
+    broker.handle_gen2_worker(now, ack("thief", &token));
+    broker.handle_gen2_worker(now, answer("thief", &token));
+    // A token nobody was given.
+    let forged = Bytes::from_static(&[7; 16]);
+    broker.handle_gen2_worker(now, ack("g1", &forged));
+    broker.handle_gen2_worker(now, answer("g1", &forged));
+    assert!(to_clients(&outputs(&mut broker)).is_empty());
+    assert_eq!((broker.stats.acks_refused, broker.stats.replies_refused), (2, 2));
+    // Unacked, the request is still g1's to answer.
+    let mut real = frames(&["g1", "", "\x01", "\x02"]);
+    real.extend([token.clone(), b("OK"), b("a")]);
+    broker.handle_gen2_worker(now, real.clone());
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "a"])]);
+    // Its token is retired, not forgotten: a second reply under it is late, not forged.
+    broker.handle_gen2_worker(now, real);
+    assert_eq!((broker.stats.late_replies, broker.stats.replies_refused), (1, 2));
+}
+
+#[test]
+fn a_reply_from_the_worker_a_request_was_sent_to_before_it_was_sent_again_is_its_answer() {
+    let now = Instant::now();
+    let config = BrokerConfig { worker_lifetime: Duration::from_secs(2), ..BrokerConfig::default() };
+    let mut broker = Broker::new(config, now);
+    broker.set_in_pipe(b("inpipe"));
+    broker.set_worker_pipe(b("wpipe"), now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_client(now, request("c", "r1", "svc", &["/slow"]));
+    outputs(&mut broker);
+    // Busy, w1 misses its heartbeats: it expires and its request waits to be sent again.
+    broker.handle_timeout(now + Duration::from_secs(3));
+    assert_eq!(broker.requests().waiting(b"svc").2, 1);
+    broker.handle_worker(now + Duration::from_secs(3), reply("w1", "c", "r1", &["OK", "done"]));
+    assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "done"])]);
+    assert_eq!((broker.requests().waiting(b"svc").2, broker.stats.replies_refused), (0, 0));
 }

@@ -12,72 +12,9 @@ use std::time::Duration;
 
 use ezarch::zmtp::curve::KeyPair;
 use ezarch::zmtp::z85;
+use interop::keys::{z, CurveNode as Node};
 use interop::node::{Settings, LOG_WAIT};
-use interop::{spawn_script, wait, Peer};
-
-fn z(key: &[u8; 32]) -> String {
-    z85::encode(key).unwrap()
-}
-
-struct Node {
-    server: KeyPair,
-    dir: std::path::PathBuf,
-}
-
-impl Node {
-    /// Keys in a directory of their own; the allowlist file holds `allowed`.
-    fn new(allowed: &[&KeyPair]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "ezarch-curve-{}-{}",
-            std::process::id(),
-            ezarch::random::next_u64()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let node = Self { server: KeyPair::generate(), dir };
-        node.allow(allowed);
-        node
-    }
-
-    fn allow(&self, keys: &[&KeyPair]) {
-        let mut text = "# allowed clients and workers\n".to_string();
-        for key in keys {
-            text.push_str(&z(key.public()));
-            text.push('\n');
-        }
-        std::fs::write(self.dir.join("clients"), text).unwrap();
-    }
-
-    fn settings(&self) -> Settings {
-        let secret_file = self.dir.join("secret");
-        std::fs::write(&secret_file, z(&self.server.secret_bytes())).unwrap();
-        let secret = format!("CURVE_SECRET_KEY_FILE={}", secret_file.display());
-        let clients = format!("CURVE_CLIENT_KEYS={}", self.dir.join("clients").display());
-        Settings::new(&[&secret, &clients])
-    }
-
-    /// Runs `ezarch ARGS` as a client holding `keys` that connects to this node with CURVE (the
-    /// node's own key settings, shared through `s`, cleared).
-    fn ezarch_as(&self, s: &Settings, keys: &KeyPair, args: &[&str]) -> std::process::Output {
-        let mut command = s.ezarch(args);
-        command
-            .env("CURVE_SERVER_KEY", z(self.server.public()))
-            .env("CURVE_SECRET_KEY", z(&keys.secret_bytes()));
-        command.args(["--set", "CURVE_SECRET_KEY_FILE=", "--set", "CURVE_CLIENT_KEYS="]).output().unwrap()
-    }
-
-    fn peer(&self, role: &str, endpoint: &str, keys: &KeyPair, rest: &[&str]) -> Peer {
-        let (server, public, secret) = (z(self.server.public()), z(keys.public()), z(&keys.secret_bytes()));
-        let mut args = vec![role, endpoint, &server, &public, &secret];
-        args.extend_from_slice(rest);
-        spawn_script("curve.py", &args)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use interop::{spawn_script, wait};
 
 /// A TCP relay from a free port to `to` that records every byte either way.
 fn recording_relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {

@@ -10,6 +10,9 @@
 //!   no stray reply drives a count below zero;
 //! - replies are routed by the in pipe's identity known from its connection, not learned from the
 //!   first request, so a fresh broker routes replies from its first second;
+//! - a reply (or a generation-2 ACK) is taken only from the worker its request is in flight at,
+//!   and only for a request this broker took; anything else is counted and dropped, never routed
+//!   (`requests::Stray`). Generation-2 workers name requests by 128-bit random tokens;
 //! - every request taken gets exactly one answer (`requests`): the worker's reply, or
 //!   `EZ_ERR` with NO_SERVICE (no worker in time), BUSY (too many waiting), TIMEOUT (no reply in
 //!   `task_timeout`) or WORKER_LOST (its worker went away more than `max_redispatches` times; before
@@ -29,7 +32,7 @@ use bytes::Bytes;
 pub use self::kept::Kept;
 pub use self::registry::{Generation, Heartbeat, Registry, MAX_TASKS_PER_WORKER, MAX_WORKERS};
 pub use self::requests::{
-    ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, Taken, RECENT_ANSWERS, SWEEP,
+    ack_wait, Expired, KeyHasher, Lookup, RequestKey, Requests, Stray, Taken, Token, RECENT_ANSWERS, SWEEP,
 };
 pub use self::service_stats::{
     Histogram, Reason, ServiceCounters, ServiceStats, Slot, LATENCY_BUCKETS, MAX_TRACKED_SERVICES, OTHER,
@@ -164,6 +167,11 @@ pub struct BrokerStats {
     pub duplicates: u64,
     /// Replies dropped because their request had been answered already.
     pub late_replies: u64,
+    /// Replies dropped because they did not come from the worker holding their request, or
+    /// named a request this broker did not take (never routed).
+    pub replies_refused: u64,
+    /// Generation-2 ACKs dropped for the same reasons.
+    pub acks_refused: u64,
     /// Workers forgotten at once because their connection closed.
     pub workers_left: u64,
     /// Requests answered `EZ_ERR SHUTTING_DOWN`.
@@ -214,6 +222,8 @@ pub struct Broker {
     pub service_stats: ServiceStats,
     /// NO_SERVICE answers are logged at most once per `logging::LOG_INTERVAL`.
     no_service_log: crate::logging::Throttled,
+    /// Stray replies and ACKs likewise.
+    stray_log: crate::logging::Throttled,
 }
 
 impl Broker {
@@ -232,6 +242,7 @@ impl Broker {
             stats: BrokerStats::default(),
             service_stats: ServiceStats::default(),
             no_service_log: crate::logging::Throttled::default(),
+            stray_log: crate::logging::Throttled::default(),
         }
     }
 
@@ -320,7 +331,7 @@ impl Broker {
         match self.requests.lookup(key, &message[1], &message[4]) {
             Lookup::Absent => {
                 let slot = self.service_stats.request(&message[5]);
-                self.route_request(now, key, message, 0, Taken { since: now, slot })
+                self.route_request(now, key, message, 0, Taken::new(now, slot))
             }
             // A retry of a request still waiting or in flight: its one answer is on its way.
             Lookup::Taken => self.stats.duplicates += 1,
@@ -356,29 +367,21 @@ impl Broker {
             m if m == wire::REPLY && message.len() >= 8 && message[6].is_empty() => {
                 let worker = message[1].clone();
                 self.stats.replies += 1;
-                // Our own dispatch or another broker's: release one task either way, at once.
+                let key = self.requests.key(&message[5], &message[7]);
+                let tracked = match self.requests.finish_reply(key, &message[5], &message[7], &worker) {
+                    Ok(tracked) => tracked,
+                    Err(stray) => return self.refuse_reply(stray, &worker, now),
+                };
                 self.registry.release(&worker);
                 if !self.alone {
-                    self.outputs.push_back(Output::Broadcast(vec![
-                        Bytes::from_static(wire::STATE_UNENGAGED),
-                        worker,
-                    ]));
+                    let unengaged = Bytes::from_static(wire::STATE_UNENGAGED);
+                    self.outputs.push_back(Output::Broadcast(vec![unengaged, worker]));
                 }
-                let key = self.requests.key(&message[5], &message[7]);
-                match self.requests.finish_reply(key, &message[5], &message[7]) {
-                    Some(tracked) => {
-                        let latency = now.saturating_duration_since(tracked.taken.since);
-                        self.service_stats.reply(tracked.taken.slot, latency);
-                        // Ours: answered now. Sent more than once, a second reply may follow.
-                        if tracked.attempts > 1 {
-                            self.requests.remember_answered(key);
-                        }
-                    }
-                    None if self.requests.was_answered(&key) => {
-                        self.stats.late_replies += 1;
-                        return;
-                    }
-                    None => {} // another broker's request: routed all the same
+                let latency = now.saturating_duration_since(tracked.taken.since);
+                self.service_stats.reply(tracked.taken.slot, latency);
+                // Answered now. Sent more than once, a second reply may follow.
+                if tracked.attempts > 1 {
+                    self.requests.remember_answered(key);
                 }
                 let Some(in_pipe_identity) = self.in_pipe_identity.clone() else {
                     return self.malformed("reply before the in pipe is known", &message);
@@ -523,7 +526,7 @@ impl Broker {
     /// Sends a taken request again, with its attempts so far.
     fn resend(&mut self, now: Instant, key: RequestKey, tracked: requests::Tracked) {
         let request = tracked.kept.to_request(self.in_pipe_identity.clone().unwrap_or_default());
-        self.route_request(now, key, request, tracked.attempts, tracked.taken);
+        self.route_request(now, key, request, tracked.attempts, tracked.taken_again());
     }
 
     /// Sends again, or answers WORKER_LOST, what `worker` had in flight.
@@ -607,6 +610,17 @@ impl Broker {
             (Generation::One, None) => return,
             (_, pipe) => pipe.unwrap_or_default(),
         };
+        let token = match generation {
+            Generation::One => None,
+            Generation::Two => match self.requests.mint_token() {
+                Some(token) => Some(token),
+                None => {
+                    log::error!("the operating system's random source failed: request answered BUSY");
+                    self.refuse(taken.slot, &request[1], &request[4], Reason::Busy);
+                    return self.requests.remember_answered(key);
+                }
+            },
+        };
         self.registry.engage(&worker, now);
         self.stats.dispatched += 1;
         if attempts > 1 {
@@ -617,11 +631,11 @@ impl Broker {
             Kept::from_request(&request),
             attempts,
             taken,
-            (&worker, generation),
+            (&worker, generation, token),
             now,
         );
-        if generation == Generation::Two {
-            let mut out = vec![worker, Bytes::new(), Bytes::copy_from_slice(&key.token())];
+        if let Some(token) = token {
+            let mut out = vec![worker, Bytes::new(), Bytes::copy_from_slice(token.bytes())];
             out.extend(request.drain(6..));
             return self.outputs.push_back(Output::ToGen2Worker(out));
         }
@@ -649,8 +663,12 @@ impl Broker {
                 self.note_heartbeat(&message[4], &message[0], Generation::Two, now);
                 self.retry_waiting(now, Some(&message[4]));
             }
-            (m, 5) if m == wire::ACK => match RequestKey::from_token(&message[4]) {
-                Some(key) => self.requests.ack(key),
+            (m, 5) if m == wire::ACK => match Token::from_frame(&message[4]) {
+                Some(token) if self.requests.ack(&token, &message[0]) => {}
+                Some(_) => {
+                    self.stats.acks_refused += 1;
+                    self.note_stray(now, "ACK", &message[0]);
+                }
                 None => self.malformed("generation-2 ACK", &message),
             },
             (m, 6..) if m == wire::REPLY => self.gen2_reply(now, message),
@@ -662,18 +680,14 @@ impl Broker {
     /// `[IN_PIPE, CLIENT, "", REQ_ID, "OK" | "SERVICE_ERR", RESULT...]`.
     fn gen2_reply(&mut self, now: Instant, mut message: Message) {
         self.stats.replies += 1;
-        self.registry.release(&message[0]);
-        let Some(key) = RequestKey::from_token(&message[4]) else {
+        let Some(token) = Token::from_frame(&message[4]) else {
             return self.malformed("generation-2 reply", &message);
         };
-        let Some(tracked) = self.requests.finish_key(key) else {
-            if self.requests.was_answered(&key) {
-                self.stats.late_replies += 1;
-            } else {
-                self.malformed("generation-2 reply for no request", &message);
-            }
-            return;
+        let (key, tracked) = match self.requests.finish_token(&token, &message[0]) {
+            Ok(found) => found,
+            Err(stray) => return self.refuse_reply(stray, &message[0], now),
         };
+        self.registry.release(&message[0]);
         if tracked.attempts > 1 {
             self.requests.remember_answered(key);
         }
@@ -745,6 +759,27 @@ impl Broker {
             }
             Heartbeat::Refused => self.stats.workers_refused += 1,
             Heartbeat::Renewed => {}
+        }
+    }
+
+    /// A reply that is not the answer to a request in flight at its sender: late (counted as
+    /// such), or a stray (counted, logged at most once per `LOG_INTERVAL`); never routed.
+    fn refuse_reply(&mut self, stray: Stray, worker: &[u8], now: Instant) {
+        if stray == Stray::Late {
+            self.stats.late_replies += 1;
+            return;
+        }
+        self.stats.replies_refused += 1;
+        self.note_stray(now, "reply", worker);
+    }
+
+    fn note_stray(&mut self, now: Instant, what: &str, worker: &[u8]) {
+        if let Some(count) = self.stray_log.note(now) {
+            log::info!(
+                "{what} from worker {} dropped: no request of ours is in flight at it under that name \
+                 ({count} such since the last line)",
+                printable(worker)
+            );
         }
     }
 

@@ -10,6 +10,10 @@
 //! - Keys the broker answered itself or dispatched more than once are remembered for a while
 //!   (`RECENT_ANSWERS`), so a late or second reply for them is dropped, not forwarded.
 //!
+//! - A reply finishes a request only when it comes from the worker the request was dispatched
+//!   to; a generation-2 worker names its request by a `Token`, 128 bits from the operating
+//!   system's random source, given to that worker alone. Anything else is a stray.
+//!
 //! A plain data structure: the broker decides what to do; this keeps the books. Keys are 64-bit
 //! hashes (seeded per process), so taking and finishing a request allocates nothing for its key;
 //! the kept request itself is compared to tell a rare collision (2^-64 per pair) from a match.
@@ -25,14 +29,24 @@ use super::kept::Kept;
 use super::registry::Generation;
 use super::service_stats::Slot;
 
-/// When a request was taken and where its service is counted: what stays the same across its
-/// dispatches.
+/// When a request was taken and where its service is counted, and the worker it was sent to
+/// before its current dispatch: what it carries from one dispatch to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Taken {
     /// It is answered TIMEOUT `timeout` after this at the latest.
     pub since: Instant,
     /// Where its service is counted.
     pub slot: Slot,
+    /// The generation-1 worker (by its hash) it was dispatched to before it was sent again: that
+    /// worker did get it, so its reply is still an answer (the first reply wins).
+    pub previous: Option<u64>,
+}
+
+impl Taken {
+    /// A request taken at `since`, counted at `slot`, not dispatched yet.
+    pub fn new(since: Instant, slot: Slot) -> Self {
+        Self { since, slot, previous: None }
+    }
 }
 
 /// How many answered keys are remembered to drop late replies.
@@ -45,17 +59,30 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestKey(u64);
 
-impl RequestKey {
-    /// The request id a generation-2 worker is given for this request: unique among the
-    /// requests taken, whatever ids their clients chose.
-    pub fn token(self) -> [u8; 8] {
-        self.0.to_be_bytes()
+/// What a generation-2 worker is given in place of a request id: 16 bytes from the operating
+/// system's random source, unique to one dispatch, so no worker can name another's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token([u8; 16]);
+
+impl Token {
+    /// The token's bytes, as the worker gets them.
+    pub fn bytes(&self) -> &[u8; 16] {
+        &self.0
     }
 
-    /// The key a generation-2 worker's ACK or reply names.
-    pub fn from_token(token: &[u8]) -> Option<Self> {
-        Some(Self(u64::from_be_bytes(token.try_into().ok()?)))
+    /// The token a generation-2 worker's ACK or reply names; `None` unless 16 bytes.
+    pub fn from_frame(frame: &[u8]) -> Option<Self> {
+        Some(Self(frame.try_into().ok()?))
     }
+}
+
+/// Why a reply (or an ACK) is not the answer to a request in flight at its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stray {
+    /// Its request was answered already (or the token was ours, and its request is done).
+    Late,
+    /// Not from a worker the request was sent to, or for a request this broker did not take.
+    Refused,
 }
 
 /// Hashes (client, request id) pairs, and worker ids, with a random per-instance seed, so peers
@@ -91,8 +118,21 @@ pub enum State {
     /// No worker could take it yet; answered NO_SERVICE at `deadline`.
     Waiting { deadline: Instant },
     /// Sent at `at` to the worker whose id hashes to `worker`, which speaks `generation`;
-    /// `acked` once a generation-2 worker said it took it (generation 1 has no ACK: always true).
-    Dispatched { worker: u64, at: Instant, generation: Generation, acked: bool },
+    /// `acked` once a generation-2 worker said it took it (generation 1 has no ACK: always true);
+    /// `token`: what a generation-2 worker was given to name it.
+    Dispatched { worker: u64, at: Instant, generation: Generation, acked: bool, token: Option<Token> },
+}
+
+impl Tracked {
+    /// What it carries to its next dispatch: its `Taken`, with the worker it is at now (a
+    /// generation-1 one) as the previous one.
+    pub fn taken_again(&self) -> Taken {
+        let previous = match self.state {
+            State::Dispatched { worker, generation: Generation::One, .. } => Some(worker),
+            _ => self.taken.previous,
+        };
+        Taken { previous, ..self.taken }
+    }
 }
 
 /// One taken request.
@@ -121,6 +161,11 @@ pub struct Requests {
     last_sweep: Option<Instant>,
     answered: HashSet<RequestKey>,
     answered_order: VecDeque<RequestKey>,
+    /// Every generation-2 token in flight, and the last `RECENT_ANSWERS` retired ones (so a
+    /// late reply is told from a forged one), with their requests' keys.
+    tokens: HashMap<Token, RequestKey>,
+    retired_tokens: VecDeque<Token>,
+    random: crate::random::OsRandom,
 }
 
 impl Requests {
@@ -160,33 +205,65 @@ impl Requests {
         counts
     }
 
-    /// Tracks a request taken at `since` as dispatched to `worker` (attempt `attempts`).
+    /// A new token for a generation-2 dispatch; `None` if the operating system's random source
+    /// failed.
+    pub fn mint_token(&mut self) -> Option<Token> {
+        self.random.take().map(Token)
+    }
+
+    /// Tracks a request taken at `since` as dispatched to `worker` (attempt `attempts`); a
+    /// generation-2 one under `token`.
     pub fn dispatched(
         &mut self,
         key: RequestKey,
         kept: Kept,
         attempts: u32,
         taken: Taken,
-        to: (&[u8], Generation),
+        to: (&[u8], Generation, Option<Token>),
         now: Instant,
     ) {
         self.last_sweep.get_or_insert(now);
-        let (worker, generation) = to;
+        let (worker, generation, token) = to;
         let acked = generation == Generation::One;
-        let state = State::Dispatched { worker: self.hasher.worker(worker), at: now, generation, acked };
+        let worker = self.hasher.worker(worker);
+        if let Some(token) = token {
+            self.tokens.insert(token, key);
+        }
+        let state = State::Dispatched { worker, at: now, generation, acked, token };
         self.tracked.insert(key, Tracked { kept, attempts, taken, state });
     }
 
-    /// A generation-2 worker took `key`.
-    pub fn ack(&mut self, key: RequestKey) {
-        if let Some(Tracked { state: State::Dispatched { acked, .. }, .. }) = self.tracked.get_mut(&key) {
-            *acked = true;
+    /// The request in flight at `worker` under `token`, if there is one.
+    fn by_token(&mut self, token: &Token, worker: &[u8]) -> Result<RequestKey, Stray> {
+        let Some(&key) = self.tokens.get(token) else { return Err(Stray::Refused) };
+        let worker = self.hasher.worker(worker);
+        match self.tracked.get(&key).map(|t| &t.state) {
+            Some(State::Dispatched { token: Some(t), worker: w, .. }) if t == token => {
+                if *w == worker {
+                    Ok(key)
+                } else {
+                    Err(Stray::Refused)
+                }
+            }
+            _ => Err(Stray::Late), // a token we gave, whose request is done
         }
     }
 
-    /// Stops tracking `key` (a generation-2 worker's reply names it by its token).
-    pub fn finish_key(&mut self, key: RequestKey) -> Option<Tracked> {
-        self.finish(key)
+    /// A generation-2 worker says it took the request it knows as `token`: true when that
+    /// request is in flight at that very worker.
+    pub fn ack(&mut self, token: &Token, worker: &[u8]) -> bool {
+        let Ok(key) = self.by_token(token, worker) else { return false };
+        if let Some(Tracked { state: State::Dispatched { acked, .. }, .. }) = self.tracked.get_mut(&key) {
+            *acked = true;
+        }
+        true
+    }
+
+    /// A generation-2 worker's reply under `token`: its request is finished if it is in flight
+    /// at that very worker.
+    pub fn finish_token(&mut self, token: &Token, worker: &[u8]) -> Result<(RequestKey, Tracked), Stray> {
+        let key = self.by_token(token, worker)?;
+        Ok((key, self.finish(key).ok_or(Stray::Refused)?))
     }
 
     /// Tracks a request taken at `since` as waiting for a worker of its service until `deadline`.
@@ -203,23 +280,59 @@ impl Requests {
         self.tracked.insert(key, Tracked { kept, attempts, taken, state });
     }
 
-    /// Stops tracking the request (client, request id) with `key`, if it is this one: a reply
-    /// came for it.
-    pub fn finish_reply(&mut self, key: RequestKey, client: &[u8], req_id: &[u8]) -> Option<Tracked> {
-        let tracked = self.tracked.remove(&key)?;
-        if !tracked.kept.is(client, req_id) {
-            self.tracked.insert(key, tracked); // another request with the same key (2^-64)
-            return None;
+    /// A generation-1 reply from `worker` for (client, request id), whose key is `key`: its
+    /// request is finished if it is in flight at that very worker, or was before it was sent
+    /// again (the first reply wins).
+    pub fn finish_reply(
+        &mut self,
+        key: RequestKey,
+        client: &[u8],
+        req_id: &[u8],
+        worker: &[u8],
+    ) -> Result<Tracked, Stray> {
+        let worker = self.hasher.worker(worker);
+        match self.tracked.get(&key) {
+            Some(t) if t.kept.is(client, req_id) => {
+                let holds = matches!(t.state, State::Dispatched { worker: w, .. } if w == worker);
+                if holds || t.taken.previous == Some(worker) {
+                    self.finish(key).ok_or(Stray::Refused)
+                } else {
+                    Err(Stray::Refused) // a worker it was never sent to
+                }
+            }
+            Some(_) => Err(Stray::Refused), // another request with the same key (2^-64)
+            None if self.was_answered(&key) => Err(Stray::Late),
+            None => Err(Stray::Refused),
         }
-        self.unlist(key, &tracked);
-        Some(tracked)
     }
 
     /// Stops tracking `key`; returns what was tracked.
     fn finish(&mut self, key: RequestKey) -> Option<Tracked> {
         let tracked = self.tracked.remove(&key)?;
         self.unlist(key, &tracked);
+        self.retire_token(&tracked);
         Some(tracked)
+    }
+
+    /// Takes every request `pred` picks out of the books, in dispatch order.
+    fn extract(&mut self, pred: impl Fn(&Tracked) -> bool) -> Vec<(RequestKey, Tracked)> {
+        let mut taken: Vec<_> = self.tracked.extract_if(|_, t| pred(t)).collect();
+        taken.sort_by_key(|(_, t)| dispatched_at(t));
+        for (_, tracked) in &taken {
+            self.retire_token(tracked);
+        }
+        taken
+    }
+
+    /// A request left the books: its token, if it had one, is remembered as retired for a while.
+    fn retire_token(&mut self, tracked: &Tracked) {
+        let State::Dispatched { token: Some(token), .. } = tracked.state else { return };
+        self.retired_tokens.push_back(token);
+        if self.retired_tokens.len() > RECENT_ANSWERS {
+            if let Some(old) = self.retired_tokens.pop_front() {
+                self.tokens.remove(&old);
+            }
+        }
     }
 
     /// Takes a waiting request's `key` out of its service's FIFO.
@@ -255,17 +368,13 @@ impl Requests {
     /// Every request in flight at `worker`, in dispatch order, taken out of the books.
     pub fn take_worker(&mut self, worker: &[u8]) -> Vec<(RequestKey, Tracked)> {
         let worker = self.hasher.worker(worker);
-        let at_worker = |t: &Tracked| matches!(t.state, State::Dispatched { worker: w, .. } if w == worker);
-        let mut taken: Vec<_> = self.tracked.extract_if(|_, t| at_worker(t)).collect();
-        taken.sort_by_key(|(_, t)| dispatched_at(t));
-        taken
+        self.extract(|t| matches!(t.state, State::Dispatched { worker: w, .. } if w == worker))
     }
 
     /// Forgets every request, waiting and in flight, without an answer (the broker can no
     /// longer answer them or vouch for them; their clients retry elsewhere).
     pub fn forget_all(&mut self) -> usize {
-        let count = self.tracked.len();
-        self.tracked.clear();
+        let count = self.extract(|_| true).len();
         self.waiting.clear();
         (self.waiting_count, self.waiting_bytes, self.last_sweep) = (0, 0, None);
         count
@@ -273,14 +382,12 @@ impl Requests {
 
     /// Forgets the requests in flight at generation-1 workers without an answer.
     pub fn forget_generation_1(&mut self) -> usize {
-        let gen1 = |t: &Tracked| matches!(t.state, State::Dispatched { generation: Generation::One, .. });
-        self.tracked.extract_if(|_, t| gen1(t)).count()
+        self.extract(|t| matches!(t.state, State::Dispatched { generation: Generation::One, .. })).len()
     }
 
     /// Every request in flight, in dispatch order, taken out of the books.
     pub fn take_in_flight(&mut self) -> Vec<(RequestKey, Tracked)> {
-        let mut taken: Vec<_> = self.tracked.extract_if(|_, t| dispatched_at(t).is_some()).collect();
-        taken.sort_by_key(|(_, t)| dispatched_at(t));
+        let taken = self.extract(|t| dispatched_at(t).is_some());
         self.last_sweep = None;
         taken
     }
@@ -336,19 +443,15 @@ impl Requests {
         if self.last_sweep.is_none_or(|at| now.saturating_duration_since(at) < SWEEP) {
             return Expired { waited, ..Expired::default() };
         }
-        let late = |t: &Tracked| {
+        let timed_out = self.extract(|t| {
             dispatched_at(t).is_some() && now.saturating_duration_since(t.taken.since) >= timeout
-        };
-        let mut timed_out: Vec<_> = self.tracked.extract_if(|_, t| late(t)).collect();
-        timed_out.sort_by_key(|(_, t)| dispatched_at(t));
-        let unacked = |t: &Tracked| match t.state {
+        });
+        let not_acked = self.extract(|t| match t.state {
             State::Dispatched { at, acked: false, .. } => {
                 now.saturating_duration_since(at) >= ack_wait(t.attempts)
             }
             _ => false,
-        };
-        let mut not_acked: Vec<_> = self.tracked.extract_if(|_, t| unacked(t)).collect();
-        not_acked.sort_by_key(|(_, t)| dispatched_at(t));
+        });
         self.last_sweep = (self.in_flight() > 0).then_some(now);
         Expired { waited, timed_out, not_acked }
     }

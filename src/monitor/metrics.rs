@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use crate::broker::{Reason, ServiceCounters, LATENCY_BUCKETS, OTHER};
+use crate::door::Door;
 use crate::node::snapshot::{display_name, Snapshot};
 
 /// The `Content-Type` of the exposition.
@@ -164,13 +165,34 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     for pipe in &s.pipes {
         w.sample("ezarch_pipe_dropped_total", &[("pipe", pipe.name)], pipe.stats.dropped);
     }
+    let refused = &s.refusals;
     w.family(
         "ezarch_forbidden_total",
         "counter",
         "Refused by CURVE_PERMISSIONS: client requests, worker heartbeats.",
     );
-    w.sample("ezarch_forbidden_total", &[("what", "request")], s.forbidden.0);
-    w.sample("ezarch_forbidden_total", &[("what", "heartbeat")], s.forbidden.1);
+    w.sample("ezarch_forbidden_total", &[("what", "request")], refused.clients.forbidden);
+    w.sample("ezarch_forbidden_total", &[("what", "heartbeat")], refused.workers.forbidden);
+    w.family(
+        "ezarch_refusals_total",
+        "counter",
+        "What the security model refused, by reason and door (README: Security model).",
+    );
+    let mut refusal = |reason: &str, door: &str, value: u64| {
+        w.sample("ezarch_refusals_total", &[("reason", reason), ("door", door)], value);
+    };
+    refusal("curve_not_allowed", "any", refused.curve_not_allowed);
+    for door in Door::ALL {
+        refusal("curve_wrong_door", door.label(), refused.curve_wrong_door[door.index()]);
+    }
+    refusal("forbidden", "clients", refused.clients.forbidden);
+    refusal("forbidden", "workers", refused.workers.forbidden);
+    refusal("identity_taken", "workers", refused.workers.identity_taken);
+    refusal("dispatch_dropped", "workers", refused.workers.dispatch_dropped);
+    if let Some(b) = &s.broker {
+        refusal("reply_refused", "workers", b.stats.replies_refused);
+        refusal("ack_refused", "workers", b.stats.acks_refused);
+    }
     let (monitor, _) = s.monitor;
     w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses);
     let dropped = monitor.evicted + monitor.timed_out;

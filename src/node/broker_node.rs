@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, BrokerConfig, Output};
 use crate::config::Config;
+use crate::pipe::{Gate, Verdict};
 use crate::reactor::{Error, PeerEvent, Reactor, SocketId};
 use crate::socket::{SocketOptions, SocketType};
 use zmtp::curve::Curve;
@@ -202,7 +203,9 @@ impl BrokerNode {
     }
 
     /// Feeds the broker what its sockets read and sends what it emits; returns messages moved.
-    pub fn drive(&mut self, reactor: &mut Reactor, now: Instant) -> u64 {
+    /// `gate` (the worker door's, with `CURVE_PERMISSIONS`) checks the generation-2 workers'
+    /// messages and the dispatches to them as it checks the worker pipe's.
+    pub fn drive(&mut self, reactor: &mut Reactor, now: Instant, mut gate: Option<&mut Gate>) -> u64 {
         let mut moved = 0;
         if let Some(sub) = waiting(reactor, Some(self.state_sub)) {
             while let Some(m) = reactor.recv(sub) {
@@ -218,8 +221,15 @@ impl BrokerNode {
         }
         if let Some(router) = waiting(reactor, self.gen2_router) {
             while let Some(m) = reactor.recv(router) {
-                self.broker.handle_gen2_worker(now, m);
                 moved += 1;
+                let m = match gate.as_deref_mut() {
+                    None => m,
+                    Some(g) => match g.check(reactor, router, m, now) {
+                        Verdict::Pass(m) => m,
+                        Verdict::Refuse(_) => continue,
+                    },
+                };
+                self.broker.handle_gen2_worker(now, m);
             }
         }
         if let Some(router) = waiting(reactor, self.in_router) {
@@ -233,7 +243,13 @@ impl BrokerNode {
                 Output::ToClient(m) => (self.in_router, m),
                 Output::ToWorker(m) => (Some(self.worker_router), m),
                 Output::Broadcast(m) => (Some(self.state_dealer), m),
-                Output::ToGen2Worker(m) => (self.gen2_router, m),
+                Output::ToGen2Worker(m) => {
+                    let router = self.gen2_router;
+                    let refused = router
+                        .zip(gate.as_deref_mut())
+                        .is_some_and(|(r, g)| !g.check_dispatch(reactor, r, &m, now));
+                    (router.filter(|_| !refused), m)
+                }
                 Output::Management(m) => {
                     self.management.push(m);
                     continue;

@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::snapshot::{uptime, BrokerSnapshot, PipeSnapshot, ServiceSnapshot, Snapshot};
+use super::snapshot::{uptime, BrokerSnapshot, PipeSnapshot, Refusals, ServiceSnapshot, Snapshot};
 use super::Node;
 use crate::broker::wire;
+use crate::door::Door;
 use crate::socket::Message;
 
 /// The management services the node answers.
@@ -43,20 +44,28 @@ impl Node {
             memory_budget: reactor.limits().memory_budget,
             messages: reactor.total_socket_stats(),
             monitor: reactor.plain_stats(),
-            forbidden: self.forbidden(),
+            refusals: self.refusals(),
         }
     }
 
-    /// Requests answered FORBIDDEN and heartbeats dropped by the pipes' permission gates.
-    fn forbidden(&self) -> (u64, u64) {
-        let mut counts = (0, 0);
+    /// What the handshakes and the doors' gates refused.
+    fn refusals(&self) -> Refusals {
+        let handshakes = self.security.refusals();
+        let mut refusals = Refusals {
+            curve_not_allowed: handshakes.not_allowed(),
+            curve_wrong_door: Door::ALL.map(|door| handshakes.at(door)),
+            ..Refusals::default()
+        };
         for gate in self.forwarders.iter().filter_map(|f| f.gate.as_ref()) {
-            match gate.door {
-                crate::pipe::Door::Clients => counts.0 += gate.refused,
-                crate::pipe::Door::Workers => counts.1 += gate.refused,
-            }
+            let stats = match gate.door {
+                Door::Clients => &mut refusals.clients,
+                _ => &mut refusals.workers,
+            };
+            stats.forbidden += gate.stats.forbidden;
+            stats.identity_taken += gate.stats.identity_taken;
+            stats.dispatch_dropped += gate.stats.dispatch_dropped;
         }
-        counts
+        refusals
     }
 
     /// Answers the management requests the broker handed over; returns how many.

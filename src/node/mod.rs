@@ -12,6 +12,7 @@ pub mod snapshot;
 
 pub use self::broker_node::BrokerNode;
 use crate::config::Config;
+use crate::door::Door;
 use crate::monitor::Health;
 use crate::pipe::{broker_facing_options, Forwarder, PipeMode};
 use crate::reactor::{fd_limit, Error, Limits, PeerEvent, Reactor, SocketId};
@@ -47,13 +48,15 @@ pub struct Node {
     pub shutdown_grace: Duration,
     /// How long a broker attached to one of our pipes may stay silent before it is dropped.
     pub broker_silence: Duration,
+    /// WORKER_LIFETIME_S: how long a worker identity's claim lasts past its heartbeat.
+    worker_lifetime: Duration,
     /// Each forwarder's name (`in`, `worker`, `broker`, `pipe`), for stats.
     pipe_names: Vec<&'static str>,
     started: Instant,
     /// Stopping: new requests are answered SHUTTING_DOWN and `/healthz` says 503.
     draining: bool,
     /// CURVE for listeners and connections, and the allowlist SIGHUP reloads.
-    security: Security,
+    pub(crate) security: Security,
     /// Set by SIGHUP: reload the allowlist.
     reload: Option<&'static AtomicBool>,
 }
@@ -64,20 +67,22 @@ impl Node {
         let mut node = Self::empty(limits(config))?;
         node.security = security.clone();
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
+        node.worker_lifetime = config.seconds("WORKER_LIFETIME_S");
         let [in_pipe, worker_pipe, broker_pipe] = [
-            ("in", PipeMode::RouterDealer, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
-            ("worker", PipeMode::RouterDealer, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
-            ("broker", PipeMode::RouterPub, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"),
+            ("in", PipeMode::RouterDealer, Door::Clients, "IN_PIPE_PORT_A", "IN_PIPE_PORT_B"),
+            ("worker", PipeMode::RouterDealer, Door::Workers, "WORKER_PIPE_PORT_A", "WORKER_PIPE_PORT_B"),
+            ("broker", PipeMode::RouterPub, Door::Brokers, "BROKER_PIPE_PORT_A", "BROKER_BROADCAST_PORT"),
         ]
-        .map(|(name, mode, front, back)| {
+        .map(|(name, mode, door, front, back)| {
             let endpoints = (config.bind_endpoint(front), config.bind_endpoint(back));
-            node.add_pipe(name, mode, (front, &endpoints.0), (back, &endpoints.1))
+            node.add_pipe(name, mode, door, (front, &endpoints.0), (back, &endpoints.1))
         });
         let (in_pipe, worker_pipe, broker_pipe) = (in_pipe?, worker_pipe?, broker_pipe?);
         let mut broker = node.add_broker(config)?;
         broker.attach_in_memory(&mut node.reactor, in_pipe.1, worker_pipe.1, broker_pipe.0, broker_pipe.1)?;
         if config.port("GEN2_WORKER_PORT") > 0 {
-            let options = SocketOptions { curve: node.security.server(), ..SocketOptions::default() };
+            let curve = node.security.server(Door::Workers);
+            let options = SocketOptions { curve, door: Some(Door::Workers), ..SocketOptions::default() };
             let router = node.reactor.socket(SocketType::Router, options)?;
             let endpoint = config.bind_endpoint("GEN2_WORKER_PORT");
             let addr = node
@@ -91,17 +96,18 @@ impl Node {
         node.worker_front = Some(worker_pipe.0);
         node.broker_pipe = Some(broker_pipe);
         node.set_reply_affinity(worker_pipe.0);
-        node.set_gate(in_pipe.0, crate::pipe::Door::Clients);
-        node.set_gate(worker_pipe.0, crate::pipe::Door::Workers);
+        node.set_gate(in_pipe.0, Door::Clients);
+        node.set_gate(worker_pipe.0, Door::Workers);
         node.monitor_if(config, true)?;
         Ok(node)
     }
 
-    /// `ezarch pipe`: one forwarder, its ROUTER bound at `front`, its DEALER or PUB at `back`.
-    /// With `reply_affinity` (a worker pipe), replies go to the broker that dispatched them.
+    /// `ezarch pipe`: one forwarder, its ROUTER bound at `front` as `front_door` (its DEALER or
+    /// PUB at `back` is a broker door). With `reply_affinity` (a worker pipe), replies go to the
+    /// broker that dispatched them.
     pub fn pipe(
         mode: PipeMode,
-        front: &str,
+        (front, front_door): (&str, Door),
         back: &str,
         config: &Config,
         reply_affinity: bool,
@@ -110,19 +116,24 @@ impl Node {
         let mut node = Self::empty(limits(config))?;
         node.security = security.clone();
         node.broker_silence = config.millis("BROKER_SILENCE_MS");
-        let (front, _) = node.add_pipe("pipe", mode, ("front", front), ("back", back))?;
+        node.worker_lifetime = config.seconds("WORKER_LIFETIME_S");
+        let (front, _) = node.add_pipe("pipe", mode, front_door, ("front", front), ("back", back))?;
         if reply_affinity {
             node.set_reply_affinity(front);
+        }
+        if front_door != Door::Brokers {
+            node.set_gate(front, front_door);
         }
         node.monitor_if(config, false)?;
         Ok(node)
     }
 
     /// The pipe whose ROUTER is `front` checks each sender's permissions, when there are any.
-    fn set_gate(&mut self, front: SocketId, door: crate::pipe::Door) {
+    fn set_gate(&mut self, front: SocketId, door: Door) {
         let Some(permissions) = self.security.permissions() else { return };
+        let lifetime = self.worker_lifetime;
         if let Some(forwarder) = self.forwarders.iter_mut().find(|f| f.front == front) {
-            forwarder.gate = Some(crate::pipe::Gate { door, permissions, refused: 0 });
+            forwarder.gate = Some(crate::pipe::Gate::new(door, permissions, lifetime));
         }
     }
 
@@ -153,6 +164,7 @@ impl Node {
             bound: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             broker_silence: Duration::ZERO,
+            worker_lifetime: Duration::from_secs(9),
             pipe_names: Vec::new(),
             started: Instant::now(),
             draining: false,
@@ -161,24 +173,24 @@ impl Node {
         })
     }
 
-    /// Binds a forwarder's two sockets (`(label, endpoint)` each); returns their ids.
+    /// Binds a forwarder's two sockets (`(label, endpoint)` each), its front as `front_door`
+    /// and its back as a broker door; returns their ids.
     fn add_pipe(
         &mut self,
         name: &'static str,
         mode: PipeMode,
+        front_door: Door,
         front: (&str, &str),
         back: (&str, &str),
     ) -> Result<(SocketId, SocketId), Error> {
-        let curve = self.security.server();
-        let options = |facing: bool| {
-            let options = match facing {
-                true => broker_facing_options(self.broker_silence),
-                false => SocketOptions::default(),
+        let options = |door: Door| {
+            let options = match door {
+                Door::Brokers => broker_facing_options(self.broker_silence),
+                _ => SocketOptions::default(),
             };
-            SocketOptions { curve: curve.clone(), ..options }
+            SocketOptions { curve: self.security.server(door), door: Some(door), ..options }
         };
-        let (front_faces, back_faces) = mode.broker_facing();
-        let (front_options, back_options) = (options(front_faces), options(back_faces));
+        let (front_options, back_options) = (options(front_door), options(Door::Brokers));
         let forwarder = Forwarder::with_options(&mut self.reactor, mode, &front_options, &back_options)?;
         for (socket, (label, endpoint)) in [(forwarder.front, front), (forwarder.back, back)] {
             let addr =
@@ -335,11 +347,13 @@ impl Node {
         for _ in 0..64 {
             let mut moved = 0;
             for forwarder in &mut self.forwarders {
-                moved += forwarder.pump(&mut self.reactor);
+                moved += forwarder.pump(&mut self.reactor, now);
             }
             moved += self.reactor.transfer() as u64;
             if let Some(b) = &mut self.broker {
-                moved += b.drive(&mut self.reactor, now);
+                let worker_front = self.worker_front;
+                let gate = self.forwarders.iter_mut().find(|f| Some(f.front) == worker_front);
+                moved += b.drive(&mut self.reactor, now, gate.and_then(|f| f.gate.as_mut()));
             }
             moved += self.answer_management();
             moved += self.reactor.transfer() as u64;
@@ -356,7 +370,15 @@ impl Node {
     fn monitor_if(&mut self, config: &Config, by_default: bool) -> Result<(), Error> {
         let set = by_default || config.source("MONITOR_PORT") != crate::config::Source::Default;
         if set && config.port("MONITOR_PORT") > 0 {
-            self.listen_monitor(&config.bind_endpoint("MONITOR_PORT"))?;
+            self.listen_monitor(&config.monitor_endpoint())?;
+            if !crate::config::is_loopback(config.get("MONITOR_BIND_ADDRESS")) {
+                log::warn!(
+                    "MONITOR_BIND_ADDRESS {} is not loopback: /metrics and /healthz have no \
+                     authentication, and /metrics names every service and its counts to anyone who \
+                     reaches it",
+                    config.get("MONITOR_BIND_ADDRESS")
+                );
+            }
         }
         Ok(())
     }

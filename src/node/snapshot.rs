@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use super::json::Json;
 use crate::broker::{BrokerStats, Reason, ServiceCounters};
-use crate::pipe::PipeStats;
+use crate::door::Door;
+use crate::pipe::{GateStats, PipeStats};
 use crate::reactor::{PlainStats, ReactorStats};
 use crate::socket::SocketStats;
 
@@ -85,8 +86,23 @@ pub struct Snapshot {
     pub messages: SocketStats,
     /// The HTTP monitor's counters and open connections.
     pub monitor: (PlainStats, usize),
-    /// Client requests answered FORBIDDEN and worker heartbeats dropped by `CURVE_PERMISSIONS`.
-    pub forbidden: (u64, u64),
+    /// What the security model refused, by reason.
+    pub refusals: Refusals,
+}
+
+/// Every refusal of the security model (README, "Security model"), by reason.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refusals {
+    /// CURVE handshakes refused: the key is not in `CURVE_CLIENT_KEYS`.
+    pub curve_not_allowed: u64,
+    /// CURVE handshakes refused at a door whose `CURVE_PERMISSIONS` rule the key lacks, per
+    /// door (`Door::index`).
+    pub curve_wrong_door: [u64; 3],
+    /// What the client door's gate refused (`forbidden`: requests answered FORBIDDEN).
+    pub clients: GateStats,
+    /// What the worker doors' gate refused (`forbidden`: heartbeats for services the key may
+    /// not serve; `identity_taken`, `dispatch_dropped`).
+    pub workers: GateStats,
 }
 
 impl Snapshot {
@@ -136,10 +152,26 @@ impl Snapshot {
             .number("peers_failed", m.peers_failed)
             .end_object();
         json.object("bytes").number("read", r.bytes_read).number("written", r.bytes_written).end_object();
+        let refused = &self.refusals;
         json.object("forbidden")
-            .number("requests", self.forbidden.0)
-            .number("heartbeats", self.forbidden.1)
+            .number("requests", refused.clients.forbidden)
+            .number("heartbeats", refused.workers.forbidden)
             .end_object();
+        json.object("refusals").number("curve_not_allowed", refused.curve_not_allowed);
+        json.object("curve_wrong_door");
+        for door in Door::ALL {
+            json.number(door.label(), refused.curve_wrong_door[door.index()]);
+        }
+        json.end_object()
+            .number("forbidden_requests", refused.clients.forbidden)
+            .number("forbidden_heartbeats", refused.workers.forbidden)
+            .number("identity_taken", refused.workers.identity_taken)
+            .number("dispatch_dropped", refused.workers.dispatch_dropped);
+        if let Some(b) = &self.broker {
+            json.number("replies_refused", b.stats.replies_refused)
+                .number("acks_refused", b.stats.acks_refused);
+        }
+        json.end_object();
         json.object("memory")
             .number("used", self.memory_used as u64)
             .number("budget", self.memory_budget as u64)

@@ -13,9 +13,13 @@
 
 mod affinity;
 mod gate;
+mod owners;
 
 pub use self::affinity::Affinity;
-pub use self::gate::{Door, Gate, Verdict};
+pub use self::gate::{Gate, GateStats, Verdict};
+pub use self::owners::{Claim, Owners, MAX_OWNERS};
+
+use std::time::Instant;
 
 use crate::reactor::{Error, Reactor, SocketId};
 use crate::socket::{Message, PeerKey, SendError, SocketOptions, SocketType};
@@ -27,17 +31,6 @@ pub enum PipeMode {
     RouterDealer,
     /// Front ROUTER, back PUB: the broker pipe.
     RouterPub,
-}
-
-impl PipeMode {
-    /// Which of the pipe's sockets brokers attach to: (front, back). The in and worker pipes'
-    /// DEALER; both sockets of the broker pipe.
-    pub fn broker_facing(self) -> (bool, bool) {
-        match self {
-            PipeMode::RouterDealer => (false, true),
-            PipeMode::RouterPub => (true, true),
-        }
-    }
 }
 
 /// Options for a socket that brokers attach to: ZMTP heartbeats that close a broker silent for
@@ -117,18 +110,22 @@ impl Forwarder {
     }
 
     /// Forwards everything that can move now, both ways; returns how many messages moved.
-    pub fn pump(&mut self, reactor: &mut Reactor) -> u64 {
+    pub fn pump(&mut self, reactor: &mut Reactor, now: Instant) -> u64 {
         if self.stalled.is_none() && !reactor.has_inbound(self.front) && !reactor.has_inbound(self.back) {
             return 0; // the common case in `ezarch up`, where the node asks every pipe every pass
         }
         let before = self.stats.forwarded_in + self.stats.forwarded_out;
-        self.pump_front_to_back(reactor);
+        self.pump_front_to_back(reactor, now);
         if self.mode == PipeMode::RouterDealer {
             // Every dispatch is remembered, even with one broker attached: another may attach
             // before the reply comes, and the reply must not go to it.
             while let Some((from, message)) = reactor.recv_from(self.back) {
                 if let Some(affinity) = &mut self.affinity {
                     affinity.note_dispatch(from, &message);
+                }
+                if self.gate.as_mut().is_some_and(|g| !g.check_dispatch(reactor, self.front, &message, now)) {
+                    self.stats.dropped += 1;
+                    continue;
                 }
                 match reactor.send(self.front, message) {
                     Ok(()) => self.stats.forwarded_out += 1,
@@ -139,7 +136,7 @@ impl Forwarder {
         self.stats.forwarded_in + self.stats.forwarded_out - before
     }
 
-    fn pump_front_to_back(&mut self, reactor: &mut Reactor) {
+    fn pump_front_to_back(&mut self, reactor: &mut Reactor, now: Instant) {
         loop {
             let next = self.stalled.take().or_else(|| {
                 let message = reactor.recv(self.front)?;
@@ -149,7 +146,7 @@ impl Forwarder {
             let Some((to, message)) = next else { return };
             let message = match &mut self.gate {
                 None => message,
-                Some(gate) => match gate.check(reactor, self.front, message) {
+                Some(gate) => match gate.check(reactor, self.front, message, now) {
                     Verdict::Pass(message) => message,
                     Verdict::Refuse(answer) => {
                         if let Some(answer) = answer {

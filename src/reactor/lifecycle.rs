@@ -245,20 +245,31 @@ impl Reactor {
             self.stats.curve_refused += 1;
         }
         let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
-        if reason.is_failure() {
+        let curve_client = matches!(entry.options.curve, Some(zmtp::curve::Curve::Client { .. }));
+        let handshaking = curve_client && !conn.session.is_ready();
+        // The server refused our key with an ERROR: said below, once per doubling.
+        let refused = handshaking && matches!(&reason, CloseReason::Protocol(zmtp::Error::PeerError { .. }));
+        if reason.is_failure() && !refused {
             entry.socket.stats_mut().peers_failed += 1;
             log::info!("closing connection {addr}: {reason}");
         } else {
             log::debug!("connection {addr} closed: {reason}");
         }
         let mut connector = conn.connector.and_then(|ck| self.connectors.get_mut(ck.0).map(|c| (ck, c)));
-        let curve_client = matches!(entry.options.curve, Some(zmtp::curve::Curve::Client { .. }));
-        let unfinished = curve_client && !conn.session.is_ready() && !reason.is_failure();
+        let unfinished = handshaking && (refused || !reason.is_failure());
         if let Some((_, c)) = connector.as_mut().filter(|_| unfinished) {
-            // A CURVE server that cannot open our HELLO or vouch (libzmq) just closes: say so,
-            // at the 1st, 2nd, 4th, 8th... failure in a row.
+            // A CURVE server that cannot open our HELLO or vouch (libzmq) just closes; one that
+            // does not let our key in says ERROR. Say which, at the 1st, 2nd, 4th, 8th...
+            // failure in a row.
             c.curve_failures += 1;
-            if c.curve_failures.is_power_of_two() {
+            if c.curve_failures.is_power_of_two() && refused {
+                log::warn!(
+                    "CURVE handshake with {addr} refused {} time(s) in a row ({reason}): the server \
+                     does not let this key in at that port; check CURVE_CLIENT_KEYS and \
+                     CURVE_PERMISSIONS there (README: Security model)",
+                    c.curve_failures
+                );
+            } else if c.curve_failures.is_power_of_two() {
                 log::warn!(
                     "CURVE handshake with {addr} failed {} time(s) in a row ({reason}): check that \
                      CURVE_SERVER_KEY is that server's public key and that it allows this key",

@@ -75,6 +75,9 @@ pub struct SocketOptions {
     /// binds and authenticates clients, `Curve::Client` with the server's key for one that
     /// connects. `None`: NULL (no security).
     pub curve: Option<zmtp::curve::Curve>,
+    /// Which door of the node this socket's listeners are, for connection slots
+    /// (`reactor::Admission`); `None` for the shared slots only.
+    pub door: Option<crate::door::Door>,
 }
 
 impl Default for SocketOptions {
@@ -95,6 +98,7 @@ impl Default for SocketOptions {
             queue_bytes: DEFAULT_QUEUE_BYTES,
             dealer_reroute: false,
             curve: None,
+            door: None,
         }
     }
 }

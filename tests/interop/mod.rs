@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod keys;
 pub mod node;
 
 use ezarch::reactor::{Reactor, SocketId};

@@ -49,7 +49,7 @@ impl Link {
     }
 
     /// A handshake command from the peer; `ours` is our metadata for INITIATE or READY. A
-    /// refused client key gets an ERROR command to send before the connection closes.
+    /// refused client key gets an ERROR command ("400") to send before the connection closes.
     pub fn on_handshake_command(
         &mut self,
         body: &[u8],
@@ -69,7 +69,9 @@ impl Link {
                 Ok(Progress { send: reply.into_iter().collect(), done: Some(established.metadata) })
             }
             Err(e @ Error::Curve(CurveError::Unauthorized { .. })) => {
-                let refusal = Progress { send: vec![error_command(b"Authentication failed")], done: None };
+                // "400", as libzmq's ZAP denials say: a libzmq client then reports
+                // ZMQ_EVENT_HANDSHAKE_FAILED_AUTH with status 400 to its monitor.
+                let refusal = Progress { send: vec![error_command(b"400")], done: None };
                 Err((refusal, e))
             }
             Err(e) => Err((Progress::default(), e)),
