@@ -64,6 +64,8 @@ impl Node {
             let mut command = Command::new(env!("CARGO_BIN_EXE_ezarch"));
             // No generation-2 port (by environment: an older build given as a baseline ignores it).
             command.args(&flags).args(args).env("GEN2_WORKER_PORT", "0").env("MONITOR_PORT", "0");
+            // The idle crowd comes from one address: its share must hold it.
+            command.env("MAX_CONNECTIONS_PER_ADDRESS", (IDLE_CONNECTIONS + 1000).to_string());
             Logged::spawn(&mut command)
         };
         let up = ezarch(&["up"]);

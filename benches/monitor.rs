@@ -52,6 +52,7 @@ fn snapshot(services: usize) -> Snapshot {
         messages: Default::default(),
         monitor: (Default::default(), 1),
         refusals: Default::default(),
+        handshaking: 0,
     }
 }
 

@@ -158,6 +158,12 @@ pub const SETTINGS: &[Setting] = &[
         "TCP connections one process holds; more are accepted and closed at once",
     ),
     setting(
+        "MAX_CONNECTIONS_PER_ADDRESS",
+        "1024",
+        number(1, 1_000_000, "connections"),
+        "connections one source address (an IPv6 /64) may hold; beyond it its oldest still in their handshake close, then new ones are refused",
+    ),
+    setting(
         "INBOUND_BUDGET_MB",
         "256",
         number(1, 1_048_576, "MiB"),

@@ -118,28 +118,55 @@ fn a_data_frame_before_ready_closes_the_connection_at_its_header() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_accepted_closed_and_counted() {
+fn connections_beyond_the_limit_make_room_by_closing_the_oldest_handshakes_or_are_refused() {
     let mut reactor = Reactor::with_limits(Limits { max_connections: 5, ..Limits::default() }).unwrap();
     let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    // Eight silent connections: each past the fifth closes the oldest still in its handshake.
     let streams: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    let settled =
-        reactor.run_until(Duration::from_secs(20), |r| r.reactor_stats().connections_refused == 3).unwrap();
+    let settled = reactor
+        .run_until(Duration::from_secs(20), |r| r.reactor_stats().admission.evicted_handshaking == 3)
+        .unwrap();
     assert!(settled, "{:?}", reactor.reactor_stats());
-    assert_eq!(reactor.connection_count(), 5);
-    // The refused three see the end of the stream at once; the five get our greeting.
-    let mut ended = 0;
-    for mut stream in streams.iter() {
+    assert_eq!((reactor.connection_count(), reactor.reactor_stats().connections_refused), (5, 0));
+    // The three oldest see our greeting, then the end of the stream.
+    for mut stream in &streams[..3] {
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = [0u8; 64];
-        ended += usize::from(matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+        let mut rest = Vec::new();
+        assert!(stream.read_to_end(&mut rest).is_ok(), "an evicted connection was not closed");
     }
-    assert_eq!(ended, 3);
     drop(streams);
+    assert!(reactor.run_until(Duration::from_secs(20), |r| r.connection_count() == 0).unwrap());
+    // Five peers that finish their handshake hold their slots: three more are refused.
+    let peers: Vec<RawPeer> = (0..5).map(|_| RawPeer::connect(&addr, SocketType::Dealer)).collect();
+    assert!(reactor.run_until(Duration::from_secs(20), |r| r.peer_count(router) == 5).unwrap());
+    let late: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let refused =
+        reactor.run_until(Duration::from_secs(20), |r| r.reactor_stats().connections_refused == 3).unwrap();
+    assert!(refused, "{:?}", reactor.reactor_stats());
+    assert_eq!(reactor.reactor_stats().admission.refused_full, 3);
+    drop((peers, late));
     assert!(reactor.run_until(Duration::from_secs(20), |r| r.connection_count() == 0).unwrap());
     // With room again, a real peer is served.
     let mut good = spawn("dealer_echo", &format!("tcp://{addr}"), &["good", "5", "16,1000"]);
     interop::drive(&mut reactor, &mut [&mut good], Duration::from_secs(30), |r| echo(r, router));
     good.ok_line();
+}
+
+#[test]
+fn one_address_holds_at_most_its_share_of_connections() {
+    let limits = Limits { per_address: 4, ..Limits::default() };
+    let mut reactor = Reactor::with_limits(limits).unwrap();
+    let (router, addr) = listening(&mut reactor, SocketType::Router, SocketOptions::default());
+    let peers: Vec<RawPeer> = (0..4).map(|_| RawPeer::connect(&addr, SocketType::Dealer)).collect();
+    assert!(reactor.run_until(Duration::from_secs(20), |r| r.peer_count(router) == 4).unwrap());
+    let late: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let refused = reactor
+        .run_until(Duration::from_secs(20), |r| r.reactor_stats().admission.refused_per_address == 2)
+        .unwrap();
+    assert!(refused, "{:?}", reactor.reactor_stats());
+    let from = peers[0].stream.local_addr().unwrap();
+    assert_eq!((reactor.connection_count(), reactor.connections_from(from)), (4, 4));
+    drop((peers, late));
 }
 
 /// A raw DEALER peer that completes its handshake, then sends the 9-byte header of a frame of

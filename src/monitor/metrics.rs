@@ -89,8 +89,9 @@ pub fn render(snapshot: &Snapshot) -> String {
 
 fn node_metrics(w: &mut Writer, s: &Snapshot) {
     let (r, m) = (&s.reactor, &s.messages);
-    let gauges: [(&str, &str, usize); 4] = [
+    let gauges: [(&str, &str, usize); 5] = [
         ("ezarch_connections", "TCP connections open (ZMTP).", s.connections),
+        ("ezarch_connections_handshaking", "Accepted connections still in their handshake.", s.handshaking),
         ("ezarch_connections_max", "MAX_CONNECTIONS: more are refused.", s.max_connections),
         ("ezarch_memory_used_bytes", "Bytes held by connections and queues.", s.memory_used),
         (
@@ -103,7 +104,7 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     let counters: [(&str, &str, u64); 11] = [
         (
             "ezarch_connections_refused_total",
-            "Connections refused at MAX_CONNECTIONS.",
+            "Connections refused: no slot (ezarch_refusals_total says why).",
             r.connections_refused,
         ),
         (
@@ -189,6 +190,11 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     refusal("forbidden", "workers", refused.workers.forbidden);
     refusal("identity_taken", "workers", refused.workers.identity_taken);
     refusal("dispatch_dropped", "workers", refused.workers.dispatch_dropped);
+    let admission = &s.reactor.admission;
+    refusal("connections_full", "any", admission.refused_full);
+    refusal("connections_per_address", "any", admission.refused_per_address);
+    refusal("handshake_evicted", "any", admission.evicted_handshaking);
+    refusal("handshake_deferred", "any", admission.handshakes_deferred);
     if let Some(b) = &s.broker {
         refusal("reply_refused", "workers", b.stats.replies_refused);
         refusal("ack_refused", "workers", b.stats.acks_refused);

@@ -39,6 +39,7 @@ impl Node {
                 .collect(),
             reactor: reactor.reactor_stats(),
             connections: reactor.connection_count(),
+            handshaking: reactor.handshaking_count(),
             max_connections: reactor.limits().max_connections,
             memory_used: reactor.memory_used(),
             memory_budget: reactor.limits().memory_budget,

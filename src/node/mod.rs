@@ -413,11 +413,14 @@ impl Node {
     }
 }
 
-/// The reactor limits the settings ask for: `MAX_CONNECTIONS` and `INBOUND_BUDGET_MB`.
+/// The reactor limits the settings ask for: `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`
+/// and `INBOUND_BUDGET_MB`.
 pub fn limits(config: &Config) -> Limits {
     let budget_mb = usize::try_from(config.number("INBOUND_BUDGET_MB")).unwrap_or(usize::MAX);
+    let number = |name: &str| usize::try_from(config.number(name)).unwrap_or(usize::MAX);
     Limits {
-        max_connections: usize::try_from(config.number("MAX_CONNECTIONS")).unwrap_or(usize::MAX),
+        max_connections: number("MAX_CONNECTIONS"),
+        per_address: number("MAX_CONNECTIONS_PER_ADDRESS"),
         memory_budget: budget_mb.saturating_mul(1 << 20),
         ..Limits::default()
     }

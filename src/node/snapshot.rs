@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub reactor: ReactorStats,
     /// ZMTP connections open now, handshaking ones included.
     pub connections: usize,
+    /// Accepted connections still in their handshake.
+    pub handshaking: usize,
     /// `MAX_CONNECTIONS`, as lowered to fit the open-file limit.
     pub max_connections: usize,
     /// Bytes held now against the inbound budget.
@@ -146,6 +148,7 @@ impl Snapshot {
         let (m, r) = (&self.messages, &self.reactor);
         json.object("connections")
             .number("open", self.connections as u64)
+            .number("handshaking", self.handshaking as u64)
             .number("max", self.max_connections as u64)
             .number("refused", r.connections_refused)
             .number("curve_refused", r.curve_refused)
@@ -166,7 +169,11 @@ impl Snapshot {
             .number("forbidden_requests", refused.clients.forbidden)
             .number("forbidden_heartbeats", refused.workers.forbidden)
             .number("identity_taken", refused.workers.identity_taken)
-            .number("dispatch_dropped", refused.workers.dispatch_dropped);
+            .number("dispatch_dropped", refused.workers.dispatch_dropped)
+            .number("connections_full", r.admission.refused_full)
+            .number("connections_per_address", r.admission.refused_per_address)
+            .number("handshakes_evicted", r.admission.evicted_handshaking)
+            .number("handshakes_deferred", r.admission.handshakes_deferred);
         if let Some(b) = &self.broker {
             json.number("replies_refused", b.stats.replies_refused)
                 .number("acks_refused", b.stats.acks_refused);

@@ -1,5 +1,6 @@
-//! The node-wide bounds: how many connections one reactor holds, and how many bytes all of
-//! them together may hold in partial input, queued messages and unsent output.
+//! The node-wide bounds: how many connections one reactor holds (who gets a slot is
+//! `admission`'s), and how many bytes all of them together may hold in partial input, queued
+//! messages and unsent output.
 //!
 //! The budget rule: while the total is under `memory_budget`, every connection reads freely.
 //! Over it, a connection may still read while what it holds itself (its partial input, its
@@ -39,6 +40,9 @@ pub struct Limits {
     /// How long the node may stay over its budget with connections waiting before the one
     /// holding the most is closed.
     pub evict_after: Duration,
+    /// Accepted connections from one source address (an IPv6 address's /64) at once
+    /// (`MAX_CONNECTIONS_PER_ADDRESS`; see `admission`).
+    pub per_address: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +51,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             evict_after: DEFAULT_EVICT_AFTER,
+            per_address: super::admission::DEFAULT_PER_ADDRESS,
         }
     }
 }
@@ -54,8 +59,10 @@ impl Default for Limits {
 /// Reactor-wide counters, all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReactorStats {
-    /// Connections accepted and closed at once because `max_connections` were open.
+    /// Connections accepted and closed at once: no slot for them (`admission` says why).
     pub connections_refused: u64,
+    /// Connection slots refused or reclaimed, by reason (see `admission`).
+    pub admission: super::admission::AdmissionStats,
     /// Times a connection's reading paused because the node was over its memory budget.
     pub budget_pauses: u64,
     /// Connections closed because they held the most while the node stayed over its budget.
@@ -184,20 +191,5 @@ impl Reactor {
             .zip(self.sockets.get(conn.socket.0))
             .map_or(0, |(peer, entry)| entry.socket.peers().holdings(peer));
         conn.held() + queued
-    }
-
-    /// Whether a new connection must be refused; counts and (throttled) logs the refusal.
-    pub(super) fn refuse_connection(&mut self, now: Instant) -> bool {
-        if self.conn_count < self.limits.max_connections {
-            return false;
-        }
-        self.stats.connections_refused += 1;
-        if let Some(count) = self.refusal_log.note(now) {
-            log::warn!(
-                "refused {count} connection(s): MAX_CONNECTIONS={} are open",
-                self.limits.max_connections
-            );
-        }
-        true
     }
 }

@@ -20,6 +20,9 @@ pub enum CloseReason {
     MemoryBudget,
     /// Its CURVE key is no longer allowed (the allowlist was reloaded without it).
     KeyRevoked,
+    /// Still in its handshake, it was the oldest in the way of a new connection when every slot
+    /// was taken (see `admission`).
+    MadeRoom,
 }
 
 impl CloseReason {
@@ -42,6 +45,9 @@ impl fmt::Display for CloseReason {
                 f.write_str("held the most while the node was over its memory budget")
             }
             CloseReason::KeyRevoked => f.write_str("its CURVE key is no longer allowed"),
+            CloseReason::MadeRoom => {
+                f.write_str("still in its handshake when a new connection needed its slot")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use zmtp::Session;
 
+use super::admission::Admitted;
 use super::ids::{ConnectorId, SocketId};
 use super::read_pool::{ReadPool, LARGE_READ};
 use super::CloseReason;
@@ -73,6 +74,13 @@ pub struct Connection {
     pub metadata_bytes: usize,
     /// Bytes written since the reactor last added them to its counters.
     pub written: u64,
+    /// Its slot, for an accepted connection (see `admission`).
+    pub admitted: Option<Admitted>,
+    /// A CURVE server's side of an accepted connection: its handshake steps before READY cost
+    /// key exchanges, paced by `admission`.
+    pub authenticates: bool,
+    /// Waiting for a later turn's handshake budget.
+    pub deferred: bool,
     rbuf: BytesMut,
     /// Size of the allocation `rbuf` is a view of, when it came from the read pool (else 0).
     rbuf_pooled: usize,
@@ -101,6 +109,9 @@ impl Connection {
             accounted: 0,
             metadata_bytes: 0,
             written: 0,
+            admitted: None,
+            authenticates: false,
+            deferred: false,
             rbuf: BytesMut::new(),
             rbuf_pooled: 0,
             read_size: MIN_READ,
@@ -208,6 +219,16 @@ impl Connection {
                 },
             }
         }
+    }
+
+    /// What the next read may be, for an accepted CURVE server connection still in its
+    /// handshake: `Some(n)`, the rest of the peer's greeting (free); `None`, a handshake step
+    /// that costs key exchanges (see `admission`). Everything else reads freely: `Some(MAX)`.
+    pub fn handshake_read(&self) -> Option<usize> {
+        if !self.authenticates || self.session.is_ready() {
+            return Some(usize::MAX);
+        }
+        self.session.awaits_greeting().then(|| self.session.needed(&self.rbuf).max(1))
     }
 
     /// The peer's address, for log lines.

@@ -3,17 +3,20 @@
 //! their sockets queued (`flush_conn`), closing, and the timers.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use zmtp::{Event, Session};
 
+use super::admission::{Admit, Refusal, Source};
 use super::connection::{Connection, ReadOutcome};
 use super::ids::{ConnId, ConnectorId, ListenerId, SocketId};
 use super::io_table::Entry;
 use super::timers::TimerOwner;
 use super::{session_config, CloseReason, PeerEvent, Reactor, Readiness, Transport};
+use crate::door::Door;
 use crate::socket::{Attach, Inbound, TopicChange, PRESSURE_RESERVE};
 
 /// Bytes one connection may read in one turn before the others get theirs.
@@ -24,9 +27,10 @@ impl Reactor {
         match self.io.kind(event.key) {
             Some(Entry::Listener(key)) => self.accept_all(key, now),
             Some(Entry::Conn(key)) => {
-                // Paused for the memory budget, it would not read to see the end of the stream:
-                // a peer that left must not keep holding what it sent.
-                if event.hung_up && self.io.conn(key).is_some_and(|c| c.budget_paused) {
+                // Paused for the memory budget, or waiting for the handshake budget, it would not
+                // read to see the end of the stream: a peer that left must not keep holding what
+                // it sent (nor cost a key exchange for a handshake it cannot finish).
+                if event.hung_up && self.io.conn(key).is_some_and(|c| c.budget_paused || c.deferred) {
                     return self.close_conn(key, CloseReason::PeerClosed);
                 }
                 if event.writable {
@@ -45,7 +49,9 @@ impl Reactor {
             let Some((listener, socket)) = self.io.listener(key) else { return };
             match listener.accept() {
                 Ok((stream, addr)) => {
-                    if self.refuse_connection(now) {
+                    let door = self.sockets.get(socket.0).and_then(|e| e.options.door);
+                    let source = Source::of(Some(addr));
+                    if !self.make_room(door, source, addr, now) {
                         drop(stream); // closed at once: the peer sees the end of the stream
                         continue;
                     }
@@ -62,6 +68,48 @@ impl Reactor {
         }
     }
 
+    /// Whether a new connection at `door` from `addr` gets a slot: connections still in their
+    /// handshake are closed to make room while `admission` says so; a refusal is counted and
+    /// logged (throttled).
+    fn make_room(&mut self, door: Option<Door>, source: Source, addr: SocketAddr, now: Instant) -> bool {
+        loop {
+            match self.admission.admit(door, source, self.conn_count) {
+                Admit::Yes => return true,
+                Admit::Evict(old) => {
+                    self.admission.evicted();
+                    if let Some(count) = self.eviction_log.note(now) {
+                        log::warn!(
+                            "closed {count} connection(s) still in their handshake to make room for new \
+                             ones: connection slots are full (MAX_CONNECTIONS={}, MAX_CONNECTIONS_PER_ADDRESS={})",
+                            self.limits.max_connections,
+                            self.limits.per_address
+                        );
+                    }
+                    self.close_conn(old, CloseReason::MadeRoom);
+                }
+                Admit::No(why) => {
+                    self.admission.refused(why);
+                    self.stats.connections_refused += 1;
+                    if let Some(count) = self.refusal_log.note(now) {
+                        let why = match why {
+                            Refusal::PerAddress => format!(
+                                "{} holds MAX_CONNECTIONS_PER_ADDRESS={}",
+                                addr.ip(),
+                                self.limits.per_address
+                            ),
+                            Refusal::Full => format!(
+                                "every slot for its door is taken ({} open, MAX_CONNECTIONS={})",
+                                self.conn_count, self.limits.max_connections
+                            ),
+                        };
+                        log::warn!("refused {count} connection(s), the last because {why}");
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
     pub(super) fn add_conn(
         &mut self,
         mut stream: TcpStream,
@@ -72,6 +120,9 @@ impl Reactor {
         let Some(entry) = self.sockets.get(socket.0) else { return };
         let _ = stream.set_nodelay(true);
         let config = session_config(entry.socket.socket_type(), &entry.options, connector.is_none());
+        let door = entry.options.door;
+        let authenticates =
+            connector.is_none() && matches!(entry.options.curve, Some(zmtp::curve::Curve::Server { .. }));
         let token = Token(self.io.next_token());
         if let Err(e) =
             self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
@@ -80,7 +131,13 @@ impl Reactor {
             return;
         }
         let session = Session::new(config, now);
-        let key = self.io.insert_conn(Connection::new(stream, session, socket, connector));
+        let mut conn = Connection::new(stream, session, socket, connector);
+        conn.authenticates = authenticates;
+        let source = connector.is_none().then(|| Source::of(conn.peer_addr));
+        let key = self.io.insert_conn(conn);
+        if let (Some(source), Some(conn)) = (source, self.io.conn_mut(key)) {
+            conn.admitted = Some(self.admission.admitted(key, door, source, now));
+        }
         self.conn_count += 1;
         if let Some(ck) = connector {
             if let Some(c) = self.connectors.get_mut(ck.0) {
@@ -125,6 +182,16 @@ impl Reactor {
             let Some(limit) = self.read_allowance(key) else {
                 self.pause_for_budget(key, now);
                 break;
+            };
+            let limit = match conn.handshake_read() {
+                Some(free) => limit.min(free),
+                None => match conn.admitted.map(|a| self.admission.take_handshake(a.source(), now)) {
+                    Some(false) => {
+                        self.defer_handshake(key);
+                        break;
+                    }
+                    _ => limit,
+                },
             };
             let Some(conn) = self.io.conn_mut(key) else { return };
             match conn.read_once(now, limit, &mut self.read_pool) {
@@ -183,9 +250,31 @@ impl Reactor {
         }
     }
 
+    /// Reads `key` again on a later turn, when the handshake budget allows.
+    fn defer_handshake(&mut self, key: ConnId) {
+        if let Some(conn) = self.io.conn_mut(key) {
+            if !std::mem::replace(&mut conn.deferred, true) {
+                self.handshake_waiters.push(key);
+            }
+        }
+    }
+
+    /// Reads the connections whose handshake step waited, in the order they began waiting.
+    pub(super) fn resume_handshakes(&mut self, now: Instant) {
+        for key in std::mem::take(&mut self.handshake_waiters) {
+            if let Some(conn) = self.io.conn_mut(key) {
+                conn.deferred = false;
+                self.read_conn(key, now);
+            }
+        }
+    }
+
     pub(super) fn on_handshake(&mut self, key: ConnId, info: zmtp::PeerInfo) {
         let identity = info.identity;
         let Some(conn) = self.io.conn_mut(key) else { return };
+        if let Some(admitted) = &conn.admitted {
+            self.admission.handshake_done(admitted);
+        }
         let Some(entry) = self.sockets.get_mut(conn.socket.0) else { return };
         let persistent = conn.connector.and_then(|ck| self.connectors.get_mut(ck.0)).and_then(|c| {
             c.backoff.reset();
@@ -236,6 +325,9 @@ impl Reactor {
         let Some(mut conn) = self.io.remove_conn(key) else { return };
         self.timers.set(TimerOwner::Connection(key), None);
         self.conn_count -= 1;
+        if let Some(admitted) = &conn.admitted {
+            self.admission.released(admitted);
+        }
         self.held -= conn.accounted;
         let _ = conn.flush();
         self.stats.bytes_written += conn.written;

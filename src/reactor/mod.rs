@@ -11,12 +11,14 @@
 //! closes them.
 //!
 //! One concern per file, each with its entry point: this file the public API; `turn` the event
-//! loop's turn (`poll`); `lifecycle` a connection's life from accept or connect through reads,
+//! loop's turn (`poll`); `admission` who gets a connection slot and whose unauthenticated
+//! handshake work runs now; `lifecycle` a connection's life from accept or connect through reads,
 //! writes, handshake and timers to close; `transfer` moving queued messages to transports
 //! (`transfer`); `budget` the node-wide memory budget; `stall` compacting messages that wait;
 //! `connection` one TCP connection's reads and writes; `io_table` and `ids` the tables and their
 //! typed keys.
 
+mod admission;
 mod backoff;
 mod budget;
 mod close_reason;
@@ -44,6 +46,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+pub use self::admission::{
+    AdmissionStats, DEFAULT_PER_ADDRESS, HANDSHAKES_PER_TURN, HANDSHAKE_BURST, HANDSHAKE_RATE,
+    RESERVED_PERCENT,
+};
 use self::backoff::Backoff;
 pub use self::budget::{Limits, ReactorStats, DEFAULT_MAX_CONNECTIONS, DEFAULT_MEMORY_BUDGET};
 pub use self::close_reason::CloseReason;
@@ -216,6 +222,10 @@ pub struct Reactor {
     to_resume: Vec<ConnId>,
     /// Connections that had their share of reading in a turn and have more to read.
     to_continue: Vec<ConnId>,
+    /// Connection slots by door and address, and the handshake budget.
+    admission: admission::Admission,
+    /// Accepted CURVE connections whose next handshake step waits for the budget.
+    handshake_waiters: Vec<ConnId>,
     peer_events: VecDeque<PeerEvent>,
     ready: Vec<Readiness>,
     dirty: Vec<PeerKey>,
@@ -238,6 +248,7 @@ pub struct Reactor {
     stats: ReactorStats,
     budget_log: Throttled,
     refusal_log: Throttled,
+    eviction_log: Throttled,
     /// Plain TCP streams (the HTTP monitor), beside the ZMTP connections.
     plain: PlainStreams,
     /// Large read buffers kept for the next large frame.
@@ -264,6 +275,8 @@ impl Reactor {
             pump_everything: false,
             to_resume: Vec::new(),
             to_continue: Vec::new(),
+            admission: admission::Admission::new(limits.max_connections, limits.per_address),
+            handshake_waiters: Vec::new(),
             peer_events: VecDeque::new(),
             ready: Vec::new(),
             dirty: Vec::new(),
@@ -279,6 +292,7 @@ impl Reactor {
             stats: ReactorStats::default(),
             budget_log: Throttled::default(),
             refusal_log: Throttled::default(),
+            eviction_log: Throttled::default(),
             plain: PlainStreams::new(PlainLimits::default()),
             read_pool: ReadPool::default(),
         })
@@ -292,7 +306,12 @@ impl Reactor {
     /// Reactor-wide counters: connections refused, reads paused for the memory budget, bytes, the
     /// read buffer pool.
     pub fn reactor_stats(&self) -> ReactorStats {
-        ReactorStats { read_pool: self.read_pool.stats, ..self.stats }
+        ReactorStats { read_pool: self.read_pool.stats, admission: self.admission.stats, ..self.stats }
+    }
+
+    /// Accepted connections from `addr`'s source (its IPv6 /64) open now.
+    pub fn connections_from(&self, addr: SocketAddr) -> usize {
+        self.admission.open_from(admission::Source::of(Some(addr)))
     }
 
     // ---- sockets ----
@@ -497,6 +516,11 @@ impl Reactor {
     /// Connections of any state (handshaking included), for limits and tests.
     pub fn connection_count(&self) -> usize {
         self.conn_count
+    }
+
+    /// Accepted connections that have not finished their handshake.
+    pub fn handshaking_count(&self) -> usize {
+        self.admission.handshaking()
     }
 
     /// Deadlines armed (handshake, heartbeat, reconnect): at most one per connection and

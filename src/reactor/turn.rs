@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::{plain, Reactor, Readiness};
 
+/// How soon a turn comes again while handshake steps wait for their budget.
+const HANDSHAKE_RETRY: Duration = Duration::from_millis(5);
+
 impl Reactor {
     /// One turn: write, wait up to `timeout` (None: until something happens), read, fire timers,
     /// write again.
@@ -20,6 +23,10 @@ impl Reactor {
         for next in deadlines.into_iter().flatten() {
             let until = next.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        if !self.handshake_waiters.is_empty() {
+            // Handshake steps wait for tokens that refill with time, not for readiness.
+            wait = Some(wait.map_or(HANDSHAKE_RETRY, |w| w.min(HANDSHAKE_RETRY)));
         }
         let busy = delivered > 0
             || !self.to_resume.is_empty()
@@ -36,6 +43,8 @@ impl Reactor {
         }
         let now = Instant::now();
         self.turn_started = now;
+        self.admission.new_turn(now);
+        self.resume_handshakes(now);
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| Readiness {
             key: e.token().0,

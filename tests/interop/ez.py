@@ -378,5 +378,40 @@ def in_pipe_retry(endpoint):
     os._exit(0)
 
 
+def steady_client(endpoint, service, flag_path, max_ms="1000"):
+    """One request at a time, with no retry, until `flag_path` exists (then 20 more): each must
+    be answered OK within `max_ms`. Prints READY after the first answer, and how many were
+    answered and the slowest."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    answered, slowest, after_flag = 0, 0.0, 0
+    deadline = time.time() + 120
+    while after_flag < 20:
+        assert time.time() < deadline, "the flag never came"
+        req_id = str(uuid.uuid4()).encode()
+        sent = time.time()
+        s.send_multipart([b"", CLIENT, req_id, service.encode(), b"/echo", b"x"])
+        # The first request may wait for the worker to join; every later one gets max_ms.
+        wait_ms = 20000 if answered == 0 else int(max_ms)
+        assert s.poll(wait_ms), "request %d unanswered after %d ms" % (answered, wait_ms)
+        msg = s.recv_multipart()
+        assert msg == [b"", req_id, b"OK", b"x"], msg
+        took = time.time() - sent
+        if answered > 0:
+            slowest = max(slowest, took)
+        answered += 1
+        if answered == 1:
+            print("READY")
+            sys.stdout.flush()
+        if os.path.exists(flag_path):
+            after_flag += 1
+        time.sleep(0.02)
+    print("OK steady_client answered %d slowest %.0f ms" % (answered, slowest * 1000))
+    sys.stdout.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])

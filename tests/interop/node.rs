@@ -92,6 +92,19 @@ impl Settings {
         spawn_script("ez.py", &all)
     }
 
+    /// The node's `/metrics` text, by a plain HTTP/1.0 GET (the monitor has slots of its own).
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.endpoint("MONITOR_PORT").replace("tcp://", "");
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        text
+    }
+
     /// Starts a pyzmq worker for `service` that serves for `seconds`.
     pub fn worker(&self, service: &str, delay_ms: &str, seconds: &str) -> Peer {
         self.py("worker", &[&self.endpoint("WORKER_PIPE_PORT_A"), service, "500", delay_ms, seconds])
@@ -135,4 +148,12 @@ impl Usage {
     pub fn per(self, start: Usage, count: f64) -> (f64, f64) {
         ((self.cpu_s - start.cpu_s) * 1e6 / count, (self.faults - start.faults) / count)
     }
+}
+
+/// The value of the sample `name` (with its labels, as written: `x_total{reason="a"}`) in
+/// Prometheus text.
+pub fn sample(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
 }

@@ -191,6 +191,13 @@ impl Session {
         matches!(self.phase, Phase::Active { .. })
     }
 
+    /// True until the peer's whole greeting has been read. A CURVE server's caller reads at
+    /// most `needed` bytes while it is, so the costly HELLO after a greeting never rides in the
+    /// same read as the free greeting, and it can pace the handshake's key exchanges.
+    pub fn awaits_greeting(&self) -> bool {
+        matches!(self.phase, Phase::AwaitGreeting(_))
+    }
+
     /// Consumes whatever complete units `buf` holds; a partial frame stays in `buf` for next time.
     /// An error is final: the connection must be closed (after flushing `encoder()` if wanted).
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), Error> {
