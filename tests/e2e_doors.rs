@@ -199,3 +199,37 @@ fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
     assert!(stat(&stats, &["refusals", "replies_refused"]) >= 3, "{stats}");
     node.stop();
 }
+
+#[test]
+fn a_standalone_pipe_applies_the_same_doors() {
+    let [broker, worker, client] = [(); 3].map(|_| KeyPair::generate());
+    let keys = CurveNode::new(&[&broker, &worker, &client]);
+    let rules = keys.rules(&format!(
+        "{} broker\n{} serve svc\n{} call svc\n",
+        z(broker.public()),
+        z(worker.public()),
+        z(client.public())
+    ));
+    let s = keys.settings();
+    let (front, back) = (interop::free_endpoint(), interop::free_endpoint());
+    // A worker pipe: its ROUTER is a worker door (by --reply-affinity), its DEALER a broker door.
+    let pipe = s.start(&["pipe", "--front", &front, "--back", &back, "--reply-affinity", "--set", &rules]);
+    interop::wait_listening(&back, Duration::from_secs(10));
+    let probe = |keys_of: &KeyPair, endpoint: &str, kind: &str, expect: &str| {
+        keys.peer_with(keys_of, "handshake_probe", &[endpoint, kind, expect])
+    };
+    let mut probes = [
+        probe(&worker, &front, "DEALER", "admitted"),
+        probe(&client, &front, "DEALER", "refused"),
+        probe(&broker, &back, "ROUTER", "admitted"),
+        probe(&worker, &back, "ROUTER", "refused"),
+    ];
+    let mut all: Vec<&mut interop::Peer> = probes.iter_mut().collect();
+    wait(&mut all, Duration::from_secs(30));
+    for p in &probes {
+        p.ok_line();
+    }
+    let (_, log) = pipe.stop();
+    assert!(log.contains("refused at the worker door"), "{log}");
+    assert!(log.contains("refused at the broker door"), "{log}");
+}

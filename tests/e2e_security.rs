@@ -238,3 +238,20 @@ fn ezarch_broker_is_a_curve_client_of_libzmq_pipes() {
     w.kill();
     pipe_process.kill();
 }
+
+#[test]
+fn the_monitor_stays_on_loopback_unless_monitor_bind_address_says_otherwise() {
+    let s = Settings::new(&["BIND_ADDRESS=0.0.0.0"]);
+    let node = s.start(&["up", "--insecure"]);
+    node.wait_log("monitor http://127.0.0.1:", 1, LOG_WAIT);
+    let (_, log) = node.stop();
+    assert!(!log.contains("/metrics and /healthz have no authentication"), "{log}");
+    let s = Settings::new(&["BIND_ADDRESS=0.0.0.0", "MONITOR_BIND_ADDRESS=0.0.0.0"]);
+    let node = s.start(&["up", "--insecure"]);
+    node.wait_log("monitor http://0.0.0.0:", 1, LOG_WAIT);
+    node.wait_log(
+        "MONITOR_BIND_ADDRESS 0.0.0.0 is not loopback: /metrics and /healthz have no authentication",
+        1,
+        LOG_WAIT,
+    );
+}

@@ -366,6 +366,20 @@ def gen2_worker(ctx, endpoint, server_public, public, secret, service, seconds):
     print("OK gen2_worker served %d" % served)
 
 
+def handshake_probe(ctx, server_public, public, secret, endpoint, kind, expect):
+    """A CURVE client socket of `kind` (DEALER, ROUTER, SUB) at `endpoint`: its first handshake
+    must be `expect`: admitted, or refused with 400."""
+    s, monitor = curve_socket(ctx, getattr(zmq, kind), endpoint, server_public, public, secret)
+    if not monitor.poll(10000):
+        raise AssertionError("no handshake event at %s" % endpoint)
+    event = zmq.utils.monitor.recv_monitor_message(monitor)
+    if expect == "admitted":
+        assert event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED, event
+    else:
+        assert event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH and event["value"] == 400, event
+    print("OK handshake_probe %s %s" % (kind, expect))
+
+
 def main():
     ctx = zmq.Context()
     try:
