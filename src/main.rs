@@ -73,8 +73,9 @@ enum Command {
         #[arg(long)]
         reply_affinity: bool,
         /// Who connects to the ROUTER (the CURVE_PERMISSIONS rule a key needs there): clients,
-        /// workers or brokers. Default: brokers for router-pub, workers with --reply-affinity,
-        /// else clients. The DEALER or PUB is always a broker door.
+        /// workers or brokers. Required for router-dealer with CURVE_PERMISSIONS; otherwise the
+        /// default is brokers for router-pub, workers with --reply-affinity, else clients. The
+        /// DEALER or PUB is always a broker door.
         #[arg(long, value_enum)]
         front_door: Option<FrontDoor>,
     },
@@ -187,7 +188,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = check_binds(&cli.command, &config, &security) {
+    if let Err(e) =
+        check_binds(&cli.command, &config, &security).and_then(|()| check_pipe_door(&cli.command, &security))
+    {
         eprintln!("ezarch: {e}");
         return ExitCode::from(2);
     }
@@ -279,6 +282,21 @@ fn check_binds(command: &Command, config: &Config, security: &Security) -> Resul
         log::warn!("{setting} {host} is not loopback and {why} (--insecure)");
     }
     Ok(())
+}
+
+/// A router-dealer pipe under CURVE_PERMISSIONS must say whose door its ROUTER is: an in pipe
+/// and a worker pipe need different rules, and a guess could lock out every worker (or client).
+fn check_pipe_door(command: &Command, security: &Security) -> Result<(), String> {
+    match command {
+        Command::Pipe { mode: Mode::RouterDealer, front_door: None, .. }
+            if security.permissions().is_some() =>
+        {
+            Err("with CURVE_PERMISSIONS, say who connects to the pipe's ROUTER: --front-door clients (an \
+                 in pipe) or --front-door workers (a worker pipe)"
+                .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn run(command: Command, config: &Config, security: &Security) -> AnyResult<ExitCode> {

@@ -18,13 +18,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use zmtp::curve::{Authorizer, Curve, KeyPair};
 use zmtp::z85;
 
 use crate::config::{Config, ConfigError};
 use crate::door::Door;
+use crate::logging::Throttled;
 
 /// Allowed client keys, shared with every listener's `Authorizer`.
 type Allowlist = Arc<RwLock<HashSet<[u8; 32]>>>;
@@ -192,6 +193,7 @@ impl Security {
         let allowlist = self.allowlist.as_ref().map(|(_, allowed)| allowed.clone());
         let permissions = self.permissions.clone();
         let refusals = self.refusals.clone();
+        let log = Mutex::new(Throttled::default());
         let authorizer = Authorizer::new(move |key| {
             if allowlist.as_ref().is_some_and(|set| !set.read().is_ok_and(|set| set.contains(key))) {
                 refusals.not_allowed.fetch_add(1, Ordering::Relaxed);
@@ -199,11 +201,15 @@ impl Security {
             }
             if permissions.as_ref().is_some_and(|rules| !rules.may_enter(key, door)) {
                 refusals.wrong_door[door.index()].fetch_add(1, Ordering::Relaxed);
-                log::info!(
-                    "CURVE key {} refused at the {door}: CURVE_PERMISSIONS gives it no '{}' rule",
-                    z85::encode(key).unwrap_or_default(),
-                    door.rule()
-                );
+                let due = log.lock().ok().and_then(|mut log| log.note(std::time::Instant::now()));
+                if let Some(count) = due {
+                    log::info!(
+                        "CURVE key {} refused at the {door}: CURVE_PERMISSIONS gives it no '{}' rule \
+                         ({count} refusal(s) there since the last such line)",
+                        z85::encode(key).unwrap_or_default(),
+                        door.rule()
+                    );
+                }
                 return false;
             }
             true

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ezarch::broker::{Broker, BrokerConfig, Output};
+use ezarch::broker::{Broker, BrokerConfig, Generation, Output};
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -223,7 +223,12 @@ fn a_reply_is_taken_only_from_the_worker_holding_its_request_and_never_routed_ot
     broker.handle_worker(now, reply(other, "c", "r1", &["OK", "forged"]));
     broker.handle_worker(now, reply(other, "c9", "r9", &["OK", "x"]));
     assert!(to_clients(&outputs(&mut broker)).is_empty(), "a stray reply is never routed");
-    assert_eq!((broker.stats.replies_refused, broker.stats.late_replies), (2, 0));
+    let st = broker.stats;
+    assert_eq!(
+        (st.replies_refused, st.replies_unknown, st.late_replies),
+        (1, 1, 0),
+        "the wrong worker, no such request"
+    );
     assert_eq!(broker.registry().tasks(&holder), 1, "a stray reply releases nothing");
     // The worker that holds it answers: that is the one answer.
     broker.handle_worker(now, reply(std::str::from_utf8(&holder).unwrap(), "c", "r1", &["OK", "real"]));
@@ -311,13 +316,13 @@ fn a_lost_workers_requests_go_to_another_worker_once_then_worker_lost() {
     }
     broker.handle_client(now, request("c", "r1", "svc", &["/echo", "x"]));
     let first = to_workers(&outputs(&mut broker))[0][1].clone();
-    broker.worker_lost(now, &first);
+    broker.worker_lost(now, &first, Generation::One);
     let again = to_workers(&outputs(&mut broker));
     assert_eq!(again.len(), 1, "redispatched at once");
     assert_ne!(again[0][1], first);
     assert_eq!(&again[0][3..], &frames(&["c", "r1", "/echo", "x"])[..], "same request id and body");
     assert_eq!(broker.stats.redispatched, 1);
-    broker.worker_lost(now, &again[0][1]);
+    broker.worker_lost(now, &again[0][1], Generation::One);
     assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r1", "WORKER_LOST")]);
     assert_eq!(broker.stats.worker_lost, 1);
     assert_eq!(broker.registry().live_workers(b"svc", now), 1);
@@ -331,7 +336,7 @@ fn after_a_redispatch_the_first_reply_is_the_answer_and_the_second_is_dropped() 
     broker.handle_worker(now, heartbeat("w2", "svc"));
     broker.handle_client(now, request("c", "r1", "svc", &[]));
     let first = to_workers(&outputs(&mut broker))[0][1].clone();
-    broker.worker_lost(now, &first); // seen as lost, yet it still answers later
+    broker.worker_lost(now, &first, Generation::One); // seen as lost, yet it still answers later
     let second = to_workers(&outputs(&mut broker))[0][1].clone();
     broker.handle_worker(now, reply(std::str::from_utf8(&second).unwrap(), "c", "r1", &["OK", "2"]));
     broker.handle_worker(now, reply(std::str::from_utf8(&first).unwrap(), "c", "r1", &["OK", "1"]));
@@ -353,7 +358,7 @@ fn a_lost_workers_request_with_no_other_worker_waits_then_no_service() {
     broker.handle_worker(now, heartbeat("w1", "svc"));
     broker.handle_client(now, request("c", "r1", "svc", &[]));
     outputs(&mut broker);
-    broker.worker_lost(now, b"w1");
+    broker.worker_lost(now, b"w1", Generation::One);
     assert!(to_clients(&outputs(&mut broker)).is_empty(), "held for a worker first");
     // A worker that joins within NO_SERVICE_MS takes it...
     broker.handle_worker(now + Duration::from_millis(100), heartbeat("w2", "svc"));
@@ -361,7 +366,7 @@ fn a_lost_workers_request_with_no_other_worker_waits_then_no_service() {
     // ...and with none, the answer is NO_SERVICE (r1, lost a second time, is WORKER_LOST).
     broker.handle_client(now, request("c", "r2", "svc", &[]));
     outputs(&mut broker);
-    broker.worker_lost(now, b"w2");
+    broker.worker_lost(now, b"w2", Generation::One);
     broker.handle_timeout(now + Duration::from_millis(500));
     let answers = to_clients(&outputs(&mut broker));
     assert_eq!(answers, vec![ez_err("c", "r1", "WORKER_LOST"), ez_err("c", "r2", "NO_SERVICE")]);
@@ -452,11 +457,11 @@ fn a_generation_2_worker_lost_before_its_ack_is_resent_and_after_it_answered_wor
     }
     broker.handle_client(now, request("c", "r1", "svc", &[]));
     let first = gen2_dispatches(&outputs(&mut broker))[0].clone();
-    broker.worker_lost(now, &first[0]); // no ACK yet: sent again
+    broker.worker_lost(now, &first[0], Generation::Two); // no ACK yet: sent again
     let second = gen2_dispatches(&outputs(&mut broker))[0].clone();
     assert_ne!(second[0], first[0]);
     broker.handle_gen2_worker(now, vec![second[0].clone(), b(""), b("\x01"), b("\x03"), second[2].clone()]);
-    broker.worker_lost(now, &second[0]); // ACKed: the loss is the answer
+    broker.worker_lost(now, &second[0], Generation::Two); // ACKed: the loss is the answer
     assert_eq!(to_clients(&outputs(&mut broker)), vec![ez_err("c", "r1", "WORKER_LOST")]);
 }
 
@@ -499,7 +504,7 @@ fn a_request_whose_worker_is_lost_while_stopping_is_answered_shutting_down_not_h
     broker.handle_client(now, request("c1", "r1", "svc", &["/x"]));
     outputs(&mut broker);
     broker.begin_shutdown();
-    broker.worker_lost(now, b"w1");
+    broker.worker_lost(now, b"w1", Generation::One);
     let outs = outputs(&mut broker);
     assert_eq!(to_clients(&outs), vec![ez_err("c1", "r1", "SHUTTING_DOWN")]);
     assert_eq!(broker.requests().in_flight(), 0);
@@ -558,7 +563,9 @@ fn a_generation_2_ack_or_reply_with_another_workers_token_or_a_forged_one_is_dro
     broker.handle_gen2_worker(now, ack("g1", &forged));
     broker.handle_gen2_worker(now, answer("g1", &forged));
     assert!(to_clients(&outputs(&mut broker)).is_empty());
-    assert_eq!((broker.stats.acks_refused, broker.stats.replies_refused), (2, 2));
+    let st = broker.stats;
+    assert_eq!((st.acks_refused, st.replies_refused), (1, 1), "the thief's ACK and reply");
+    assert_eq!(st.replies_unknown, 2, "the forged token's ACK and reply");
     // Unacked, the request is still g1's to answer.
     let mut real = frames(&["g1", "", "\x01", "\x02"]);
     real.extend([token.clone(), b("OK"), b("a")]);
@@ -566,7 +573,7 @@ fn a_generation_2_ack_or_reply_with_another_workers_token_or_a_forged_one_is_dro
     assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "a"])]);
     // Its token is retired, not forgotten: a second reply under it is late, not forged.
     broker.handle_gen2_worker(now, real);
-    assert_eq!((broker.stats.late_replies, broker.stats.replies_refused), (1, 2));
+    assert_eq!((broker.stats.late_replies, broker.stats.replies_refused), (1, 1));
 }
 
 #[test]
@@ -585,4 +592,19 @@ fn a_reply_from_the_worker_a_request_was_sent_to_before_it_was_sent_again_is_its
     broker.handle_worker(now + Duration::from_secs(3), reply("w1", "c", "r1", &["OK", "done"]));
     assert_eq!(to_clients(&outputs(&mut broker)), vec![frames(&["inpipe", "c", "", "r1", "OK", "done"])]);
     assert_eq!((broker.requests().waiting(b"svc").2, broker.stats.replies_refused), (0, 0));
+}
+
+#[test]
+fn a_worker_is_lost_only_when_a_connection_of_its_own_generation_closes() {
+    let now = Instant::now();
+    let mut broker = ready_broker(now);
+    broker.handle_worker(now, heartbeat("w1", "svc"));
+    broker.handle_gen2_worker(now, gen2_heartbeat("g1", "svc"));
+    // Someone connected to the other generation's socket under their names, then left.
+    broker.worker_lost(now, b"w1", Generation::Two);
+    broker.worker_lost(now, b"g1", Generation::One);
+    assert_eq!(broker.registry().live_workers(b"svc", now), 2);
+    assert_eq!(broker.stats.workers_left, 0);
+    broker.worker_lost(now, b"w1", Generation::One);
+    assert_eq!(broker.registry().live_workers(b"svc", now), 1);
 }

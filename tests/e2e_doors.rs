@@ -192,7 +192,10 @@ fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
     let mut c = keys.peer("gen2_client", &in_ep, &client, &["svc", "from-victim", "3"]);
     wait(&mut [&mut c, &mut pair], Duration::from_secs(60));
     c.ok_line();
-    assert!(pair.ok_line().contains("stole 3 answered 3"), "{}", pair.ok_line());
+    // "OK gen2_token_thief stole N answered M": every request reached the victim and was stolen
+    // (a slow machine may have a request sent again after the ACK wait: more of both).
+    let counts: Vec<u32> = pair.ok_line().split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert!(counts.len() == 2 && counts.iter().all(|&n| n >= 3), "{}", pair.ok_line());
     let stats = keys.stats(&s, &client);
     assert!(stat(&stats, &["refusals", "forbidden_heartbeats"]) >= 1, "{stats}");
     assert!(stat(&stats, &["refusals", "acks_refused"]) >= 3, "{stats}");
@@ -212,8 +215,12 @@ fn a_standalone_pipe_applies_the_same_doors() {
     ));
     let s = keys.settings();
     let (front, back) = (interop::free_endpoint(), interop::free_endpoint());
-    // A worker pipe: its ROUTER is a worker door (by --reply-affinity), its DEALER a broker door.
-    let pipe = s.start(&["pipe", "--front", &front, "--back", &back, "--reply-affinity", "--set", &rules]);
+    // A worker pipe: its ROUTER is a worker door, its DEALER a broker door.
+    let guess = s.ezarch(&["pipe", "--front", &front, "--back", &back, "--set", &rules]).output().unwrap();
+    assert_eq!(guess.status.code(), Some(2), "a router-dealer pipe with rules must name its door");
+    assert!(String::from_utf8_lossy(&guess.stderr).contains("--front-door workers"), "{guess:?}");
+    let pipe =
+        s.start(&["pipe", "--front", &front, "--back", &back, "--front-door", "workers", "--set", &rules]);
     interop::wait_listening(&back, Duration::from_secs(10));
     let probe = |keys_of: &KeyPair, endpoint: &str, kind: &str, expect: &str| {
         keys.peer_with(keys_of, "handshake_probe", &[endpoint, kind, expect])

@@ -167,11 +167,14 @@ pub struct BrokerStats {
     pub duplicates: u64,
     /// Replies dropped because their request had been answered already.
     pub late_replies: u64,
-    /// Replies dropped because they did not come from the worker holding their request, or
-    /// named a request this broker did not take (never routed).
+    /// Replies dropped because their request is in flight at another worker (or waiting):
+    /// this worker was never sent it (never routed).
     pub replies_refused: u64,
-    /// Generation-2 ACKs dropped for the same reasons.
+    /// Generation-2 ACKs dropped for the same reason.
     pub acks_refused: u64,
+    /// Replies and ACKs dropped because they name no request this broker took: another
+    /// broker's, one forgotten when a pipe went away, or a token nobody was given.
+    pub replies_unknown: u64,
     /// Workers forgotten at once because their connection closed.
     pub workers_left: u64,
     /// Requests answered `EZ_ERR SHUTTING_DOWN`.
@@ -370,12 +373,15 @@ impl Broker {
                 let key = self.requests.key(&message[5], &message[7]);
                 let tracked = match self.requests.finish_reply(key, &message[5], &message[7], &worker) {
                     Ok(tracked) => tracked,
-                    Err(stray) => return self.refuse_reply(stray, &worker, now),
+                    Err(stray) => return self.refuse_reply(stray, "reply", &worker, now),
                 };
-                self.registry.release(&worker);
+                // The worker it is in flight at is one task lighter (the replier, or the one it
+                // was sent to after the replier was thought lost).
+                let holder = tracked.holder().cloned().unwrap_or(worker);
+                self.registry.release(&holder);
                 if !self.alone {
                     let unengaged = Bytes::from_static(wire::STATE_UNENGAGED);
-                    self.outputs.push_back(Output::Broadcast(vec![unengaged, worker]));
+                    self.outputs.push_back(Output::Broadcast(vec![unengaged, holder]));
                 }
                 let latency = now.saturating_duration_since(tracked.taken.since);
                 self.service_stats.reply(tracked.taken.slot, latency);
@@ -465,9 +471,14 @@ impl Broker {
         self.refuse(tracked.taken.slot, kept.client(), kept.req_id(), reason);
     }
 
-    /// A worker's connection closed (the node sees it when the worker pipe shares its process):
-    /// it is forgotten at once and what it had in flight is sent again or answered.
-    pub fn worker_lost(&mut self, now: Instant, worker: &[u8]) {
+    /// A worker's connection closed (the node sees it when the worker pipe, or the
+    /// generation-2 port, shares its process): it is forgotten at once and what it had in
+    /// flight is sent again or answered. Only a worker of that `generation`: a connection under
+    /// the same identity on the other generation's socket is not that worker.
+    pub fn worker_lost(&mut self, now: Instant, worker: &[u8], generation: Generation) {
+        if self.registry.generation(worker) != Some(generation) {
+            return;
+        }
         let Some(service) = self.registry.remove(worker) else { return };
         self.stats.workers_left += 1;
         log::info!(
@@ -526,7 +537,8 @@ impl Broker {
     /// Sends a taken request again, with its attempts so far.
     fn resend(&mut self, now: Instant, key: RequestKey, tracked: requests::Tracked) {
         let request = tracked.kept.to_request(self.in_pipe_identity.clone().unwrap_or_default());
-        self.route_request(now, key, request, tracked.attempts, tracked.taken_again());
+        let taken = self.requests.taken_again(&tracked);
+        self.route_request(now, key, request, tracked.attempts, taken);
     }
 
     /// Sends again, or answers WORKER_LOST, what `worker` had in flight.
@@ -664,10 +676,10 @@ impl Broker {
                 self.retry_waiting(now, Some(&message[4]));
             }
             (m, 5) if m == wire::ACK => match Token::from_frame(&message[4]) {
-                Some(token) if self.requests.ack(&token, &message[0]) => {}
-                Some(_) => {
-                    self.stats.acks_refused += 1;
-                    self.note_stray(now, "ACK", &message[0]);
+                Some(token) => {
+                    if let Err(stray) = self.requests.ack(&token, &message[0]) {
+                        self.refuse_reply(stray, "ACK", &message[0], now);
+                    }
                 }
                 None => self.malformed("generation-2 ACK", &message),
             },
@@ -685,7 +697,7 @@ impl Broker {
         };
         let (key, tracked) = match self.requests.finish_token(&token, &message[0]) {
             Ok(found) => found,
-            Err(stray) => return self.refuse_reply(stray, &message[0], now),
+            Err(stray) => return self.refuse_reply(stray, "reply", &message[0], now),
         };
         self.registry.release(&message[0]);
         if tracked.attempts > 1 {
@@ -762,24 +774,31 @@ impl Broker {
         }
     }
 
-    /// A reply that is not the answer to a request in flight at its sender: late (counted as
-    /// such), or a stray (counted, logged at most once per `LOG_INTERVAL`); never routed.
-    fn refuse_reply(&mut self, stray: Stray, worker: &[u8], now: Instant) {
-        if stray == Stray::Late {
-            self.stats.late_replies += 1;
-            return;
-        }
-        self.stats.replies_refused += 1;
-        self.note_stray(now, "reply", worker);
-    }
-
-    fn note_stray(&mut self, now: Instant, what: &str, worker: &[u8]) {
-        if let Some(count) = self.stray_log.note(now) {
-            log::info!(
-                "{what} from worker {} dropped: no request of ours is in flight at it under that name \
-                 ({count} such since the last line)",
-                printable(worker)
-            );
+    /// A reply (`what`: or an ACK) that is not the answer to a request in flight at its sender,
+    /// counted by why, never routed. Late ones are normal; unknown ones happen with several
+    /// brokers or after a pipe went away; one from a worker its request was never sent to is
+    /// an alarm, logged at most once per `LOG_INTERVAL`.
+    fn refuse_reply(&mut self, stray: Stray, what: &str, worker: &[u8], now: Instant) {
+        match (stray, what) {
+            (Stray::Late, "reply") => self.stats.late_replies += 1,
+            (Stray::Late, _) => log::debug!("late {what} from worker {}", printable(worker)),
+            (Stray::Unknown, _) => {
+                self.stats.replies_unknown += 1;
+                log::debug!("{what} from worker {} names no request of ours", printable(worker));
+            }
+            (Stray::WrongWorker, _) => {
+                match what {
+                    "reply" => self.stats.replies_refused += 1,
+                    _ => self.stats.acks_refused += 1,
+                }
+                if let Some(count) = self.stray_log.note(now) {
+                    log::info!(
+                        "{what} from worker {} dropped: its request was never sent to that worker \
+                         ({count} such since the last line)",
+                        printable(worker)
+                    );
+                }
+            }
         }
     }
 

@@ -37,8 +37,8 @@ pub struct Taken {
     pub since: Instant,
     /// Where its service is counted.
     pub slot: Slot,
-    /// The generation-1 worker (by its hash) it was dispatched to before it was sent again: that
-    /// worker did get it, so its reply is still an answer (the first reply wins).
+    /// The generation-1 worker (by its id's hash) it was dispatched to before it was sent again:
+    /// that worker did get it, so its reply is still an answer (the first reply wins).
     pub previous: Option<u64>,
 }
 
@@ -81,8 +81,11 @@ impl Token {
 pub enum Stray {
     /// Its request was answered already (or the token was ours, and its request is done).
     Late,
-    /// Not from a worker the request was sent to, or for a request this broker did not take.
-    Refused,
+    /// No request this broker took: another broker's, one forgotten (its pipe went away), or a
+    /// token nobody was given.
+    Unknown,
+    /// Its request is in flight at another worker, or waiting: this worker was never sent it.
+    WrongWorker,
 }
 
 /// Hashes (client, request id) pairs, and worker ids, with a random per-instance seed, so peers
@@ -117,21 +120,19 @@ pub enum Lookup {
 pub enum State {
     /// No worker could take it yet; answered NO_SERVICE at `deadline`.
     Waiting { deadline: Instant },
-    /// Sent at `at` to the worker whose id hashes to `worker`, which speaks `generation`;
-    /// `acked` once a generation-2 worker said it took it (generation 1 has no ACK: always true);
-    /// `token`: what a generation-2 worker was given to name it.
-    Dispatched { worker: u64, at: Instant, generation: Generation, acked: bool, token: Option<Token> },
+    /// Sent at `at` to `worker`, which speaks `generation`; `acked` once a generation-2 worker
+    /// said it took it (generation 1 has no ACK: always true); `token`: what a generation-2
+    /// worker was given to name it.
+    Dispatched { worker: Bytes, at: Instant, generation: Generation, acked: bool, token: Option<Token> },
 }
 
 impl Tracked {
-    /// What it carries to its next dispatch: its `Taken`, with the worker it is at now (a
-    /// generation-1 one) as the previous one.
-    pub fn taken_again(&self) -> Taken {
-        let previous = match self.state {
-            State::Dispatched { worker, generation: Generation::One, .. } => Some(worker),
-            _ => self.taken.previous,
-        };
-        Taken { previous, ..self.taken }
+    /// The worker it is in flight at.
+    pub fn holder(&self) -> Option<&Bytes> {
+        match &self.state {
+            State::Dispatched { worker, .. } => Some(worker),
+            State::Waiting { .. } => None,
+        }
     }
 }
 
@@ -219,13 +220,13 @@ impl Requests {
         kept: Kept,
         attempts: u32,
         taken: Taken,
-        to: (&[u8], Generation, Option<Token>),
+        to: (&Bytes, Generation, Option<Token>),
         now: Instant,
     ) {
         self.last_sweep.get_or_insert(now);
         let (worker, generation, token) = to;
         let acked = generation == Generation::One;
-        let worker = self.hasher.worker(worker);
+        let worker = worker.clone();
         if let Some(token) = token {
             self.tokens.insert(token, key);
         }
@@ -234,36 +235,45 @@ impl Requests {
     }
 
     /// The request in flight at `worker` under `token`, if there is one.
-    fn by_token(&mut self, token: &Token, worker: &[u8]) -> Result<RequestKey, Stray> {
-        let Some(&key) = self.tokens.get(token) else { return Err(Stray::Refused) };
-        let worker = self.hasher.worker(worker);
+    fn by_token(&self, token: &Token, worker: &[u8]) -> Result<RequestKey, Stray> {
+        let Some(&key) = self.tokens.get(token) else { return Err(Stray::Unknown) };
         match self.tracked.get(&key).map(|t| &t.state) {
             Some(State::Dispatched { token: Some(t), worker: w, .. }) if t == token => {
-                if *w == worker {
+                if w == worker {
                     Ok(key)
                 } else {
-                    Err(Stray::Refused)
+                    Err(Stray::WrongWorker)
                 }
             }
             _ => Err(Stray::Late), // a token we gave, whose request is done
         }
     }
 
-    /// A generation-2 worker says it took the request it knows as `token`: true when that
+    /// A generation-2 worker says it took the request it knows as `token`: noted when that
     /// request is in flight at that very worker.
-    pub fn ack(&mut self, token: &Token, worker: &[u8]) -> bool {
-        let Ok(key) = self.by_token(token, worker) else { return false };
+    pub fn ack(&mut self, token: &Token, worker: &[u8]) -> Result<(), Stray> {
+        let key = self.by_token(token, worker)?;
         if let Some(Tracked { state: State::Dispatched { acked, .. }, .. }) = self.tracked.get_mut(&key) {
             *acked = true;
         }
-        true
+        Ok(())
     }
 
     /// A generation-2 worker's reply under `token`: its request is finished if it is in flight
     /// at that very worker.
     pub fn finish_token(&mut self, token: &Token, worker: &[u8]) -> Result<(RequestKey, Tracked), Stray> {
         let key = self.by_token(token, worker)?;
-        Ok((key, self.finish(key).ok_or(Stray::Refused)?))
+        Ok((key, self.finish(key).ok_or(Stray::Unknown)?))
+    }
+
+    /// What a request carries to its next dispatch: its `Taken`, with the generation-1 worker it
+    /// is at now as the previous one.
+    pub fn taken_again(&self, tracked: &Tracked) -> Taken {
+        let previous = match &tracked.state {
+            State::Dispatched { worker, generation: Generation::One, .. } => Some(self.hasher.worker(worker)),
+            _ => tracked.taken.previous,
+        };
+        Taken { previous, ..tracked.taken }
     }
 
     /// Tracks a request taken at `since` as waiting for a worker of its service until `deadline`.
@@ -290,19 +300,19 @@ impl Requests {
         req_id: &[u8],
         worker: &[u8],
     ) -> Result<Tracked, Stray> {
-        let worker = self.hasher.worker(worker);
         match self.tracked.get(&key) {
             Some(t) if t.kept.is(client, req_id) => {
-                let holds = matches!(t.state, State::Dispatched { worker: w, .. } if w == worker);
-                if holds || t.taken.previous == Some(worker) {
-                    self.finish(key).ok_or(Stray::Refused)
+                let holds = matches!(&t.state,
+                    State::Dispatched { worker: w, generation: Generation::One, .. } if w == worker);
+                if holds || t.taken.previous == Some(self.hasher.worker(worker)) {
+                    self.finish(key).ok_or(Stray::Unknown)
                 } else {
-                    Err(Stray::Refused) // a worker it was never sent to
+                    Err(Stray::WrongWorker) // a worker it was never sent to
                 }
             }
-            Some(_) => Err(Stray::Refused), // another request with the same key (2^-64)
+            Some(_) => Err(Stray::Unknown), // another request with the same key (2^-64)
             None if self.was_answered(&key) => Err(Stray::Late),
-            None => Err(Stray::Refused),
+            None => Err(Stray::Unknown),
         }
     }
 
@@ -367,8 +377,7 @@ impl Requests {
 
     /// Every request in flight at `worker`, in dispatch order, taken out of the books.
     pub fn take_worker(&mut self, worker: &[u8]) -> Vec<(RequestKey, Tracked)> {
-        let worker = self.hasher.worker(worker);
-        self.extract(|t| matches!(t.state, State::Dispatched { worker: w, .. } if w == worker))
+        self.extract(|t| matches!(&t.state, State::Dispatched { worker: w, .. } if w == worker))
     }
 
     /// Forgets every request, waiting and in flight, without an answer (the broker can no

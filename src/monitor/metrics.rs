@@ -193,11 +193,12 @@ fn node_metrics(w: &mut Writer, s: &Snapshot) {
     let admission = &s.reactor.admission;
     refusal("connections_full", "any", admission.refused_full);
     refusal("connections_per_address", "any", admission.refused_per_address);
-    refusal("handshake_evicted", "any", admission.evicted_handshaking);
-    refusal("handshake_deferred", "any", admission.handshakes_deferred);
+    refusal("handshakes_evicted", "any", admission.evicted_handshaking);
+    refusal("handshakes_deferred", "any", admission.handshakes_deferred);
     if let Some(b) = &s.broker {
-        refusal("reply_refused", "workers", b.stats.replies_refused);
-        refusal("ack_refused", "workers", b.stats.acks_refused);
+        refusal("replies_refused", "workers", b.stats.replies_refused);
+        refusal("acks_refused", "workers", b.stats.acks_refused);
+        refusal("replies_unknown", "workers", b.stats.replies_unknown);
     }
     let (monitor, _) = s.monitor;
     w.single("ezarch_monitor_responses_total", "counter", "HTTP responses sent.", monitor.responses);

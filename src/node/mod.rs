@@ -11,6 +11,7 @@ pub mod json;
 pub mod snapshot;
 
 pub use self::broker_node::BrokerNode;
+use crate::broker::Generation;
 use crate::config::Config;
 use crate::door::Door;
 use crate::monitor::Health;
@@ -329,10 +330,11 @@ impl Node {
             events = true;
             let Some(b) = &mut self.broker else { continue };
             match event {
-                PeerEvent::Disconnected { socket, identity, .. }
-                    if Some(socket) == self.worker_front || Some(socket) == b.gen2_router =>
-                {
-                    b.broker.worker_lost(now, &identity)
+                PeerEvent::Disconnected { socket, identity, .. } if Some(socket) == self.worker_front => {
+                    b.broker.worker_lost(now, &identity, Generation::One)
+                }
+                PeerEvent::Disconnected { socket, identity, .. } if Some(socket) == b.gen2_router => {
+                    b.broker.worker_lost(now, &identity, Generation::Two)
                 }
                 event => b.on_peer_event(&mut self.reactor, event, now),
             }

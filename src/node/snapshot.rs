@@ -176,7 +176,8 @@ impl Snapshot {
             .number("handshakes_deferred", r.admission.handshakes_deferred);
         if let Some(b) = &self.broker {
             json.number("replies_refused", b.stats.replies_refused)
-                .number("acks_refused", b.stats.acks_refused);
+                .number("acks_refused", b.stats.acks_refused)
+                .number("replies_unknown", b.stats.replies_unknown);
         }
         json.end_object();
         json.object("memory")

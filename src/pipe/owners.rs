@@ -5,8 +5,9 @@
 //! worker it is not.
 //!
 //! A plain table, bounded: at most `MAX_OWNERS` identities. An owner whose worker went silent
-//! keeps its claim for one more lifetime for dispatches already on their way (a broker
-//! elsewhere may still send to it), then is swept out.
+//! keeps its claim for one more lifetime (a broker elsewhere may hear its last heartbeat late
+//! and still send to it for that long), then another key may claim the identity; lapsed claims
+//! are swept out at most once per lifetime.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ pub const MAX_OWNERS: usize = 100_000;
 #[derive(Debug, Clone, Copy)]
 struct Owner {
     key: [u8; 32],
-    /// Its claim holds against other keys until then.
+    /// Its claim holds against other keys until then: a lifetime past its worker's last
+    /// heartbeat, and one more.
     expires: Instant,
 }
 
@@ -54,7 +56,7 @@ impl Owners {
 
     /// A heartbeat from `key` under `identity` at `now`.
     pub fn claim(&mut self, identity: &[u8], key: &[u8; 32], now: Instant) -> Claim {
-        let expires = after(now, self.lifetime);
+        let expires = after(now, self.lifetime * 2);
         self.sweep(now);
         let full = self.owners.len() >= MAX_OWNERS;
         match self.owners.get_mut(identity) {
@@ -93,16 +95,14 @@ impl Owners {
         self.owners.is_empty()
     }
 
-    /// Forgets owners whose claim lapsed a lifetime ago; at most once per lifetime, or at once
-    /// when the table is full.
+    /// Forgets owners whose claim lapsed; at most once per lifetime (a full table refuses new
+    /// identities until then, so no claim can make every heartbeat walk the table).
     fn sweep(&mut self, now: Instant) {
-        let due = self.last_sweep.is_none_or(|at| now.saturating_duration_since(at) >= self.lifetime);
-        if !due && self.owners.len() < MAX_OWNERS {
+        if self.last_sweep.is_some_and(|at| now.saturating_duration_since(at) < self.lifetime) {
             return;
         }
         self.last_sweep = Some(now);
-        let lifetime = self.lifetime;
-        self.owners.retain(|_, owner| after(owner.expires, lifetime) > now);
+        self.owners.retain(|_, owner| owner.expires > now);
     }
 }
 
@@ -121,10 +121,12 @@ mod tests {
         assert!(owners.may_speak(b"w-1", &owner, start) && owners.may_speak(b"w-2", &thief, start));
         assert!(owners.may_receive(b"w-1", &owner) && !owners.may_receive(b"w-1", &thief));
         assert!(!owners.may_receive(b"w-2", &owner), "nobody registered w-2: no dispatch to it");
-        // Renewed by its owner, still refused to the thief; lapsed, it may be claimed anew.
+        // Renewed by its owner at 8 s, it holds a lifetime and one more (a broker elsewhere may
+        // still send to it); then it may be claimed anew.
         assert_eq!(owners.claim(b"w-1", &owner, start + Duration::from_secs(8)), Claim::Granted);
-        assert_eq!(owners.claim(b"w-1", &thief, start + Duration::from_secs(16)), Claim::Taken);
-        assert_eq!(owners.claim(b"w-1", &thief, start + Duration::from_secs(17)), Claim::Granted);
+        assert_eq!(owners.claim(b"w-1", &thief, start + Duration::from_secs(25)), Claim::Taken);
+        assert!(!owners.may_speak(b"w-1", &thief, start + Duration::from_secs(25)));
+        assert_eq!(owners.claim(b"w-1", &thief, start + Duration::from_secs(26)), Claim::Granted);
         assert!(owners.may_receive(b"w-1", &thief) && !owners.may_receive(b"w-1", &owner));
     }
 
@@ -137,7 +139,10 @@ mod tests {
         }
         assert_eq!(owners.claim(b"one more", &[0; 32], start), Claim::Full);
         assert_eq!(owners.len(), MAX_OWNERS);
-        // Two lifetimes later every claim has lapsed and been kept one lifetime more: swept.
+        // Full, the table is not walked again within a lifetime: still full half a second on.
+        let soon = start + Duration::from_millis(500);
+        assert_eq!(owners.claim(b"one more", &[0; 32], soon), Claim::Full);
+        // Two lifetimes after their last heartbeat every claim has lapsed: swept.
         assert_eq!(owners.claim(b"one more", &[0; 32], start + Duration::from_secs(2)), Claim::Granted);
         assert_eq!(owners.len(), 1);
     }

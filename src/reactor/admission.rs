@@ -18,7 +18,7 @@
 //!
 //! A plain struct: the reactor asks and reports, and does the closing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,19 @@ const NO_DOOR: usize = 3;
 
 /// A source address as slots count it: an IPv4 address, or an IPv6 address's /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source(u128);
+pub enum Source {
+    /// An IPv4 address (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    V4(u32),
+    /// The first 64 bits of an IPv6 address.
+    V6(u64),
+}
 
 impl Source {
     /// The source of a peer at `addr`.
-    pub fn of(addr: Option<SocketAddr>) -> Self {
-        match addr.map(|a| a.ip().to_canonical()) {
-            Some(IpAddr::V4(ip)) => Self(u128::from(u32::from(ip))),
-            Some(IpAddr::V6(ip)) => Self(u128::from(ip) & !u128::from(u64::MAX) | 1 << 127),
-            None => Self(u128::MAX),
+    pub fn of(addr: SocketAddr) -> Self {
+        match addr.ip().to_canonical() {
+            IpAddr::V4(ip) => Self::V4(u32::from(ip)),
+            IpAddr::V6(ip) => Self::V6((u128::from(ip) >> 64) as u64),
         }
     }
 }
@@ -126,7 +130,6 @@ impl SourceEntry {
 struct Pending {
     conn: ConnId,
     slot: usize,
-    source: Source,
 }
 
 /// Connection slots by door and address, and the handshake budget (see the module doc).
@@ -141,6 +144,8 @@ pub struct Admission {
     sources: HashMap<Source, SourceEntry>,
     /// Accepted connections still in their handshake, by accept order.
     handshaking: BTreeMap<u64, Pending>,
+    /// The same, by source address (the oldest of one address without a walk past others).
+    handshaking_from: HashMap<Source, BTreeSet<u64>>,
     next_serial: u64,
     turn_budget: usize,
     last_sweep: Option<Instant>,
@@ -158,6 +163,7 @@ impl Admission {
             open: [0; 4],
             sources: HashMap::new(),
             handshaking: BTreeMap::new(),
+            handshaking_from: HashMap::new(),
             next_serial: 0,
             turn_budget: HANDSHAKES_PER_TURN,
             last_sweep: None,
@@ -170,7 +176,9 @@ impl Admission {
     pub fn admit(&self, door: Option<Door>, source: Source, total: usize) -> Admit {
         let slot = door.map_or(NO_DOOR, Door::index);
         if self.sources.get(&source).is_some_and(|e| e.open >= self.per_address) {
-            return self.oldest(|p| p.source == source).map_or(Admit::No(Refusal::PerAddress), Admit::Evict);
+            let oldest = self.handshaking_from.get(&source).and_then(|serials| serials.first());
+            let conn = oldest.and_then(|serial| self.handshaking.get(serial)).map(|p| p.conn);
+            return conn.map_or(Admit::No(Refusal::PerAddress), Admit::Evict);
         }
         let reserved_free = slot < NO_DOOR && self.open[slot] < self.reserved[slot];
         if total < self.max_connections && (reserved_free || self.pool_used(total) < self.pool_size()) {
@@ -207,18 +215,26 @@ impl Admission {
         entry.open += 1;
         let serial = self.next_serial;
         self.next_serial += 1;
-        self.handshaking.insert(serial, Pending { conn, slot, source });
+        self.handshaking.insert(serial, Pending { conn, slot });
+        self.handshaking_from.entry(source).or_default().insert(serial);
         Admitted { slot, source, serial }
     }
 
     /// The connection finished its handshake: it is no longer the first to be closed for room.
     pub fn handshake_done(&mut self, admitted: &Admitted) {
-        self.handshaking.remove(&admitted.serial);
+        if self.handshaking.remove(&admitted.serial).is_some() {
+            if let Some(serials) = self.handshaking_from.get_mut(&admitted.source) {
+                serials.remove(&admitted.serial);
+                if serials.is_empty() {
+                    self.handshaking_from.remove(&admitted.source);
+                }
+            }
+        }
     }
 
     /// The connection closed: its slot is free.
     pub fn released(&mut self, admitted: &Admitted) {
-        self.handshaking.remove(&admitted.serial);
+        self.handshake_done(admitted);
         self.open[admitted.slot] = self.open[admitted.slot].saturating_sub(1);
         if let Some(entry) = self.sources.get_mut(&admitted.source) {
             entry.open = entry.open.saturating_sub(1);
@@ -240,6 +256,14 @@ impl Admission {
             e.refill(now);
             e.open > 0 || !crowded && e.tokens < HANDSHAKE_BURST
         });
+    }
+
+    /// Gives back a handshake step's token that read nothing (the peer had sent nothing more).
+    pub fn refund_handshake(&mut self, source: Source) {
+        if let Some(entry) = self.sources.get_mut(&source) {
+            entry.tokens = (entry.tokens + 1.0).min(HANDSHAKE_BURST);
+            self.turn_budget += 1;
+        }
     }
 
     /// Whether one unauthenticated handshake step from `source` may run now; if not, it is
@@ -296,7 +320,7 @@ mod tests {
     use super::*;
 
     fn src(n: u8) -> Source {
-        Source::of(Some(SocketAddr::from(([127, 0, 0, n], 1000))))
+        Source::of(SocketAddr::from(([127, 0, 0, n], 1000)))
     }
 
     /// Admits `n` connections at `door` from `source`, numbered from `first`.
@@ -410,10 +434,11 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
-        let v6 = |s: &str| Source::of(Some(SocketAddr::new(s.parse().unwrap(), 1)));
+        let v6 = |s: &str| Source::of(SocketAddr::new(s.parse().unwrap(), 1));
         assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff::9"));
         assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
         assert_eq!(v6("::ffff:127.0.0.1"), src(1));
         assert_ne!(v6("::7f00:1"), src(1), "an IPv6 address is not the IPv4 one with its bits");
+        assert_ne!(v6("2001:db8::1"), v6("a001:db8::1"), "every bit of the /64 counts");
     }
 }

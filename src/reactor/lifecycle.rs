@@ -22,6 +22,15 @@ use crate::socket::{Attach, Inbound, TopicChange, PRESSURE_RESERVE};
 /// Bytes one connection may read in one turn before the others get theirs.
 const READ_PER_TURN: usize = 1 << 20;
 
+/// Where a new connection came from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin {
+    /// A listener accepted it from this address.
+    Accepted(SocketAddr),
+    /// A connector made it.
+    Connected(ConnectorId),
+}
+
 impl Reactor {
     pub(super) fn on_ready(&mut self, event: Readiness, now: Instant) {
         match self.io.kind(event.key) {
@@ -50,13 +59,12 @@ impl Reactor {
             match listener.accept() {
                 Ok((stream, addr)) => {
                     let door = self.sockets.get(socket.0).and_then(|e| e.options.door);
-                    let source = Source::of(Some(addr));
-                    if !self.make_room(door, source, addr, now) {
+                    if !self.make_room(door, Source::of(addr), addr, now) {
                         drop(stream); // closed at once: the peer sees the end of the stream
                         continue;
                     }
                     log::debug!("accepted {addr}");
-                    self.add_conn(stream, socket, None, now);
+                    self.add_conn(stream, socket, Origin::Accepted(addr), now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -110,13 +118,11 @@ impl Reactor {
         }
     }
 
-    pub(super) fn add_conn(
-        &mut self,
-        mut stream: TcpStream,
-        socket: SocketId,
-        connector: Option<ConnectorId>,
-        now: Instant,
-    ) {
+    pub(super) fn add_conn(&mut self, mut stream: TcpStream, socket: SocketId, origin: Origin, now: Instant) {
+        let (connector, accepted) = match origin {
+            Origin::Accepted(addr) => (None, Some(addr)),
+            Origin::Connected(connector) => (Some(connector), None),
+        };
         let Some(entry) = self.sockets.get(socket.0) else { return };
         let _ = stream.set_nodelay(true);
         let config = session_config(entry.socket.socket_type(), &entry.options, connector.is_none());
@@ -133,10 +139,9 @@ impl Reactor {
         let session = Session::new(config, now);
         let mut conn = Connection::new(stream, session, socket, connector);
         conn.authenticates = authenticates;
-        let source = connector.is_none().then(|| Source::of(conn.peer_addr));
         let key = self.io.insert_conn(conn);
-        if let (Some(source), Some(conn)) = (source, self.io.conn_mut(key)) {
-            conn.admitted = Some(self.admission.admitted(key, door, source, now));
+        if let (Some(addr), Some(conn)) = (accepted, self.io.conn_mut(key)) {
+            conn.admitted = Some(self.admission.admitted(key, door, Source::of(addr), now));
         }
         self.conn_count += 1;
         if let Some(ck) = connector {
@@ -153,7 +158,7 @@ impl Reactor {
         let Some(connector) = self.connectors.get(ck.0) else { return };
         let (addr, socket) = (connector.addr, connector.socket);
         match TcpStream::connect(addr) {
-            Ok(stream) => self.add_conn(stream, socket, Some(ck), now),
+            Ok(stream) => self.add_conn(stream, socket, Origin::Connected(ck), now),
             Err(e) => {
                 log::debug!("connect to {addr} failed: {e}");
                 self.schedule_reconnect(ck, now);
@@ -183,19 +188,25 @@ impl Reactor {
                 self.pause_for_budget(key, now);
                 break;
             };
-            let limit = match conn.handshake_read() {
-                Some(free) => limit.min(free),
-                None => match conn.admitted.map(|a| self.admission.take_handshake(a.source(), now)) {
-                    Some(false) => {
-                        self.defer_handshake(key);
-                        break;
-                    }
-                    _ => limit,
-                },
+            let paced = match conn.handshake_read() {
+                Some(_) => None,
+                None => conn.admitted.map(|a| a.source()),
             };
+            let limit = limit.min(conn.handshake_read().unwrap_or(usize::MAX));
+            if let Some(source) = paced {
+                if !self.admission.take_handshake(source, now) {
+                    self.defer_handshake(key);
+                    break;
+                }
+            }
             let Some(conn) = self.io.conn_mut(key) else { return };
             match conn.read_once(now, limit, &mut self.read_pool) {
-                Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::WouldBlock) => {
+                    if let Some(source) = paced {
+                        self.admission.refund_handshake(source); // nothing was there to work on
+                    }
+                    break;
+                }
                 Ok(ReadOutcome::Progress { read, drained }) => {
                     self.stats.bytes_read += read as u64;
                     self.drain_session_events(key);

@@ -311,7 +311,7 @@ impl Reactor {
 
     /// Accepted connections from `addr`'s source (its IPv6 /64) open now.
     pub fn connections_from(&self, addr: SocketAddr) -> usize {
-        self.admission.open_from(admission::Source::of(Some(addr)))
+        self.admission.open_from(admission::Source::of(addr))
     }
 
     // ---- sockets ----
