@@ -34,7 +34,7 @@ use ezarch::zmtp::{z85, Config, Session, SocketType};
 use interop::node::Usage;
 use interop::{wait_listening, Logged};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const MEASURE: Duration = Duration::from_secs(3);
 /// The flood's source address (the client's is 127.0.0.1).
 const FLOOD_FROM: [u8; 4] = [127, 0, 0, 2];

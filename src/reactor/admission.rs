@@ -36,8 +36,10 @@ pub const RESERVED_PERCENT: [usize; 3] = [10, 10, 1];
 pub const HANDSHAKE_RATE: f64 = 200.0;
 /// ...and at once, after a quiet spell.
 pub const HANDSHAKE_BURST: f64 = 400.0;
-/// Unauthenticated CURVE handshake steps run in one turn, all addresses together.
-pub const HANDSHAKES_PER_TURN: usize = 16;
+/// Unauthenticated CURVE handshake steps run in one turn, all addresses together: few, so a
+/// request that arrives behind them waits for at most that many key exchanges; waiting steps
+/// with tokens run in the very next turn (see `turn_full`).
+pub const HANDSHAKES_PER_TURN: usize = 2;
 
 /// Connections of no door (sockets without one, and every outgoing connection) share the pool.
 const NO_DOOR: usize = 3;
@@ -148,6 +150,9 @@ pub struct Admission {
     handshaking_from: HashMap<Source, BTreeSet<u64>>,
     next_serial: u64,
     turn_budget: usize,
+    /// A step with a token was refused this turn for want of turn budget: the next turn comes
+    /// at once.
+    turn_full: bool,
     last_sweep: Option<Instant>,
     /// What it refused.
     pub stats: AdmissionStats,
@@ -166,6 +171,7 @@ impl Admission {
             handshaking_from: HashMap::new(),
             next_serial: 0,
             turn_budget: HANDSHAKES_PER_TURN,
+            turn_full: false,
             last_sweep: None,
             stats: AdmissionStats::default(),
         }
@@ -245,6 +251,7 @@ impl Admission {
     /// again are forgotten (at most once a second).
     pub fn new_turn(&mut self, now: Instant) {
         self.turn_budget = HANDSHAKES_PER_TURN;
+        self.turn_full = false;
         if self.last_sweep.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1)) {
             return;
         }
@@ -271,22 +278,29 @@ impl Admission {
     pub fn take_handshake(&mut self, source: Source, now: Instant) -> bool {
         let entry = self.sources.get_mut(&source);
         let granted = match entry {
-            Some(entry) if self.turn_budget > 0 => {
+            Some(entry) => {
                 entry.refill(now);
-                let granted = entry.tokens >= 1.0;
+                let has_token = entry.tokens >= 1.0;
+                let granted = has_token && self.turn_budget > 0;
                 if granted {
                     entry.tokens -= 1.0;
                     self.turn_budget -= 1;
                 }
+                self.turn_full |= has_token && !granted;
                 granted
             }
-            Some(_) => false,
             None => true, // not an accepted connection: not ours to pace
         };
         if !granted {
             self.stats.handshakes_deferred += 1;
         }
         granted
+    }
+
+    /// Whether a waiting handshake step had its token but not this turn's budget: the next
+    /// turn should not wait.
+    pub fn turn_full(&self) -> bool {
+        self.turn_full
     }
 
     /// Connections from `source` now.
@@ -411,18 +425,20 @@ mod tests {
         a.admitted(ConnId(0), Some(Door::Clients), flood, start);
         a.admitted(ConnId(1), Some(Door::Clients), other, start);
         let mut granted = 0;
-        for turn in 0..100 {
+        for turn in 0..1_000 {
             a.new_turn(start);
             while a.take_handshake(flood, start) {
                 granted += 1;
             }
             assert!(granted <= (turn + 1) * HANDSHAKES_PER_TURN, "the turn budget holds");
+            // With tokens left, the next turn must not wait; without, it may.
+            assert_eq!(a.turn_full(), granted < HANDSHAKE_BURST as usize, "turn {turn}");
         }
         assert_eq!(granted, HANDSHAKE_BURST as usize, "one address gets its burst, then waits");
         a.new_turn(start);
         assert!(a.take_handshake(other, start), "another address still gets its handshakes");
         let later = start + Duration::from_millis(100);
-        let refilled: usize = (0..3)
+        let refilled: usize = (0..100)
             .map(|_| {
                 a.new_turn(later);
                 std::iter::from_fn(|| a.take_handshake(flood, later).then_some(())).count()

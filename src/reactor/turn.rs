@@ -25,8 +25,10 @@ impl Reactor {
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
         if !self.handshake_waiters.is_empty() {
-            // Handshake steps wait for tokens that refill with time, not for readiness.
-            wait = Some(wait.map_or(HANDSHAKE_RETRY, |w| w.min(HANDSHAKE_RETRY)));
+            // Handshake steps wait for tokens that refill with time, not for readiness; those
+            // that had a token and only lacked this turn's budget go on in the next turn.
+            let retry = if self.admission.turn_full() { Duration::ZERO } else { HANDSHAKE_RETRY };
+            wait = Some(wait.map_or(retry, |w| w.min(retry)));
         }
         let busy = delivered > 0
             || !self.to_resume.is_empty()
