@@ -23,14 +23,12 @@ fn stat(stats: &serde_json::Value, path: &[&str]) -> u64 {
 #[test]
 fn a_call_only_key_gets_nothing_at_any_door_it_was_not_given() {
     let [client, worker, rogue, broker] = [(); 4].map(|_| KeyPair::generate());
-    let keys = CurveNode::new(&[&client, &worker, &rogue, &broker]);
-    let rules = keys.rules(&format!(
-        "{} call psec ez.stats\n{} serve psec\n{} call psec\n{} broker\n",
-        z(client.public()),
-        z(worker.public()),
-        z(rogue.public()),
-        z(broker.public())
-    ));
+    let (keys, rules) = CurveNode::with_rules(&[
+        (&client, "call psec ez.stats"),
+        (&worker, "serve psec"),
+        (&rogue, "call psec"),
+        (&broker, "broker"),
+    ]);
     let s = keys.settings();
     let node = s.start(&["up", "--set", &rules]);
     let e = |name: &str| s.endpoint(name);
@@ -74,14 +72,12 @@ fn a_call_only_key_gets_nothing_at_any_door_it_was_not_given() {
 #[test]
 fn ezarch_broker_with_a_broker_key_attaches_and_serves_and_without_one_is_refused() {
     let [client, worker, broker, impostor] = [(); 4].map(|_| KeyPair::generate());
-    let keys = CurveNode::new(&[&client, &worker, &broker, &impostor]);
-    let rules = keys.rules(&format!(
-        "{} call svc ez.stats\n{} serve svc\n{} broker\n{} serve svc\n",
-        z(client.public()),
-        z(worker.public()),
-        z(broker.public()),
-        z(impostor.public())
-    ));
+    let (keys, rules) = CurveNode::with_rules(&[
+        (&client, "call svc ez.stats"),
+        (&worker, "serve svc"),
+        (&broker, "broker"),
+        (&impostor, "serve svc"),
+    ]);
     let s = keys.settings();
     let node = s.start(&["up", "--set", &rules]);
     let as_broker = |k: &KeyPair| {
@@ -122,13 +118,11 @@ fn ezarch_broker_with_a_broker_key_attaches_and_serves_and_without_one_is_refuse
 #[test]
 fn a_worker_key_cannot_take_another_workers_identity_or_forge_its_replies() {
     let [client, worker, other] = [(); 3].map(|_| KeyPair::generate());
-    let keys = CurveNode::new(&[&client, &worker, &other]);
-    let rules = keys.rules(&format!(
-        "{} call svc ez.stats\n{} serve svc\n{} serve svc decoy\n",
-        z(client.public()),
-        z(worker.public()),
-        z(other.public())
-    ));
+    let (keys, rules) = CurveNode::with_rules(&[
+        (&client, "call svc ez.stats"),
+        (&worker, "serve svc"),
+        (&other, "serve svc decoy"),
+    ]);
     let s = keys.settings();
     // Claims outlive the worker's connection by the lifetime: make it long.
     let node = s.start(&["up", "--set", &rules, "--set", "WORKER_LIFETIME_S=60"]);
@@ -162,15 +156,13 @@ fn a_worker_key_cannot_take_another_workers_identity_or_forge_its_replies() {
 #[test]
 fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
     let [client, victim, thief, outsider, good] = [(); 5].map(|_| KeyPair::generate());
-    let keys = CurveNode::new(&[&client, &victim, &thief, &outsider, &good]);
-    let rules = keys.rules(&format!(
-        "{} call svc plain ez.stats\n{} serve svc\n{} serve other\n{} serve other\n{} serve plain\n",
-        z(client.public()),
-        z(victim.public()),
-        z(thief.public()),
-        z(outsider.public()),
-        z(good.public())
-    ));
+    let (keys, rules) = CurveNode::with_rules(&[
+        (&client, "call svc plain ez.stats"),
+        (&victim, "serve svc"),
+        (&thief, "serve other"),
+        (&outsider, "serve other"),
+        (&good, "serve plain"),
+    ]);
     let s = keys.settings();
     let node = s.start(&["up", "--set", &rules]);
     let g2 = s.endpoint("GEN2_WORKER_PORT");
@@ -206,13 +198,8 @@ fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
 #[test]
 fn a_standalone_pipe_applies_the_same_doors() {
     let [broker, worker, client] = [(); 3].map(|_| KeyPair::generate());
-    let keys = CurveNode::new(&[&broker, &worker, &client]);
-    let rules = keys.rules(&format!(
-        "{} broker\n{} serve svc\n{} call svc\n",
-        z(broker.public()),
-        z(worker.public()),
-        z(client.public())
-    ));
+    let (keys, rules) =
+        CurveNode::with_rules(&[(&broker, "broker"), (&worker, "serve svc"), (&client, "call svc")]);
     let s = keys.settings();
     let (front, back) = (interop::free_endpoint(), interop::free_endpoint());
     // A worker pipe: its ROUTER is a worker door, its DEALER a broker door.

@@ -91,20 +91,27 @@ def curve_pipes(ctx, in_a, in_b, worker_a, worker_b, state, broadcast, secret, s
     os._exit(0)
 
 
-def ez_worker(ctx, endpoint, server_public, public, secret, service, seconds):
-    """A generation-1 worker over CURVE: heartbeats, echoes /echo; prints how many it served."""
-    identity = service.encode() + b"-" + os.urandom(6)
-    s = curve_dealer(ctx, endpoint, server_public, public, secret, identity)
+def serve_gen1(s, service, seconds, delay_ms="0"):
+    """Heartbeats `service` every 200 ms on DEALER `s` and answers every request ["OK", body
+    after the path...] after `delay_ms`, for `seconds`; returns how many it served."""
     end, next_beat, served = time.time() + float(seconds), 0, 0
     while time.time() < end:
         if time.time() >= next_beat:
             s.send_multipart([b"", b"\x01", b"\x01", service.encode()])
-            next_beat = time.time() + 0.5
-        if s.poll(50):
+            next_beat = time.time() + 0.2
+        if s.poll(20):
             _, client, req_id, *body = s.recv_multipart()
+            time.sleep(int(delay_ms) / 1000)
             s.send_multipart([b"", b"\x01", b"\x02", client, b"", req_id, b"OK"] + body[1:])
             served += 1
-    print("OK ez_worker served %d" % served)
+    return served
+
+
+def ez_worker(ctx, endpoint, server_public, public, secret, service, seconds):
+    """A generation-1 worker over CURVE: heartbeats, echoes /echo; prints how many it served."""
+    identity = service.encode() + b"-" + os.urandom(6)
+    s = curve_dealer(ctx, endpoint, server_public, public, secret, identity)
+    print("OK ez_worker served %d" % serve_gen1(s, service, seconds))
 
 
 def ez_client(ctx, endpoint, server_public, public, secret, service, count, marker="TOPSECRET"):
@@ -247,14 +254,7 @@ def identity_thief(ctx, endpoint, server_public, public, secret, identity, servi
     """A worker key of its own that heartbeats under another worker's identity: it must never
     be sent a request."""
     s, _ = curve_socket(ctx, zmq.DEALER, endpoint, server_public, public, secret, identity.encode())
-    end, next_beat, got = time.time() + float(seconds), 0, 0
-    while time.time() < end:
-        if time.time() >= next_beat:
-            s.send_multipart([b"", b"\x01", b"\x01", service.encode()])
-            next_beat = time.time() + 0.2
-        if s.poll(50):
-            s.recv_multipart()
-            got += 1
+    got = serve_gen1(s, service, seconds)
     assert got == 0, "the thief was sent %d requests" % got
     print("OK identity_thief received nothing")
 
@@ -262,17 +262,7 @@ def identity_thief(ctx, endpoint, server_public, public, secret, identity, servi
 def named_worker(ctx, endpoint, server_public, public, secret, identity, service, delay_ms, seconds):
     """A generation-1 worker with a fixed identity that answers /echo after `delay_ms`."""
     s = curve_dealer(ctx, endpoint, server_public, public, secret, identity.encode())
-    end, next_beat, served = time.time() + float(seconds), 0, 0
-    while time.time() < end:
-        if time.time() >= next_beat:
-            s.send_multipart([b"", b"\x01", b"\x01", service.encode()])
-            next_beat = time.time() + 0.2
-        if s.poll(20):
-            _, client, req_id, *body = s.recv_multipart()
-            time.sleep(int(delay_ms) / 1000)
-            s.send_multipart([b"", b"\x01", b"\x02", client, b"", req_id, b"OK"] + body[1:])
-            served += 1
-    print("OK named_worker served %d" % served)
+    print("OK named_worker served %d" % serve_gen1(s, service, seconds, delay_ms))
 
 
 def reply_forger(ctx, endpoint, server_public, public, secret, service, client, req_id, seconds):

@@ -82,6 +82,16 @@ impl CurveNode {
         spawn_script("curve.py", &args)
     }
 
+    /// A node whose allowlist holds every key of `rules`, each with its rule (`call svc`,
+    /// `serve svc`, `broker`) in `CURVE_PERMISSIONS`; returns it and that setting.
+    pub fn with_rules(rules: &[(&KeyPair, &str)]) -> (Self, String) {
+        let keys: Vec<&KeyPair> = rules.iter().map(|(k, _)| *k).collect();
+        let node = Self::new(&keys);
+        let text: String = rules.iter().map(|(k, rule)| format!("{} {rule}\n", z(k.public()))).collect();
+        let setting = node.rules(&text);
+        (node, setting)
+    }
+
     /// Writes `rules` as the node's `CURVE_PERMISSIONS` file; returns the setting naming it.
     pub fn rules(&self, rules: &str) -> String {
         let path = self.dir.join("rules");
