@@ -371,17 +371,20 @@ impl Broker {
                 let worker = message[1].clone();
                 self.stats.replies += 1;
                 let key = self.requests.key(&message[5], &message[7]);
-                let tracked = match self.requests.finish_reply(key, &message[5], &message[7], &worker) {
-                    Ok(tracked) => tracked,
+                let (tracked, held) = match self.requests.finish_reply(key, &message[5], &message[7], &worker)
+                {
+                    Ok(found) => found,
                     Err(stray) => return self.refuse_reply(stray, "reply", &worker, now),
                 };
-                // The worker it is in flight at is one task lighter (the replier, or the one it
-                // was sent to after the replier was thought lost).
-                let holder = tracked.holder().cloned().unwrap_or(worker);
-                self.registry.release(&holder);
-                if !self.alone {
-                    let unengaged = Bytes::from_static(wire::STATE_UNENGAGED);
-                    self.outputs.push_back(Output::Broadcast(vec![unengaged, holder]));
+                // The replier is one task lighter, if the request was still its own (a reply from
+                // the worker it was sent to before a resend releases nothing: that worker's
+                // tasks went when it was thought lost, and the new one's expires by deadline).
+                if held {
+                    self.registry.release(&worker);
+                    if !self.alone {
+                        let unengaged = Bytes::from_static(wire::STATE_UNENGAGED);
+                        self.outputs.push_back(Output::Broadcast(vec![unengaged, worker]));
+                    }
                 }
                 let latency = now.saturating_duration_since(tracked.taken.since);
                 self.service_stats.reply(tracked.taken.slot, latency);

@@ -39,7 +39,7 @@ pub struct Taken {
     pub slot: Slot,
     /// The generation-1 worker (by its id's hash) it was dispatched to before it was sent again:
     /// that worker did get it, so its reply is still an answer (the first reply wins).
-    pub previous: Option<u64>,
+    pub previous: Option<WorkerHash>,
 }
 
 impl Taken {
@@ -99,8 +99,8 @@ impl KeyHasher {
         RequestKey(self.0.hash_one((client, req_id)))
     }
 
-    fn worker(&self, worker: &[u8]) -> u64 {
-        self.0.hash_one(worker)
+    fn worker(&self, worker: &[u8]) -> WorkerHash {
+        WorkerHash::new(self.0.hash_one(worker)).unwrap_or(WorkerHash::MIN)
     }
 }
 
@@ -120,21 +120,14 @@ pub enum Lookup {
 pub enum State {
     /// No worker could take it yet; answered NO_SERVICE at `deadline`.
     Waiting { deadline: Instant },
-    /// Sent at `at` to `worker`, which speaks `generation`; `acked` once a generation-2 worker
-    /// said it took it (generation 1 has no ACK: always true); `token`: what a generation-2
-    /// worker was given to name it.
-    Dispatched { worker: Bytes, at: Instant, generation: Generation, acked: bool, token: Option<Token> },
+    /// Sent at `at` to the worker whose id hashes to `worker`, which speaks `generation`;
+    /// `acked` once a generation-2 worker said it took it (generation 1 has no ACK: always
+    /// true); `dispatch`: which of the books' dispatches this is (a generation-2 token names it).
+    Dispatched { worker: WorkerHash, at: Instant, generation: Generation, acked: bool, dispatch: u32 },
 }
 
-impl Tracked {
-    /// The worker it is in flight at.
-    pub fn holder(&self) -> Option<&Bytes> {
-        match &self.state {
-            State::Dispatched { worker, .. } => Some(worker),
-            State::Waiting { .. } => None,
-        }
-    }
-}
+/// A worker id's seeded 64-bit hash (never zero), kept for each dispatch instead of the id.
+pub type WorkerHash = std::num::NonZeroU64;
 
 /// One taken request.
 #[derive(Debug)]
@@ -163,9 +156,12 @@ pub struct Requests {
     answered: HashSet<RequestKey>,
     answered_order: VecDeque<RequestKey>,
     /// Every generation-2 token in flight, and the last `RECENT_ANSWERS` retired ones (so a
-    /// late reply is told from a forged one), with their requests' keys.
-    tokens: HashMap<Token, RequestKey>,
-    retired_tokens: VecDeque<Token>,
+    /// late reply is told from a forged one), with their requests' keys and dispatches.
+    tokens: HashMap<Token, (RequestKey, u32)>,
+    /// The tokens above, oldest first.
+    token_order: VecDeque<Token>,
+    /// The last dispatch's number.
+    dispatches: u32,
     random: crate::random::OsRandom,
 }
 
@@ -220,26 +216,28 @@ impl Requests {
         kept: Kept,
         attempts: u32,
         taken: Taken,
-        to: (&Bytes, Generation, Option<Token>),
+        to: (&[u8], Generation, Option<Token>),
         now: Instant,
     ) {
         self.last_sweep.get_or_insert(now);
         let (worker, generation, token) = to;
         let acked = generation == Generation::One;
-        let worker = worker.clone();
+        let worker = self.hasher.worker(worker);
+        self.dispatches = self.dispatches.wrapping_add(1);
+        let dispatch = self.dispatches;
         if let Some(token) = token {
-            self.tokens.insert(token, key);
+            self.remember_token(token, key, dispatch);
         }
-        let state = State::Dispatched { worker, at: now, generation, acked, token };
+        let state = State::Dispatched { worker, at: now, generation, acked, dispatch };
         self.tracked.insert(key, Tracked { kept, attempts, taken, state });
     }
 
     /// The request in flight at `worker` under `token`, if there is one.
     fn by_token(&self, token: &Token, worker: &[u8]) -> Result<RequestKey, Stray> {
-        let Some(&key) = self.tokens.get(token) else { return Err(Stray::Unknown) };
+        let Some(&(key, dispatch)) = self.tokens.get(token) else { return Err(Stray::Unknown) };
         match self.tracked.get(&key).map(|t| &t.state) {
-            Some(State::Dispatched { token: Some(t), worker: w, .. }) if t == token => {
-                if w == worker {
+            Some(State::Dispatched { dispatch: d, worker: w, .. }) if *d == dispatch => {
+                if *w == self.hasher.worker(worker) {
                     Ok(key)
                 } else {
                     Err(Stray::WrongWorker)
@@ -269,8 +267,8 @@ impl Requests {
     /// What a request carries to its next dispatch: its `Taken`, with the generation-1 worker it
     /// is at now as the previous one.
     pub fn taken_again(&self, tracked: &Tracked) -> Taken {
-        let previous = match &tracked.state {
-            State::Dispatched { worker, generation: Generation::One, .. } => Some(self.hasher.worker(worker)),
+        let previous = match tracked.state {
+            State::Dispatched { worker, generation: Generation::One, .. } => Some(worker),
             _ => tracked.taken.previous,
         };
         Taken { previous, ..tracked.taken }
@@ -292,20 +290,21 @@ impl Requests {
 
     /// A generation-1 reply from `worker` for (client, request id), whose key is `key`: its
     /// request is finished if it is in flight at that very worker, or was before it was sent
-    /// again (the first reply wins).
+    /// again (the first reply wins); with whether it was in flight at `worker` (not only before).
     pub fn finish_reply(
         &mut self,
         key: RequestKey,
         client: &[u8],
         req_id: &[u8],
         worker: &[u8],
-    ) -> Result<Tracked, Stray> {
+    ) -> Result<(Tracked, bool), Stray> {
+        let worker = self.hasher.worker(worker);
         match self.tracked.get(&key) {
             Some(t) if t.kept.is(client, req_id) => {
-                let holds = matches!(&t.state,
+                let holds = matches!(t.state,
                     State::Dispatched { worker: w, generation: Generation::One, .. } if w == worker);
-                if holds || t.taken.previous == Some(self.hasher.worker(worker)) {
-                    self.finish(key).ok_or(Stray::Unknown)
+                if holds || t.taken.previous == Some(worker) {
+                    self.finish(key).map(|t| (t, holds)).ok_or(Stray::Unknown)
                 } else {
                     Err(Stray::WrongWorker) // a worker it was never sent to
                 }
@@ -320,7 +319,6 @@ impl Requests {
     fn finish(&mut self, key: RequestKey) -> Option<Tracked> {
         let tracked = self.tracked.remove(&key)?;
         self.unlist(key, &tracked);
-        self.retire_token(&tracked);
         Some(tracked)
     }
 
@@ -328,20 +326,26 @@ impl Requests {
     fn extract(&mut self, pred: impl Fn(&Tracked) -> bool) -> Vec<(RequestKey, Tracked)> {
         let mut taken: Vec<_> = self.tracked.extract_if(|_, t| pred(t)).collect();
         taken.sort_by_key(|(_, t)| dispatched_at(t));
-        for (_, tracked) in &taken {
-            self.retire_token(tracked);
-        }
         taken
     }
 
     /// A request left the books: its token, if it had one, is remembered as retired for a while.
-    fn retire_token(&mut self, tracked: &Tracked) {
-        let State::Dispatched { token: Some(token), .. } = tracked.state else { return };
-        self.retired_tokens.push_back(token);
-        if self.retired_tokens.len() > RECENT_ANSWERS {
-            if let Some(old) = self.retired_tokens.pop_front() {
-                self.tokens.remove(&old);
-            }
+    /// Notes a new token; beyond `RECENT_ANSWERS` the oldest is forgotten, unless its dispatch
+    /// is still in flight (then it goes to the back of the line).
+    fn remember_token(&mut self, token: Token, key: RequestKey, dispatch: u32) {
+        self.tokens.insert(token, (key, dispatch));
+        self.token_order.push_back(token);
+        if self.token_order.len() <= RECENT_ANSWERS {
+            return;
+        }
+        let Some(old) = self.token_order.pop_front() else { return };
+        let in_flight = self.tokens.get(&old).is_some_and(|&(key, dispatch)| {
+            matches!(self.tracked.get(&key).map(|t| &t.state), Some(State::Dispatched { dispatch: d, .. }) if *d == dispatch)
+        });
+        if in_flight {
+            self.token_order.push_back(old);
+        } else {
+            self.tokens.remove(&old);
         }
     }
 
@@ -377,7 +381,8 @@ impl Requests {
 
     /// Every request in flight at `worker`, in dispatch order, taken out of the books.
     pub fn take_worker(&mut self, worker: &[u8]) -> Vec<(RequestKey, Tracked)> {
-        self.extract(|t| matches!(&t.state, State::Dispatched { worker: w, .. } if w == worker))
+        let worker = self.hasher.worker(worker);
+        self.extract(|t| matches!(t.state, State::Dispatched { worker: w, .. } if w == worker))
     }
 
     /// Forgets every request, waiting and in flight, without an answer (the broker can no

@@ -40,6 +40,8 @@ pub struct Node {
     /// The worker pipe's ROUTER when it shares the process with the broker (`ezarch up`): a
     /// worker's connection closing there tells the broker at once.
     pub worker_front: Option<SocketId>,
+    /// The worker pipe's forwarder (by index) when its gate also guards the generation-2 port.
+    worker_gate: Option<usize>,
     /// The broker pipe's ROUTER and PUB when the broker shares the process (`ezarch up`): their
     /// peer counts say whether another broker is attached.
     broker_pipe: Option<(SocketId, SocketId)>,
@@ -99,6 +101,7 @@ impl Node {
         node.set_reply_affinity(worker_pipe.0);
         node.set_gate(in_pipe.0, Door::Clients);
         node.set_gate(worker_pipe.0, Door::Workers);
+        node.worker_gate = node.forwarders.iter().position(|f| f.front == worker_pipe.0 && f.gate.is_some());
         node.monitor_if(config, true)?;
         Ok(node)
     }
@@ -161,6 +164,7 @@ impl Node {
             forwarders: Vec::new(),
             broker: None,
             worker_front: None,
+            worker_gate: None,
             broker_pipe: None,
             bound: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -353,9 +357,8 @@ impl Node {
             }
             moved += self.reactor.transfer() as u64;
             if let Some(b) = &mut self.broker {
-                let worker_front = self.worker_front;
-                let gate = self.forwarders.iter_mut().find(|f| Some(f.front) == worker_front);
-                moved += b.drive(&mut self.reactor, now, gate.and_then(|f| f.gate.as_mut()));
+                let gate = self.worker_gate.and_then(|i| self.forwarders.get_mut(i)?.gate.as_mut());
+                moved += b.drive(&mut self.reactor, now, gate);
             }
             moved += self.answer_management();
             moved += self.reactor.transfer() as u64;

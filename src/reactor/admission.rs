@@ -153,7 +153,8 @@ pub struct Admission {
     /// A step with a token was refused this turn for want of turn budget: the next turn comes
     /// at once.
     turn_full: bool,
-    last_sweep: Option<Instant>,
+    /// When idle addresses are next forgotten.
+    next_sweep: Option<Instant>,
     /// What it refused.
     pub stats: AdmissionStats,
 }
@@ -172,7 +173,7 @@ impl Admission {
             next_serial: 0,
             turn_budget: HANDSHAKES_PER_TURN,
             turn_full: false,
-            last_sweep: None,
+            next_sweep: None,
             stats: AdmissionStats::default(),
         }
     }
@@ -252,10 +253,10 @@ impl Admission {
     pub fn new_turn(&mut self, now: Instant) {
         self.turn_budget = HANDSHAKES_PER_TURN;
         self.turn_full = false;
-        if self.last_sweep.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1)) {
+        if self.next_sweep.is_some_and(|at| now < at) {
             return;
         }
-        self.last_sweep = Some(now);
+        self.next_sweep = Some(crate::time::after(now, Duration::from_secs(1)));
         // Addresses with nothing open are kept while their bucket refills (closing every
         // connection does not reset a bucket), but never more of them than slots.
         let crowded = self.sources.len() > 2 * self.max_connections;

@@ -188,11 +188,9 @@ impl Reactor {
                 self.pause_for_budget(key, now);
                 break;
             };
-            let paced = match conn.handshake_read() {
-                Some(_) => None,
-                None => conn.admitted.map(|a| a.source()),
-            };
-            let limit = limit.min(conn.handshake_read().unwrap_or(usize::MAX));
+            let step = conn.handshake_read();
+            let paced = if step.is_none() { conn.admitted.map(|a| a.source()) } else { None };
+            let limit = limit.min(step.unwrap_or(usize::MAX));
             if let Some(source) = paced {
                 if !self.admission.take_handshake(source, now) {
                     self.defer_handshake(key);
@@ -272,6 +270,9 @@ impl Reactor {
 
     /// Reads the connections whose handshake step waited, in the order they began waiting.
     pub(super) fn resume_handshakes(&mut self, now: Instant) {
+        if self.handshake_waiters.is_empty() {
+            return;
+        }
         for key in std::mem::take(&mut self.handshake_waiters) {
             if let Some(conn) = self.io.conn_mut(key) {
                 conn.deferred = false;
