@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 rustup target add "$target" >/dev/null 2>&1 || true
+# libsodium (CURVE) is built from its bundled C source: for musl, with musl's compiler
+# (Debian: apt-get install musl-tools).
+if ! command -v musl-gcc >/dev/null 2>&1; then
+  echo "release.sh: musl-gcc is needed to build libsodium for $target (apt-get install musl-tools)" >&2
+  exit 1
+fi
+export CC_x86_64_unknown_linux_musl=musl-gcc
 cargo build --release --locked --quiet --target "$target"
 binary="target/$target/release/ezarch"
 version=$("$binary" --version | awk '{print $2}')

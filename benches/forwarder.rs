@@ -41,7 +41,7 @@ const CURVE_SIZES: &[(usize, &str, usize)] =
 fn curve_keys() -> Option<&'static ezarch::zmtp::curve::KeyPair> {
     static KEYS: std::sync::OnceLock<Option<ezarch::zmtp::curve::KeyPair>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        std::env::var("EZARCH_BENCH_CURVE").is_ok().then(ezarch::zmtp::curve::KeyPair::generate)
+        std::env::var("EZARCH_BENCH_CURVE").is_ok().then(|| ezarch::sodium::generate_keys().unwrap())
     })
     .as_ref()
 }
@@ -55,7 +55,9 @@ fn sizes() -> &'static [(usize, &'static str, usize)] {
 }
 
 fn z85_secret() -> String {
-    curve_keys().map(|k| ezarch::zmtp::z85::encode(&k.secret_bytes()).unwrap_or_default()).unwrap_or_default()
+    curve_keys()
+        .map(|k| ezarch::zmtp::z85::encode(&*k.secret_bytes()).unwrap_or_default())
+        .unwrap_or_default()
 }
 const THROUGHPUT_TIME: Duration = Duration::from_millis(2000);
 const LATENCY_SAMPLES: usize = 3000;
@@ -161,9 +163,11 @@ struct Load {
 impl Load {
     fn new(contender: Contender, front: &str, back: &str) -> Self {
         let mut reactor = Reactor::new().unwrap();
+        let provider = || ezarch::sodium::provider().unwrap();
         let curve = curve_keys().map(|keys| ezarch::zmtp::curve::Curve::Client {
-            keys: ezarch::zmtp::curve::KeyPair::generate(),
+            keys: ezarch::sodium::generate_keys().unwrap(),
             server: *keys.public(),
+            provider: provider(),
         });
         let options =
             SocketOptions { send_hwm: 100_000, recv_hwm: 100_000, curve, ..SocketOptions::default() };
@@ -172,6 +176,7 @@ impl Load {
             let server = curve_keys().map(|keys| ezarch::zmtp::curve::Curve::Server {
                 keys: keys.clone(),
                 authorizer: ezarch::zmtp::curve::Authorizer::any(),
+                provider: provider(),
             });
             let echo =
                 reactor.socket(SocketType::Router, SocketOptions { curve: server, ..options }).unwrap();

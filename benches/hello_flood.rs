@@ -69,7 +69,11 @@ mod tempdir {
 
 impl Node {
     fn start(binary: &str) -> Self {
-        let (server, client, worker) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let (server, client, worker) = (
+            ezarch::sodium::generate_keys().unwrap(),
+            ezarch::sodium::generate_keys().unwrap(),
+            ezarch::sodium::generate_keys().unwrap(),
+        );
         let dir = std::env::temp_dir().join(format!("ezarch-hello-flood-{}", ezarch::random::next_u64()));
         std::fs::create_dir_all(&dir).unwrap();
         let allowlist = dir.join("clients");
@@ -108,7 +112,8 @@ impl Node {
     }
 
     fn client(&self) -> Client {
-        let curve = Curve::Client { keys: self.client.clone(), server: *self.server.public() };
+        let provider = ezarch::sodium::provider().unwrap();
+        let curve = Curve::Client { keys: self.client.clone(), server: *self.server.public(), provider };
         let options = ClientOptions { timeout: Duration::from_secs(5), attempts: 1, curve: Some(curve) };
         Client::connect(&format!("tcp://127.0.0.1:{}", self.in_port), options).unwrap()
     }
@@ -117,7 +122,12 @@ impl Node {
 /// A CURVE client's greeting and HELLO for `server`, as one write.
 fn greeting_and_hello(server: &KeyPair) -> Vec<u8> {
     let mut config = Config::new(SocketType::Dealer);
-    config.curve = Some(Curve::Client { keys: KeyPair::generate(), server: *server.public() });
+    let provider = ezarch::sodium::provider().unwrap();
+    config.curve = Some(Curve::Client {
+        keys: ezarch::sodium::generate_keys().unwrap(),
+        server: *server.public(),
+        provider,
+    });
     let mut session = Session::new(config, Instant::now());
     session.encoder().chunks().flatten().copied().collect()
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Builds fuzz/corpus/<target>/ seeds from the pyzmq golden vectors in tests/vectors/.
+"""Builds fuzz/corpus/<target>/ seeds from the pyzmq golden vectors in tests/vectors/ and the
+golden CURVE transcripts in zmtp/tests/vectors/.
 
 Each target's input starts with a chunk-size seed byte (and, for `session`, a socket-type byte
-first: 0 ROUTER, 1 DEALER, 2 PUB, 3 SUB), so the seeds are the vectors behind those bytes.
+first: 0 ROUTER, 1 DEALER, 2 PUB, 3 SUB), so the seeds are the vectors behind those bytes. The
+CURVE server and client targets are the transcripts' seeded peers: the client's bytes seed
+`curve_server`, the server's `curve_client`, whole and cut after each handshake command.
 """
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "..", "tests", "vectors")
+CURVE_VECTORS = os.path.join(HERE, "..", "zmtp", "tests", "vectors")
 CORPUS = os.path.join(HERE, "corpus")
 
 
@@ -41,6 +45,17 @@ def main():
         write("frame_decoder", name, bytes([7]) + data)
         if data[0] & 0x04:
             write("command", name, data[2:])
+    for target, name in (("curve_server", "curve_to_server.bin"), ("curve_client", "curve_to_client.bin")):
+        with open(os.path.join(CURVE_VECTORS, name), "rb") as f:
+            transcript = f.read()
+        for chunk in (1, 64, 255):
+            write(target, "transcript_%d" % chunk, bytes([chunk]) + transcript)
+        # Cut after the greeting and after each command, so each step is a seed of its own.
+        at = 64
+        while at < len(transcript):
+            size = transcript[at + 1] if transcript[at] & 0x02 == 0 else int.from_bytes(transcript[at + 1:at + 9], "big")
+            at += (2 if transcript[at] & 0x02 == 0 else 9) + size
+            write(target, "cut_%d" % at, bytes([255]) + transcript[:at])
     print("seeded", CORPUS)
 
 

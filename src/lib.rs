@@ -5,9 +5,11 @@
 //! - `reactor`: the single-threaded mio event loop that owns all I/O and timers;
 //! - `pipe`: the EZ Arch forwarders (ROUTER -> DEALER, ROUTER -> PUB).
 
-// Two audited exceptions: `reactor::connection::read_into_spare` reads into uninitialized
-// buffer capacity, and `signals::install` registers the SIGINT/SIGTERM handlers. Everything
-// else is safe code, and the `zmtp` crate forbids unsafe outright.
+// Three audited exceptions, each call with a SAFETY line: `reactor::connection::read_into_spare`
+// reads into uninitialized buffer capacity, `signals::install` registers the SIGINT/SIGTERM
+// handlers, and `sodium` calls libsodium for CURVE's primitives; `reactor::fd_limit` reads and
+// raises the open-file limit. Everything else is safe code, and the `zmtp` crate forbids unsafe
+// outright (it takes its primitives from `sodium` through its `CryptoProvider`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,5 +29,6 @@ pub mod reactor;
 pub mod security;
 pub mod signals;
 pub mod socket;
+pub mod sodium;
 pub mod time;
 pub mod worker;

@@ -338,7 +338,7 @@ fn run(command: Command, config: &Config, security: &Security) -> AnyResult<Exit
             return call(config, &service, &frames, flags.options(security), hex, stop)
         }
         Command::Keygen => {
-            let keys = zmtp::curve::KeyPair::generate();
+            let keys = ezarch::sodium::generate_keys()?;
             let z85 = |key: &[u8; 32]| zmtp::z85::encode(key).unwrap_or_default();
             println!("CURVE_PUBLIC_KEY=\"{}\"", z85(keys.public()));
             println!("CURVE_SECRET_KEY=\"{}\"", z85(&keys.secret_bytes()));

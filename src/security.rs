@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use zmtp::curve::{Authorizer, Curve, KeyPair};
+use zmtp::curve::{Authorizer, Curve, KeyPair, Provider};
 use zmtp::z85;
 
 use crate::config::{Config, ConfigError};
@@ -119,9 +119,11 @@ impl HandshakeRefusals {
 }
 
 /// CURVE as the settings ask for it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Security {
     keys: Option<KeyPair>,
+    /// libsodium, when CURVE is on.
+    provider: Option<Provider>,
     server_key: Option<[u8; 32]>,
     /// The allowlist file and its keys, when `CURVE_CLIENT_KEYS` is set.
     allowlist: Option<(String, Allowlist)>,
@@ -131,7 +133,18 @@ pub struct Security {
     refusals: Arc<HandshakeRefusals>,
 }
 
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
 impl Security {
+    /// The CURVE primitives (libsodium), when CURVE is on.
+    pub fn provider(&self) -> Option<&Provider> {
+        self.provider.as_ref()
+    }
+
     /// Reads the keys the settings name. A key that is not Z85, a file that cannot be read, or a
     /// line of the allowlist that is not a key is an error naming the setting.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
@@ -180,8 +193,18 @@ impl Security {
                 "CURVE_PERMISSIONS needs CURVE_SECRET_KEY (or _FILE): CURVE is off".into(),
             ));
         }
-        let keys = secret.map(KeyPair::from_secret);
-        Ok(Self { keys, server_key, allowlist, permissions, refusals: Arc::default() })
+        let secret = secret.map(zeroize::Zeroizing::new);
+        let provider = match secret {
+            Some(_) => Some(crate::sodium::provider().ok_or_else(|| {
+                ConfigError(
+                    "CURVE needs libsodium, which could not be initialised (sodium_init failed)".into(),
+                )
+            })?),
+            None => None,
+        };
+        let keys =
+            secret.as_ref().zip(provider.as_ref()).map(|(secret, p)| KeyPair::from_secret(&**p, **secret));
+        Ok(Self { keys, provider, server_key, allowlist, permissions, refusals: Arc::default() })
     }
 
     /// CURVE for the listeners of `door`: this process's keys, and who may complete a handshake
@@ -190,6 +213,7 @@ impl Security {
     /// an ERROR, is counted (`refusals`) and logged.
     pub fn server(&self, door: Door) -> Option<Curve> {
         let keys = self.keys.clone()?;
+        let provider = self.provider.clone()?;
         let allowlist = self.allowlist.as_ref().map(|(_, allowed)| allowed.clone());
         let permissions = self.permissions.clone();
         let refusals = self.refusals.clone();
@@ -214,7 +238,7 @@ impl Security {
             }
             true
         });
-        Some(Curve::Server { keys, authorizer })
+        Some(Curve::Server { keys, authorizer, provider })
     }
 
     /// Handshakes refused so far, by reason.
@@ -225,7 +249,11 @@ impl Security {
     /// CURVE for connections to a node; `None` unless both our secret key and the node's public
     /// key are set.
     pub fn client(&self) -> Option<Curve> {
-        Some(Curve::Client { keys: self.keys.clone()?, server: self.server_key? })
+        Some(Curve::Client {
+            keys: self.keys.clone()?,
+            server: self.server_key?,
+            provider: self.provider.clone()?,
+        })
     }
 
     /// Whether listeners speak CURVE.
@@ -320,14 +348,18 @@ fn read_allowlist(path: &str) -> Result<HashSet<[u8; 32]>, ConfigError> {
 mod tests {
     use super::*;
 
+    fn keys() -> KeyPair {
+        crate::sodium::generate_keys().unwrap()
+    }
+
     #[test]
     fn the_allowlist_takes_keys_starting_with_hash_and_skips_comments() {
-        let a = KeyPair::generate();
+        let a = keys();
         let key_a = z85::encode(a.public()).unwrap();
         // A key with '#' in it (a Z85 digit; only "# " starts a comment).
         let hashy = (0u8..=255).map(|b| [b; 32]).find(|k| z85::encode(k).unwrap().contains('#')).unwrap();
         let key_hash = z85::encode(&hashy).unwrap();
-        let revoked = z85::encode(KeyPair::generate().public()).unwrap();
+        let revoked = z85::encode(keys().public()).unwrap();
         // A comment of exactly 40 characters, and one of 41 (the length of `#KEY`).
         let forty = format!("# {}", "x".repeat(38));
         let forty_one = format!("# {}", "y".repeat(39));
@@ -343,7 +375,7 @@ mod tests {
 
     #[test]
     fn permissions_name_what_each_key_may_call_and_serve() {
-        let (a, b, c) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let (a, b, c) = (keys(), keys(), keys());
         let z = |k: &KeyPair| z85::encode(k.public()).unwrap();
         let text = format!(
             "# rules\n{} call echo time\n{} serve echo # the echo worker\n{} call *\n",
@@ -356,14 +388,14 @@ mod tests {
         assert!(!rules.may_call(a.public(), b"other") && !rules.may_serve(a.public(), b"echo"));
         assert!(rules.may_serve(b.public(), b"echo") && !rules.may_call(b.public(), b"echo"));
         assert!(rules.may_call(c.public(), b"anything"));
-        assert!(!rules.may_call(KeyPair::generate().public(), b"echo"), "an unnamed key may do nothing");
+        assert!(!rules.may_call(keys().public(), b"echo"), "an unnamed key may do nothing");
         assert!(Permissions::parse(&format!("{} read echo", z(&a))).unwrap_err().starts_with("line 1"));
         assert!(Permissions::parse(&format!("{} broker echo", z(&a))).unwrap_err().contains("no services"));
     }
 
     #[test]
     fn each_door_admits_only_keys_with_its_rule() {
-        let (client, worker, broker) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let (client, worker, broker) = (keys(), keys(), keys());
         let z = |k: &KeyPair| z85::encode(k.public()).unwrap();
         let text = format!("{} call echo\n{} serve echo\n{} broker\n", z(&client), z(&worker), z(&broker));
         let rules = Permissions::parse(&text).unwrap();
@@ -371,7 +403,7 @@ mod tests {
         assert_eq!(doors(&client), [true, false, false]);
         assert_eq!(doors(&worker), [false, true, false]);
         assert_eq!(doors(&broker), [false, false, true]);
-        assert_eq!(doors(&KeyPair::generate()), [false; 3], "an unnamed key enters nowhere");
+        assert_eq!(doors(&keys()), [false; 3], "an unnamed key enters nowhere");
         assert!(rules.is_broker(broker.public()) && !rules.may_call(broker.public(), b"echo"));
     }
 }

@@ -23,24 +23,26 @@ fn curve_router(
     allowed: [u8; 32],
 ) -> (ezarch::reactor::SocketId, String) {
     let authorizer = Authorizer::new(move |key| *key == allowed);
-    let curve = Some(Curve::Server { keys: server.clone(), authorizer });
+    let provider = ezarch::sodium::provider().unwrap();
+    let curve = Some(Curve::Server { keys: server.clone(), authorizer, provider });
     bound(reactor, SocketType::Router, SocketOptions { curve, ..SocketOptions::default() })
 }
 
 #[test]
 fn pyzmq_curve_clients_are_served_and_strangers_refused() {
-    let (server, client) = (KeyPair::generate(), KeyPair::generate());
+    let (server, client) =
+        (ezarch::sodium::generate_keys().unwrap(), ezarch::sodium::generate_keys().unwrap());
     let mut reactor = Reactor::new().unwrap();
     let (router, endpoint) = curve_router(&mut reactor, &server, *client.public());
     let secret = z(&client.secret_bytes());
     let (server_z, client_z) = (z(server.public()), z(client.public()));
     let mut good = spawn_script("curve.py", &["dealer_echo", &endpoint, &server_z, &client_z, &secret]);
-    let stranger = KeyPair::generate();
+    let stranger = ezarch::sodium::generate_keys().unwrap();
     let (stranger_z, stranger_secret) = (z(stranger.public()), z(&stranger.secret_bytes()));
     let mut unknown =
         spawn_script("curve.py", &["refused", &endpoint, &server_z, &stranger_z, &stranger_secret]);
     let mut plain = spawn_script("curve.py", &["refused", &endpoint, "", "", ""]);
-    let wrong = z(KeyPair::generate().public());
+    let wrong = z(ezarch::sodium::generate_keys().unwrap().public());
     let mut wrong_server = spawn_script("curve.py", &["refused", &endpoint, &wrong, &client_z, &secret]);
     drive(
         &mut reactor,
@@ -55,11 +57,16 @@ fn pyzmq_curve_clients_are_served_and_strangers_refused() {
 
 #[test]
 fn ezarch_as_a_curve_client_of_a_pyzmq_router() {
-    let server = KeyPair::generate();
+    let server = ezarch::sodium::generate_keys().unwrap();
     let endpoint = free_endpoint();
     let mut peer = spawn_script("curve.py", &["router_echo", &endpoint, &z(&server.secret_bytes()), "3"]);
     let mut reactor = Reactor::new().unwrap();
-    let curve = Some(Curve::Client { keys: KeyPair::generate(), server: *server.public() });
+    let provider = ezarch::sodium::provider().unwrap();
+    let curve = Some(Curve::Client {
+        keys: ezarch::sodium::generate_keys().unwrap(),
+        server: *server.public(),
+        provider,
+    });
     let dealer =
         reactor.socket(SocketType::Dealer, SocketOptions { curve, ..SocketOptions::default() }).unwrap();
     reactor.connect(dealer, &endpoint).unwrap();

@@ -17,18 +17,23 @@ struct Keys {
 }
 
 fn keys() -> Keys {
-    Keys { server: KeyPair::generate(), client: KeyPair::generate() }
+    Keys {
+        server: ezarch::sodium::generate_keys().unwrap(),
+        client: ezarch::sodium::generate_keys().unwrap(),
+    }
 }
 
 fn server_config(socket_type: SocketType, keys: &Keys, authorizer: Authorizer) -> Config {
     let mut config = Config::new(socket_type);
-    config.curve = Some(Curve::Server { keys: keys.server.clone(), authorizer });
+    let provider = ezarch::sodium::provider().unwrap();
+    config.curve = Some(Curve::Server { keys: keys.server.clone(), authorizer, provider });
     config
 }
 
 fn client_config(socket_type: SocketType, keys: &Keys) -> Config {
     let mut config = Config::new(socket_type);
-    config.curve = Some(Curve::Client { keys: keys.client.clone(), server: *keys.server.public() });
+    let provider = ezarch::sodium::provider().unwrap();
+    config.curve = Some(Curve::Client { keys: keys.client.clone(), server: *keys.server.public(), provider });
     config
 }
 
@@ -86,7 +91,7 @@ fn subscriptions_and_heartbeats_travel_sealed_too() {
 #[test]
 fn a_client_key_not_allowed_gets_an_error_and_the_server_closes() {
     let keys = keys();
-    let only = *KeyPair::generate().public();
+    let only = *ezarch::sodium::generate_keys().unwrap().public();
     let server = server_config(SocketType::Router, &keys, Authorizer::new(move |k| *k == only));
     let mut pair = Pair::new(client_config(SocketType::Dealer, &keys), server);
     let err = pair.drive().unwrap_err();

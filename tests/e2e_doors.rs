@@ -22,7 +22,7 @@ fn stat(stats: &serde_json::Value, path: &[&str]) -> u64 {
 
 #[test]
 fn a_call_only_key_gets_nothing_at_any_door_it_was_not_given() {
-    let [client, worker, rogue, broker] = [(); 4].map(|_| KeyPair::generate());
+    let [client, worker, rogue, broker] = [(); 4].map(|_| ezarch::sodium::generate_keys().unwrap());
     let (keys, rules) = CurveNode::with_rules(&[
         (&client, "call psec ez.stats"),
         (&worker, "serve psec"),
@@ -71,7 +71,7 @@ fn a_call_only_key_gets_nothing_at_any_door_it_was_not_given() {
 
 #[test]
 fn ezarch_broker_with_a_broker_key_attaches_and_serves_and_without_one_is_refused() {
-    let [client, worker, broker, impostor] = [(); 4].map(|_| KeyPair::generate());
+    let [client, worker, broker, impostor] = [(); 4].map(|_| ezarch::sodium::generate_keys().unwrap());
     let (keys, rules) = CurveNode::with_rules(&[
         (&client, "call svc ez.stats"),
         (&worker, "serve svc"),
@@ -117,7 +117,7 @@ fn ezarch_broker_with_a_broker_key_attaches_and_serves_and_without_one_is_refuse
 
 #[test]
 fn a_worker_key_cannot_take_another_workers_identity_or_forge_its_replies() {
-    let [client, worker, other] = [(); 3].map(|_| KeyPair::generate());
+    let [client, worker, other] = [(); 3].map(|_| ezarch::sodium::generate_keys().unwrap());
     let (keys, rules) = CurveNode::with_rules(&[
         (&client, "call svc ez.stats"),
         (&worker, "serve svc"),
@@ -155,7 +155,7 @@ fn a_worker_key_cannot_take_another_workers_identity_or_forge_its_replies() {
 
 #[test]
 fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
-    let [client, victim, thief, outsider, good] = [(); 5].map(|_| KeyPair::generate());
+    let [client, victim, thief, outsider, good] = [(); 5].map(|_| ezarch::sodium::generate_keys().unwrap());
     let (keys, rules) = CurveNode::with_rules(&[
         (&client, "call svc plain ez.stats"),
         (&victim, "serve svc"),
@@ -197,7 +197,7 @@ fn generation_2_workers_keep_to_their_serve_list_and_their_own_tokens() {
 
 #[test]
 fn a_standalone_pipe_applies_the_same_doors() {
-    let [broker, worker, client] = [(); 3].map(|_| KeyPair::generate());
+    let [broker, worker, client] = [(); 3].map(|_| ezarch::sodium::generate_keys().unwrap());
     let (keys, rules) =
         CurveNode::with_rules(&[(&broker, "broker"), (&worker, "serve svc"), (&client, "call svc")]);
     let s = keys.settings();

@@ -47,7 +47,11 @@ fn recording_relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
 
 #[test]
 fn allowlisted_pyzmq_peers_are_served_over_curve_and_nothing_travels_in_clear() {
-    let (client, worker, stranger) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let (client, worker, stranger) = (
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+    );
     let node_keys = Node::new(&[&client, &worker]);
     let s = node_keys.settings();
     let node = s.start(&["up"]);
@@ -91,7 +95,11 @@ fn allowlisted_pyzmq_peers_are_served_over_curve_and_nothing_travels_in_clear() 
 
 #[test]
 fn sighup_revokes_a_key_and_keeps_the_others() {
-    let (kept, revoked, worker) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let (kept, revoked, worker) = (
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+    );
     let node_keys = Node::new(&[&kept, &revoked, &worker]);
     let s = node_keys.settings();
     let node = s.start(&["up"]);
@@ -126,7 +134,7 @@ fn an_open_bind_without_curve_refuses_to_start_unless_insecure() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BIND_ADDRESS 0.0.0.0 is not loopback and CURVE is off"), "{err}");
     // CURVE without an allowlist lets any key in: the same refusal, for that reason.
-    let keys = KeyPair::generate();
+    let keys = ezarch::sodium::generate_keys().unwrap();
     let out = s.ezarch(&["up"]).env("CURVE_SECRET_KEY", z(&keys.secret_bytes())).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -148,14 +156,19 @@ fn an_open_bind_without_curve_refuses_to_start_unless_insecure() {
         line.split('"').nth(1).unwrap_or_default().to_string()
     };
     let (public, secret) = (value("CURVE_PUBLIC_KEY="), value("CURVE_SECRET_KEY="));
-    let pair = KeyPair::from_secret(z85::decode_key(&secret).unwrap());
+    let provider = ezarch::sodium::provider().unwrap();
+    let pair = KeyPair::from_secret(&*provider, z85::decode_key(&secret).unwrap());
     assert_eq!(z(pair.public()), public, "keygen's public key belongs to its secret key");
 }
 
 #[test]
 fn permissions_limit_what_each_key_may_call_and_serve() {
-    let (caller, other_caller, worker, rogue) =
-        (KeyPair::generate(), KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+    let (caller, other_caller, worker, rogue) = (
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+        ezarch::sodium::generate_keys().unwrap(),
+    );
     let node_keys = Node::new(&[&caller, &other_caller, &worker, &rogue]);
     let rules = format!(
         "{} call svc ez.stats\n{} call elsewhere\n{} serve svc\n{} serve nothing-here\n",
@@ -195,7 +208,7 @@ fn permissions_limit_what_each_key_may_call_and_serve() {
 /// the wrong server key never completes a handshake, says so in its log, and is routed nothing.
 #[test]
 fn ezarch_broker_is_a_curve_client_of_libzmq_pipes() {
-    let [pipes, broker, worker, client, stranger] = [(); 5].map(|_| KeyPair::generate());
+    let [pipes, broker, worker, client, stranger] = [(); 5].map(|_| ezarch::sodium::generate_keys().unwrap());
     let server_key = format!("CURVE_SERVER_KEY={}", z(pipes.public()));
     let broker_secret = format!("CURVE_SECRET_KEY={}", z(&broker.secret_bytes()));
     let s = Settings::new(&[&server_key, &broker_secret]);

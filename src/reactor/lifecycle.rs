@@ -137,6 +137,15 @@ impl Reactor {
             return;
         }
         let session = Session::new(config, now);
+        if let Some(e) = session.failure() {
+            // A CURVE client whose provider could not even make its HELLO (no randomness).
+            log::warn!("connection not started: {e}");
+            let _ = self.poll.registry().deregister(&mut stream);
+            if let Some(ck) = connector {
+                self.schedule_reconnect(ck, now);
+            }
+            return;
+        }
         let mut conn = Connection::new(stream, session, socket, connector);
         conn.authenticates = authenticates;
         let key = self.io.insert_conn(conn);

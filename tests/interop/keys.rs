@@ -26,7 +26,7 @@ impl CurveNode {
             ezarch::random::next_u64()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let node = Self { server: KeyPair::generate(), dir };
+        let node = Self { server: ezarch::sodium::generate_keys().unwrap(), dir };
         node.allow(allowed);
         node
     }

@@ -99,37 +99,68 @@ pub fn session(data: &[u8], start: Instant) {
     }
 }
 
-/// A CURVE server session fed a CURVE client's greeting and then arbitrary bytes: the HELLO,
-/// INITIATE and MESSAGE parsers see any command a peer could send before a box opens.
-#[cfg(feature = "curve")]
-pub fn curve_handshake(data: &[u8], start: Instant) {
-    use crate::curve::{Authorizer, Curve, KeyPair};
-    use crate::greeting::{Greeting, Mechanism};
-    let mut config = Config::new(SocketType::Router);
-    config.curve = Some(Curve::Server { keys: KeyPair::from_secret([7; 32]), authorizer: Authorizer::any() });
+/// The seeded providers of the golden transcripts (`curve::transcript`): server, client.
+#[cfg(feature = "rustcrypto")]
+fn seeded_providers() -> (crate::curve::Provider, crate::curve::Provider) {
+    use crate::curve::{provider, rustcrypto::RustCrypto, transcript};
+    (
+        provider(RustCrypto::seeded(transcript::SERVER_SEED)),
+        provider(RustCrypto::seeded(transcript::CLIENT_SEED)),
+    )
+}
+
+/// Feeds `data` to `session` in chunks whose sizes come from the first byte (see `chunks`);
+/// stops at the first error. Takes every event.
+#[cfg(feature = "rustcrypto")]
+fn feed(session: &mut Session, data: &[u8], now: Instant) {
+    let mut buf = BytesMut::new();
+    for chunk in chunks(data) {
+        buf.extend_from_slice(chunk);
+        let result = session.handle_input(&mut buf, now);
+        while session.poll_event().is_some() {}
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+/// A seeded CURVE server (the golden transcript's) fed any bytes as its client's: the corpus
+/// starts from the golden client bytes (greeting, HELLO, INITIATE, MESSAGE), and since the
+/// server's randomness is the transcript's, a mutated INITIATE still carries the cookie it
+/// expects, so the fuzzer reaches INITIATE's vouch and metadata and the MESSAGEs after it.
+/// The first byte seeds the chunk sizes.
+#[cfg(feature = "rustcrypto")]
+pub fn curve_server(data: &[u8], start: Instant) {
+    let (server, _) = seeded_providers();
+    let mut session = Session::new(crate::curve::transcript::server_config(&server), start);
+    feed(&mut session, data, start);
+}
+
+/// A seeded CURVE client (the golden transcript's) fed any bytes as its server's: WELCOME,
+/// READY and ERROR from a hostile server. Its HELLO is the transcript's, so a mutated golden
+/// WELCOME opens and the fuzzer reaches INITIATE's making, READY and the MESSAGEs after it.
+/// The first byte seeds the chunk sizes.
+#[cfg(feature = "rustcrypto")]
+pub fn curve_client(data: &[u8], start: Instant) {
+    let (server, client) = seeded_providers();
+    let config = crate::curve::transcript::client_config(&client, &server);
     let mut session = Session::new(config, start);
-    let mut buf = BytesMut::from(&Greeting::ours(Mechanism::Curve, false).encode()[..]);
-    buf.extend_from_slice(data);
-    let _ = session.handle_input(&mut buf, start);
-    while session.poll_event().is_some() {}
+    feed(&mut session, data, start);
 }
 
 /// A completed CURVE handshake, then arbitrary input to the server: with the first byte even,
 /// the rest is raw bytes after the handshake (unsealed frames, forged MESSAGEs); odd, the rest
 /// is split into frame bodies that the client seals properly, so what a MESSAGE holds (flags,
 /// commands, multipart messages, limits) is fuzzed past the box.
-#[cfg(feature = "curve")]
+#[cfg(feature = "rustcrypto")]
 pub fn curve_message(data: &[u8], start: Instant) {
-    use crate::curve::{Authorizer, Curve, KeyPair};
+    use crate::curve::transcript;
     let Some((&mode, data)) = data.split_first() else { return };
-    let server_keys = KeyPair::from_secret([7; 32]);
-    let mut server_config = Config::new(SocketType::Router);
+    let (server_provider, client_provider) = seeded_providers();
+    let mut server_config = transcript::server_config(&server_provider);
     server_config.limits.max_frames = 8;
     server_config.limits.max_message_size = 4096;
-    server_config.curve = Some(Curve::Server { keys: server_keys.clone(), authorizer: Authorizer::any() });
-    let mut client_config = Config::new(SocketType::Dealer);
-    client_config.curve =
-        Some(Curve::Client { keys: KeyPair::from_secret([9; 32]), server: *server_keys.public() });
+    let client_config = transcript::client_config(&client_provider, &server_provider);
     let mut server = Session::new(server_config, start);
     let mut client = Session::new(client_config, start);
     for _ in 0..4 {
@@ -156,13 +187,18 @@ pub fn curve_message(data: &[u8], start: Instant) {
     while server.poll_event().is_some() {}
 }
 
-/// Our XSalsa20-Poly1305 boxes against a reference, for the differential target `curve_box`:
-/// `data` is a 32-byte key, a 24-byte nonce, then the plaintext. `reference_seal` is another
-/// implementation's NaCl secretbox (tag, then ciphertext). Asserts that both seal alike, that
-/// our box opens the reference's, that a changed byte makes it unopenable, and that the
-/// MESSAGE path (`CounterBox`, nonce = 16-byte prefix + counter) seals alike too.
-#[cfg(feature = "curve")]
-pub fn curve_box(data: &[u8], reference_seal: impl Fn(&[u8; 32], &[u8; 24], &[u8]) -> Vec<u8>) {
+/// Differential, for the target `curve_box`: the XSalsa20-Poly1305 boxes built on the
+/// `rustcrypto` provider and on `other` (libsodium, in ezarch), and RustCrypto's own
+/// `crypto_secretbox` (`reference_seal`: tag, then ciphertext), on `data` = a 32-byte key, a
+/// 24-byte nonce, then the plaintext. Asserts that all three seal alike, that each provider's
+/// box opens the reference's and not a changed byte of it, and that the MESSAGE path
+/// (`CounterBox`, nonce = 16-byte prefix + counter) agrees.
+#[cfg(feature = "rustcrypto")]
+pub fn curve_box(
+    data: &[u8],
+    other: &crate::curve::Provider,
+    reference_seal: impl Fn(&[u8; 32], &[u8; 24], &[u8]) -> Vec<u8>,
+) {
     use crate::curve::crypto::{CounterBox, NaclBox, TAG};
     if data.len() < 56 {
         return;
@@ -171,29 +207,39 @@ pub fn curve_box(data: &[u8], reference_seal: impl Fn(&[u8; 32], &[u8; 24], &[u8
     let (nonce, plain) = rest.split_at(24);
     let key: [u8; 32] = key.try_into().unwrap_or([0; 32]);
     let nonce: [u8; 24] = nonce.try_into().unwrap_or([0; 24]);
-    let ours = NaclBox::with_key(&key);
-    let mut sealed = Vec::new();
-    ours.seal_into(&nonce, plain, &mut sealed);
     let expected = reference_seal(&key, &nonce, plain);
-    assert!(sealed == expected, "our box differs from the reference");
-    assert_eq!(ours.open(&nonce, &expected).as_deref(), Some(plain), "the reference box does not open");
     let mut forged = expected.clone();
     let at = usize::from(plain.first().copied().unwrap_or(0)) % forged.len();
     forged[at] ^= 0x01;
-    assert_eq!(ours.open(&nonce, &forged), None, "a changed byte still opened");
-    let mut prefix = [0u8; 16];
-    prefix.copy_from_slice(&nonce[..16]);
-    let mut counter_bytes = [0u8; 8];
-    counter_bytes.copy_from_slice(&nonce[16..]);
-    let mut by_counter = vec![0u8; TAG];
-    by_counter.extend_from_slice(plain);
-    let mut boxes = CounterBox::new(&ours, &prefix);
-    let counter = u64::from_be_bytes(counter_bytes);
-    boxes.seal_in_place(counter, &mut by_counter);
-    assert!(by_counter == expected, "the MESSAGE path differs from the reference");
-    let mut text = expected[TAG..].to_vec();
-    assert!(boxes.open_in_place(counter, &expected[..TAG], &mut text), "the MESSAGE path does not open it");
-    assert!(text == plain, "the MESSAGE path opened something else");
-    let mut text = forged[TAG..].to_vec();
-    assert!(!boxes.open_in_place(counter, &forged[..TAG], &mut text), "the MESSAGE path opened a forgery");
+    let (ours, _) = seeded_providers();
+    for provider in [&ours, other] {
+        let boxed = NaclBox::with_key(provider, &key);
+        let mut sealed = Vec::new();
+        boxed.seal_into(&nonce, plain, &mut sealed);
+        assert!(sealed == expected, "a provider's box differs from the reference");
+        assert_eq!(
+            boxed.open(&nonce, &expected).as_deref().map(|v| &v[..]),
+            Some(plain),
+            "the reference box does not open"
+        );
+        assert!(boxed.open(&nonce, &forged).is_none(), "a changed byte still opened");
+        let prefix: [u8; 16] = nonce[..16].try_into().unwrap_or([0; 16]);
+        let counter = u64::from_be_bytes(nonce[16..].try_into().unwrap_or([0; 8]));
+        let mut by_counter = vec![0u8; TAG];
+        by_counter.extend_from_slice(plain);
+        let mut boxes = CounterBox::new(&boxed, &prefix);
+        boxes.seal_in_place(counter, &mut by_counter);
+        assert!(by_counter == expected, "the MESSAGE path differs from the reference");
+        let mut text = expected[TAG..].to_vec();
+        assert!(
+            boxes.open_in_place(counter, &expected[..TAG], &mut text),
+            "the MESSAGE path does not open it"
+        );
+        assert!(text == plain, "the MESSAGE path opened something else");
+        let mut text = forged[TAG..].to_vec();
+        assert!(
+            !boxes.open_in_place(counter, &forged[..TAG], &mut text),
+            "the MESSAGE path opened a forgery"
+        );
+    }
 }

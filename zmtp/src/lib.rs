@@ -1,8 +1,9 @@
 //! `zmtp`: ZeroMQ's wire protocol (ZMTP 3.1, RFC 23 and RFC 37) as a pure state machine over bytes.
 //!
-//! No sockets, no clock, and no `unsafe` outside two modules behind the `curve` feature: the
-//! SIMD Salsa20 keystream and Poly1305 (`curve/salsa20_simd.rs`, `curve/poly1305_simd.rs`),
-//! which need it for CPU feature dispatch and vector loads and stores. A connection passes through these stages:
+//! No sockets, no clock, nothing outside safe Rust (`forbid(unsafe_code)`), and no cipher of
+//! its own: under the `curve` feature every primitive comes from the caller's
+//! `curve::CryptoProvider`. A connection passes through these
+//! stages:
 //!
 //! 1. **Greeting** (`greeting`): both sides send 64 bytes at once; we advertise 3.1 and NULL and
 //!    accept any major >= 3.
@@ -16,7 +17,7 @@
 //! Every length read off the wire is checked against `Limits` before anything is allocated, and
 //! every failure is a typed `Error` that closes only the offending connection.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod command;

@@ -151,18 +151,27 @@ impl Session {
     /// Starts a connection and queues our greeting and READY.
     pub fn new(config: Config, now: Instant) -> Self {
         let mut encoder = Encoder::new();
+        #[allow(unused_mut)]
+        let mut failed = None;
         #[cfg(feature = "curve")]
-        let curve = config.curve.as_ref().map(|curve| {
+        let curve = config.curve.as_ref().and_then(|curve| {
             let as_server = matches!(curve, crate::curve::Curve::Server { .. });
             encoder.push_raw(&Greeting::ours(Mechanism::Curve, as_server).encode());
-            let (link, hello) = crate::curve::Link::new(curve, config.limits.max_metadata_size);
-            if let Some(hello) = hello {
-                encoder.push_command_body(&hello);
+            match crate::curve::Link::new(curve, config.limits.max_metadata_size) {
+                Ok((link, hello)) => {
+                    if let Some(hello) = hello {
+                        encoder.push_command_body(&hello);
+                    }
+                    Some(Box::new(link))
+                }
+                Err(e) => {
+                    failed = Some(Error::Curve(e));
+                    None
+                }
             }
-            Box::new(link)
         });
         #[cfg(feature = "curve")]
-        let null = curve.is_none();
+        let null = config.curve.is_none();
         #[cfg(not(feature = "curve"))]
         let null = true;
         if null {
@@ -176,13 +185,26 @@ impl Session {
                 true => FrameDecoder::for_handshake(config.limits),
                 false => FrameDecoder::for_curve_handshake(config.limits),
             },
-            phase: Phase::AwaitGreeting(GreetingReader::default()),
+            phase: match failed {
+                Some(e) => Phase::Closed(e),
+                None => Phase::AwaitGreeting(GreetingReader::default()),
+            },
             encoder,
             events: VecDeque::new(),
             partial: Vec::new(),
             handshake_deadline: now.checked_add(config.handshake_timeout),
             heartbeat: HeartbeatTimers::new(config.heartbeat),
             config,
+        }
+    }
+
+    /// Why the session failed, if it has: a CURVE client that could not even start its
+    /// handshake (its provider's random source failed) is failed from creation, and the caller
+    /// should close it at once.
+    pub fn failure(&self) -> Option<&Error> {
+        match &self.phase {
+            Phase::Closed(e) => Some(e),
+            _ => None,
         }
     }
 

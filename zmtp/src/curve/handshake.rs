@@ -13,9 +13,11 @@
 //! the client holds C's secret key.
 
 use bytes::{Bytes, BytesMut};
+use zeroize::Zeroizing;
 
 use super::channel::Channel;
-use super::crypto::{long_nonce, random_key, random_long, short_nonce, Boxer, CookieBox, TAG};
+use super::crypto::{long_nonce, random, short_nonce, Boxer, CookieBox, TAG};
+use super::provider::{verify32, Provider};
 use super::{Authorizer, KeyPair};
 use crate::error::{CurveError, Error};
 use crate::metadata::Metadata;
@@ -108,7 +110,6 @@ pub enum Step {
 }
 
 /// The client's side.
-#[derive(Debug)]
 pub struct ClientHandshake {
     keys: KeyPair,
     server: [u8; 32],
@@ -118,22 +119,39 @@ pub struct ClientHandshake {
     /// The server's transient key, once WELCOME told it.
     server_transient: Option<[u8; 32]>,
     max_metadata: usize,
+    provider: Provider,
+}
+
+impl std::fmt::Debug for ClientHandshake {
+    /// Without the transient key pair.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHandshake").field("keys", &self.keys).finish_non_exhaustive()
+    }
 }
 
 impl ClientHandshake {
     /// Starts a handshake with the server whose permanent key is `server`; returns the HELLO.
-    pub fn start(keys: KeyPair, server: [u8; 32], max_metadata: usize) -> (Self, Vec<u8>) {
-        let transient = KeyPair::generate();
+    /// Fails when the provider's random source does, or `server` is of low order.
+    pub fn start(
+        provider: &Provider,
+        keys: KeyPair,
+        server: [u8; 32],
+        max_metadata: usize,
+    ) -> Result<(Self, Vec<u8>), CurveError> {
+        let transient = KeyPair::generate(&**provider)?;
         let mut hello = Vec::with_capacity(HELLO_LEN);
         hello.extend_from_slice(HELLO);
         hello.extend_from_slice(&[1, 0]);
         hello.extend_from_slice(&[0u8; 72]);
         hello.extend_from_slice(transient.public());
         hello.extend_from_slice(&1u64.to_be_bytes());
-        let boxer = Boxer::new(&server, &transient.secret);
+        let boxer = Boxer::new(provider, &server, transient.secret())
+            .ok_or(CurveError::BadBox { command: "HELLO" })?;
         boxer.seal_into(&short_nonce(b"CurveZMQHELLO---", 1), &[0u8; 64], &mut hello);
-        let handshake = Self { keys, server, transient, nonce: 2, server_transient: None, max_metadata };
-        (handshake, hello)
+        let provider = provider.clone();
+        let handshake =
+            Self { keys, server, transient, nonce: 2, server_transient: None, max_metadata, provider };
+        Ok((handshake, hello))
     }
 
     /// The server's next command: WELCOME (answered with INITIATE, which carries `ours`), then
@@ -153,29 +171,29 @@ impl ClientHandshake {
             return Err(malformed("WELCOME"));
         }
         let long = &body[WELCOME.len()..WELCOME.len() + 16];
-        let boxer = Boxer::new(&self.server, &self.transient.secret);
+        let p = &self.provider;
+        let boxer = Boxer::new(p, &self.server, self.transient.secret()).ok_or_else(|| bad_box("WELCOME"))?;
         let plain = boxer
             .open(&long_nonce(b"WELCOME-", long), &body[WELCOME.len() + 16..])
             .ok_or_else(|| bad_box("WELCOME"))?;
         let server_transient = to_key(&plain[..32]);
         let cookie = &plain[32..32 + COOKIE_LEN];
         // The vouch: Box[C' + S](C->S'), proving we hold C's secret key.
-        let vouch_long = random_long()?;
+        let vouch_long: [u8; 16] = random(&**p)?;
         let mut vouch = vouch_long.to_vec();
         let mut vouched = self.transient.public().to_vec();
         vouched.extend_from_slice(&self.server);
-        Boxer::new(&server_transient, &self.keys.secret).seal_into(
-            &long_nonce(b"VOUCH---", &vouch_long),
-            &vouched,
-            &mut vouch,
-        );
+        let to_server_transient =
+            Boxer::new(p, &server_transient, self.keys.secret()).ok_or_else(|| bad_box("WELCOME"))?;
+        to_server_transient.seal_into(&long_nonce(b"VOUCH---", &vouch_long), &vouched, &mut vouch);
         let mut plaintext = self.keys.public().to_vec();
         plaintext.extend_from_slice(&vouch);
         plaintext.extend_from_slice(&encode_metadata(ours));
         let mut initiate = INITIATE.to_vec();
         initiate.extend_from_slice(cookie);
         initiate.extend_from_slice(&self.nonce.to_be_bytes());
-        let to_server = Boxer::new(&server_transient, &self.transient.secret);
+        let to_server =
+            Boxer::new(p, &server_transient, self.transient.secret()).ok_or_else(|| bad_box("WELCOME"))?;
         to_server.seal_into(&short_nonce(b"CurveZMQINITIATE", self.nonce), &plaintext, &mut initiate);
         self.nonce += 1;
         self.server_transient = Some(server_transient);
@@ -187,7 +205,8 @@ impl ClientHandshake {
             return Err(malformed("READY"));
         }
         let nonce = read_u64(&body[READY.len()..]);
-        let boxer = Boxer::new(&server_transient, &self.transient.secret);
+        let boxer = Boxer::new(&self.provider, &server_transient, self.transient.secret())
+            .ok_or_else(|| bad_box("READY"))?;
         let plain = boxer
             .open(&short_nonce(b"CurveZMQREADY---", nonce), &body[READY.len() + 8..])
             .ok_or_else(|| bad_box("READY"))?;
@@ -204,6 +223,7 @@ pub struct ServerHandshake {
     authorizer: Authorizer,
     state: ServerState,
     max_metadata: usize,
+    provider: Provider,
 }
 
 impl std::fmt::Debug for ServerHandshake {
@@ -219,7 +239,7 @@ enum ServerState {
     AwaitInitiate {
         client_transient: [u8; 32],
         transient: KeyPair,
-        cookie_key: [u8; 32],
+        cookie_key: Zeroizing<[u8; 32]>,
         last_nonce: u64,
     },
     Done,
@@ -228,8 +248,9 @@ enum ServerState {
 impl ServerHandshake {
     /// A server side awaiting HELLO: our permanent keys, who may connect, and the cap on the
     /// client's metadata.
-    pub fn new(keys: KeyPair, authorizer: Authorizer, max_metadata: usize) -> Self {
-        Self { keys, authorizer, state: ServerState::AwaitHello, max_metadata }
+    pub fn new(provider: &Provider, keys: KeyPair, authorizer: Authorizer, max_metadata: usize) -> Self {
+        let provider = provider.clone();
+        Self { keys, authorizer, state: ServerState::AwaitHello, max_metadata, provider }
     }
 
     /// The client's next command: HELLO (answered with WELCOME), then INITIATE (answered with
@@ -253,25 +274,26 @@ impl ServerHandshake {
         }
         let client_transient = to_key(&body[80..112]);
         let nonce = read_u64(&body[112..120]);
-        let boxer = Boxer::new(&client_transient, &self.keys.secret);
+        let p = &self.provider;
+        let boxer = Boxer::new(p, &client_transient, self.keys.secret()).ok_or_else(|| bad_box("HELLO"))?;
         let plain = boxer
             .open(&short_nonce(b"CurveZMQHELLO---", nonce), &body[120..200])
             .ok_or_else(|| bad_box("HELLO"))?;
         if plain.iter().any(|&b| b != 0) {
             return Err(malformed("HELLO signature"));
         }
-        let transient = KeyPair::try_generate()?;
-        let cookie_key = random_key()?;
+        let transient = KeyPair::generate(&**p)?;
+        let cookie_key = Zeroizing::new(random::<32>(&**p)?);
         // cookie = long nonce + Box[C' + s'](K)
-        let cookie_long = random_long()?;
-        let mut cookie_plain = client_transient.to_vec();
-        cookie_plain.extend_from_slice(&transient.secret_bytes());
+        let cookie_long: [u8; 16] = random(&**p)?;
+        let mut cookie_plain = Zeroizing::new(client_transient.to_vec());
+        cookie_plain.extend_from_slice(&*transient.secret_bytes());
         let mut cookie = cookie_long.to_vec();
         let cookie_nonce = long_nonce(b"COOKIE--", &cookie_long);
-        CookieBox::with_key(&cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
-        let mut welcome_plain = transient.public().to_vec();
+        CookieBox::with_key(p, &cookie_key).seal_into(&cookie_nonce, &cookie_plain, &mut cookie);
+        let mut welcome_plain = Zeroizing::new(transient.public().to_vec());
         welcome_plain.extend_from_slice(&cookie);
-        let welcome_long = random_long()?;
+        let welcome_long: [u8; 16] = random(&**p)?;
         let mut welcome = WELCOME.to_vec();
         welcome.extend_from_slice(&welcome_long);
         boxer.seal_into(&long_nonce(b"WELCOME-", &welcome_long), &welcome_plain, &mut welcome);
@@ -286,7 +308,7 @@ impl ServerHandshake {
         ours: &Metadata,
         client_transient: [u8; 32],
         transient: KeyPair,
-        cookie_key: [u8; 32],
+        cookie_key: Zeroizing<[u8; 32]>,
         last_nonce: u64,
     ) -> Result<Step, Error> {
         if body.len() < INITIATE_MIN || !body.starts_with(INITIATE) {
@@ -294,23 +316,28 @@ impl ServerHandshake {
         }
         let body = &body[INITIATE.len()..];
         let (cookie, rest) = body.split_at(COOKIE_LEN);
-        let cookie_plain = CookieBox::with_key(&cookie_key)
+        let p = &self.provider;
+        let cookie_plain = CookieBox::with_key(p, &cookie_key)
             .open(&long_nonce(b"COOKIE--", &cookie[..16]), &cookie[16..])
             .ok_or(CurveError::BadCookie)?;
-        if cookie_plain[..32] != client_transient || cookie_plain[32..64] != transient.secret_bytes() {
+        let cookie_is_ours = verify32(&**p, &cookie_plain[..32], &client_transient)
+            & verify32(&**p, &cookie_plain[32..64], &*transient.secret_bytes());
+        if !cookie_is_ours {
             return Err(CurveError::BadCookie.into());
         }
         let nonce = read_u64(rest);
         if nonce <= last_nonce {
             return Err(CurveError::NonceNotIncreasing { got: nonce, last: last_nonce }.into());
         }
-        let boxer = Boxer::new(&client_transient, &transient.secret);
+        let boxer =
+            Boxer::new(p, &client_transient, transient.secret()).ok_or_else(|| bad_box("INITIATE"))?;
         let plain = boxer
             .open(&short_nonce(b"CurveZMQINITIATE", nonce), &rest[8..])
             .ok_or_else(|| bad_box("INITIATE"))?;
         let client_key = to_key(&plain[..32]);
         let vouch = &plain[32..32 + VOUCH_LEN];
-        let vouched = Boxer::new(&client_key, &transient.secret)
+        let vouched = Boxer::new(p, &client_key, transient.secret())
+            .ok_or(CurveError::BadVouch)?
             .open(&long_nonce(b"VOUCH---", &vouch[..16]), &vouch[16..])
             .ok_or(CurveError::BadVouch)?;
         if vouched[..32] != client_transient || vouched[32..64] != *self.keys.public() {
@@ -329,9 +356,19 @@ impl ServerHandshake {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rustcrypto"))]
 mod tests {
     use super::*;
+    use crate::curve::rustcrypto::RustCrypto;
+
+    fn provider() -> Provider {
+        static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        crate::curve::provider(RustCrypto::seeded(SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+    }
+
+    fn keys(p: &Provider) -> KeyPair {
+        KeyPair::generate(&**p).unwrap()
+    }
 
     fn metadata(socket_type: &str) -> Metadata {
         let mut m = Metadata::new();
@@ -345,7 +382,7 @@ mod tests {
         server_key: [u8; 32],
         server: &mut ServerHandshake,
     ) -> (Result<Established, Error>, Option<Result<Established, Error>>) {
-        let (mut client, hello) = ClientHandshake::start(client_keys, server_key, 1024);
+        let (mut client, hello) = ClientHandshake::start(&provider(), client_keys, server_key, 1024).unwrap();
         let welcome = match server.on_command(&hello, &metadata("ROUTER")) {
             Ok(Step::Send(welcome)) => welcome,
             Ok(_) => panic!("no WELCOME"),
@@ -370,8 +407,9 @@ mod tests {
 
     #[test]
     fn a_handshake_establishes_a_channel_both_ways_and_names_the_client() {
-        let (server_keys, client_keys) = (KeyPair::generate(), KeyPair::generate());
-        let mut server = ServerHandshake::new(server_keys.clone(), Authorizer::any(), 1024);
+        let p = provider();
+        let (server_keys, client_keys) = (keys(&p), keys(&p));
+        let mut server = ServerHandshake::new(&p, server_keys.clone(), Authorizer::any(), 1024);
         let (server_side, client_side) = handshake(client_keys.clone(), *server_keys.public(), &mut server);
         let (mut s, mut c) = (server_side.unwrap(), client_side.unwrap().unwrap());
         assert_eq!(s.peer_key, *client_keys.public());
@@ -388,33 +426,35 @@ mod tests {
 
     #[test]
     fn an_unknown_client_key_or_a_wrong_server_key_is_refused() {
-        let (server_keys, client_keys) = (KeyPair::generate(), KeyPair::generate());
-        let allowed = *KeyPair::generate().public();
+        let p = provider();
+        let (server_keys, client_keys) = (keys(&p), keys(&p));
+        let allowed = *keys(&p).public();
         let mut server =
-            ServerHandshake::new(server_keys.clone(), Authorizer::new(move |k| *k == allowed), 1024);
+            ServerHandshake::new(&p, server_keys.clone(), Authorizer::new(move |k| *k == allowed), 1024);
         let (result, _) = handshake(client_keys.clone(), *server_keys.public(), &mut server);
         assert_eq!(
             result.unwrap_err(),
             Error::Curve(CurveError::Unauthorized { key: *client_keys.public() })
         );
-        let mut server = ServerHandshake::new(server_keys, Authorizer::any(), 1024);
-        let (result, _) = handshake(client_keys, *KeyPair::generate().public(), &mut server);
+        let mut server = ServerHandshake::new(&p, server_keys, Authorizer::any(), 1024);
+        let (result, _) = handshake(client_keys, *keys(&p).public(), &mut server);
         assert_eq!(result.unwrap_err(), Error::Curve(CurveError::BadBox { command: "HELLO" }));
     }
 
     #[test]
     fn garbled_or_short_commands_are_refused_by_name() {
-        let server_keys = KeyPair::generate();
-        let mut server = ServerHandshake::new(server_keys.clone(), Authorizer::any(), 1024);
+        let p = provider();
+        let server_keys = keys(&p);
+        let mut server = ServerHandshake::new(&p, server_keys.clone(), Authorizer::any(), 1024);
         let ours = metadata("ROUTER");
         assert_eq!(server.on_command(&[5, b'H'], &ours).unwrap_err(), malformed("HELLO"));
-        let (_, mut hello) = ClientHandshake::start(KeyPair::generate(), *server_keys.public(), 1024);
+        let (_, mut hello) = ClientHandshake::start(&p, keys(&p), *server_keys.public(), 1024).unwrap();
         hello[150] ^= 0x40;
-        let mut server = ServerHandshake::new(server_keys.clone(), Authorizer::any(), 1024);
+        let mut server = ServerHandshake::new(&p, server_keys.clone(), Authorizer::any(), 1024);
         assert_eq!(server.on_command(&hello, &ours).unwrap_err(), bad_box("HELLO"));
         // A good HELLO, then an INITIATE whose cookie was altered.
-        let (mut client, hello) = ClientHandshake::start(KeyPair::generate(), *server_keys.public(), 1024);
-        let mut server = ServerHandshake::new(server_keys, Authorizer::any(), 1024);
+        let (mut client, hello) = ClientHandshake::start(&p, keys(&p), *server_keys.public(), 1024).unwrap();
+        let mut server = ServerHandshake::new(&p, server_keys, Authorizer::any(), 1024);
         let Ok(Step::Send(welcome)) = server.on_command(&hello, &ours) else { panic!() };
         let Ok(Step::Send(mut initiate)) = client.on_command(&welcome, &metadata("DEALER")) else { panic!() };
         initiate[INITIATE.len() + 20] ^= 1;
@@ -423,14 +463,38 @@ mod tests {
 
     #[test]
     fn oversized_initiate_metadata_is_refused() {
-        let server_keys = KeyPair::generate();
-        let mut server = ServerHandshake::new(server_keys.clone(), Authorizer::any(), 64);
-        let (mut client, hello) = ClientHandshake::start(KeyPair::generate(), *server_keys.public(), 1024);
+        let p = provider();
+        let server_keys = keys(&p);
+        let mut server = ServerHandshake::new(&p, server_keys.clone(), Authorizer::any(), 64);
+        let (mut client, hello) = ClientHandshake::start(&p, keys(&p), *server_keys.public(), 1024).unwrap();
         let ours = metadata("ROUTER");
         let Ok(Step::Send(welcome)) = server.on_command(&hello, &ours) else { panic!() };
         let mut big = metadata("DEALER");
         big.push("X-Pad", vec![b'x'; 200]);
         let Ok(Step::Send(initiate)) = client.on_command(&welcome, &big) else { panic!() };
         assert!(matches!(server.on_command(&initiate, &ours), Err(Error::Command(_))));
+    }
+
+    #[test]
+    fn a_low_order_key_or_a_failed_random_source_fails_the_handshake_without_a_panic() {
+        let p = provider();
+        // The all-zero point: X25519 with it is all zeros whatever the secret.
+        assert!(matches!(
+            ClientHandshake::start(&p, keys(&p), [0; 32], 1024),
+            Err(CurveError::BadBox { .. })
+        ));
+        let server_keys = keys(&p);
+        let (_, mut hello) = ClientHandshake::start(&p, keys(&p), *server_keys.public(), 1024).unwrap();
+        hello[80..112].fill(0); // a low-order C'
+        let mut server = ServerHandshake::new(&p, server_keys.clone(), Authorizer::any(), 1024);
+        assert_eq!(server.on_command(&hello, &metadata("ROUTER")).unwrap_err(), bad_box("HELLO"));
+        let broken = RustCrypto::seeded(99);
+        broken.fail_random();
+        let broken = crate::curve::provider(broken);
+        assert!(matches!(KeyPair::generate(&*broken), Err(CurveError::NoRandomness)));
+        let (_, hello) = ClientHandshake::start(&p, keys(&p), *server_keys.public(), 1024).unwrap();
+        let mut server = ServerHandshake::new(&broken, server_keys, Authorizer::any(), 1024);
+        let failed = server.on_command(&hello, &metadata("ROUTER")).unwrap_err();
+        assert_eq!(failed, Error::Curve(CurveError::NoRandomness), "no WELCOME without randomness");
     }
 }

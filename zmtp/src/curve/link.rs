@@ -33,19 +33,23 @@ pub struct Progress {
 }
 
 impl Link {
-    /// A link for `curve`; for a client, also the HELLO to send after the greeting.
-    pub fn new(curve: &Curve, max_metadata: usize) -> (Self, Option<Vec<u8>>) {
+    /// A link for `curve`; for a client, also the HELLO to send after the greeting. A client
+    /// fails to start when its provider's random source does (or the server key is of low
+    /// order).
+    pub fn new(curve: &Curve, max_metadata: usize) -> Result<(Self, Option<Vec<u8>>), CurveError> {
         let (handshake, hello) = match curve {
-            Curve::Server { keys, authorizer } => (
-                Handshake::Server(ServerHandshake::new(keys.clone(), authorizer.clone(), max_metadata)),
-                None,
-            ),
-            Curve::Client { keys, server } => {
-                let (handshake, hello) = ClientHandshake::start(keys.clone(), *server, max_metadata);
+            Curve::Server { keys, authorizer, provider } => {
+                let handshake =
+                    ServerHandshake::new(provider, keys.clone(), authorizer.clone(), max_metadata);
+                (Handshake::Server(handshake), None)
+            }
+            Curve::Client { keys, server, provider } => {
+                let (handshake, hello) =
+                    ClientHandshake::start(provider, keys.clone(), *server, max_metadata)?;
                 (Handshake::Client(handshake), Some(hello))
             }
         };
-        (Self { handshake: Some(handshake), channel: None, peer_key: None }, hello)
+        Ok((Self { handshake: Some(handshake), channel: None, peer_key: None }, hello))
     }
 
     /// A handshake command from the peer; `ours` is our metadata for INITIATE or READY. A

@@ -7,28 +7,31 @@
 //! connection) that INITIATE must return; the server also keeps C', s' and that key until then
 //! and checks the cookie against them. Short nonces are counters that must increase on every
 //! command, both ways.
+//!
+//! Every primitive (X25519, HSalsa20, Salsa20, Poly1305, a constant-time compare, randomness)
+//! comes from the `CryptoProvider` in `Curve`: this module is protocol logic only, in safe Rust,
+//! with no cipher of its own. Secrets are wiped when dropped (`zeroize`).
 
 pub mod channel;
-pub(crate) mod crypto;
+pub mod crypto;
 pub mod handshake;
 pub mod link;
-mod poly1305;
-// The crate's exceptions to `deny(unsafe_code)`: see each module's doc.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod poly1305_simd;
-mod salsa20;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod salsa20_simd;
+pub mod provider;
+#[cfg(feature = "rustcrypto")]
+pub mod rustcrypto;
+#[cfg(feature = "rustcrypto")]
+pub mod transcript;
 
 use std::sync::Arc;
 
 pub use self::channel::Channel;
 pub use self::handshake::{ClientHandshake, ServerHandshake};
 pub use self::link::Link;
+pub use self::provider::{CryptoProvider, Provider};
+use crate::error::CurveError;
 
-/// A permanent key pair (or a transient one): the secret key and its public key.
+/// A permanent key pair (or a transient one): the secret key (wiped when dropped) and its
+/// public key.
 #[derive(Clone)]
 pub struct KeyPair {
     secret: crypto::SecretKey,
@@ -43,28 +46,16 @@ impl std::fmt::Debug for KeyPair {
 }
 
 impl KeyPair {
-    /// A new random key pair.
-    ///
-    /// # Panics
-    /// When the operating system's random source fails (at start-up or when connecting; what a
-    /// peer's bytes lead to uses `try_generate`).
-    pub fn generate() -> Self {
-        match Self::try_generate() {
-            Ok(keys) => keys,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// A new random key pair, or `NoRandomness`.
-    pub fn try_generate() -> Result<Self, crate::error::CurveError> {
-        Ok(Self::from_secret(crypto::random_key()?))
+    /// A new random key pair from `provider`'s random source; `NoRandomness` when it fails.
+    pub fn generate(provider: &dyn CryptoProvider) -> Result<Self, CurveError> {
+        let secret = zeroize::Zeroizing::new(crypto::random::<32>(provider)?);
+        Ok(Self::from_secret(provider, *secret))
     }
 
     /// The key pair of a 32-byte secret key.
-    pub fn from_secret(secret: [u8; 32]) -> Self {
-        let secret = crypto::SecretKey::from_bytes(secret);
-        let public = secret.public_key();
-        Self { secret, public }
+    pub fn from_secret(provider: &dyn CryptoProvider, secret: [u8; 32]) -> Self {
+        let public = provider.x25519_public(&secret);
+        Self { secret: crypto::SecretKey::from_bytes(secret), public }
     }
 
     /// The public key.
@@ -72,9 +63,13 @@ impl KeyPair {
         &self.public
     }
 
-    /// The secret key's bytes (for `ezarch keygen`).
-    pub fn secret_bytes(&self) -> [u8; 32] {
+    /// A copy of the secret key's bytes, wiped when dropped (for `ezarch keygen`).
+    pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
         self.secret.to_bytes()
+    }
+
+    pub(crate) fn secret(&self) -> &crypto::SecretKey {
+        &self.secret
     }
 }
 
@@ -109,7 +104,7 @@ impl std::fmt::Debug for Authorizer {
 }
 
 /// How a connection uses CURVE.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Curve {
     /// We are the CURVE server: our permanent keys, and who may connect.
     Server {
@@ -117,6 +112,8 @@ pub enum Curve {
         keys: KeyPair,
         /// Which client keys may connect.
         authorizer: Authorizer,
+        /// The primitives.
+        provider: Provider,
     },
     /// We are the CURVE client: our permanent keys and the server's public key.
     Client {
@@ -124,5 +121,34 @@ pub enum Curve {
         keys: KeyPair,
         /// The server's permanent public key.
         server: [u8; 32],
+        /// The primitives.
+        provider: Provider,
     },
+}
+
+impl Curve {
+    /// The primitives this side uses.
+    pub fn provider(&self) -> &Provider {
+        match self {
+            Curve::Server { provider, .. } | Curve::Client { provider, .. } => provider,
+        }
+    }
+}
+
+impl std::fmt::Debug for Curve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Curve::Server { keys, provider, .. } => {
+                write!(f, "Curve::Server {{ keys: {keys:?}, provider: {} }}", provider.name())
+            }
+            Curve::Client { keys, provider, .. } => {
+                write!(f, "Curve::Client {{ keys: {keys:?}, provider: {} }}", provider.name())
+            }
+        }
+    }
+}
+
+/// A provider behind an `Arc`, ready for `Curve`.
+pub fn provider(provider: impl CryptoProvider + 'static) -> Provider {
+    Arc::new(provider)
 }
