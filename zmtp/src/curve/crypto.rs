@@ -198,10 +198,10 @@ impl Stream<'_> {
         }
     }
 
+    /// Poly1305 of `text` under the stream's first 32 bytes (which `head` wipes when dropped).
     fn tag(&self, head: &Keystream, text: &[u8]) -> [u8; 16] {
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&head.bytes[..32]);
-        self.provider.poly1305(&key, text)
+        let (key, _) = head.bytes.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
+        self.provider.poly1305(key, text)
     }
 
     /// `boxed` is TAG bytes (any) then the plaintext: encrypts the plaintext in place and
