@@ -58,9 +58,9 @@ fn drain(session: &mut Session) -> Vec<u8> {
     out
 }
 
-/// Runs the conversation with these providers; `None` if the handshake or the messages fail.
-pub fn record(server_provider: &Provider, client_provider: &Provider) -> Option<Transcript> {
-    let now = Instant::now();
+/// Runs the conversation with these providers at `now` (the clock does not move: no timer
+/// matters); `None` if the handshake or the messages fail.
+pub fn record(server_provider: &Provider, client_provider: &Provider, now: Instant) -> Option<Transcript> {
     let mut server = Session::new(server_config(server_provider), now);
     let mut client = Session::new(client_config(client_provider, server_provider), now);
     let mut transcript = Transcript { to_server: Vec::new(), to_client: Vec::new() };
